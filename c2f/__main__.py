@@ -1,0 +1,80 @@
+"""Command line: ``python -m c2f {run,list,book,refs}``.
+
+    python -m c2f run notebooks/01_vae.py --profile full -p epochs_conv 50 -p n_seeds 3
+    python -m c2f list
+    python -m c2f book            # execute stale chapters with this machine's profile, build the HTML
+    python -m c2f refs            # regenerate the nbval references (smoke profile) in tests/notebooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from c2f.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_overrides
+from c2f.runner import BOOK_CHAPTERS, build_book, is_stale, machine_profile, record_path, regenerate_references, \
+    run_chapter
+
+
+def _list() -> None:
+    for path in chapter_paths():
+        record = record_path(path)
+        profiles = [p for p in PROFILES if p == "default" or _has_profile(path, p)]
+        if record.exists():
+            r = json.loads(record.read_text())
+            state = "stale" if is_stale(path, r["profile"]) else "up to date"
+            status = f"page: profile {r['profile']}, {len(r['metrics'])} metrics, {r['wall_time_s']} s, {state}"
+        else:
+            status = "page: missing"
+        print(f"{path.stem:24s} profiles: {', '.join(profiles):22s} {status}")
+        print(f"{'':24s} parameters: {', '.join(declared_parameters(path))}")
+
+
+def _has_profile(path: Path, profile: str) -> bool:
+    try:
+        profile_overrides(path, profile)
+        return True
+    except ParameterError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m c2f", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute one chapter (jupytext -> papermill -> record)")
+    run.add_argument("notebook", help="chapter source (notebooks/01_vae.py) or stem (01_vae)")
+    run.add_argument("--profile", default=None, help=f"one of {PROFILES} (default: {machine_profile()} here)")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                     help="override one parameter (repeatable); VALUE is parsed as YAML")
+    run.add_argument("--out", default=str(BOOK_CHAPTERS), help="folder for the executed notebook and record")
+    sub.add_parser("list", help="chapters, their profiles and parameters, and the state of their pages")
+    book = sub.add_parser("book", help="execute chapters whose page is missing or stale, then build the book")
+    book.add_argument("--profile", default=None)
+    book.add_argument("--force", action="store_true", help="re-execute every chapter")
+    refs = sub.add_parser("refs", help="regenerate the smoke-profile nbval references in tests/notebooks")
+    refs.add_argument("chapters", nargs="*")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "run":
+            path = chapter_path(args.notebook)
+            record = run_chapter(path, args.profile or machine_profile(), dict(args.param), out_dir=args.out)
+            print(f"{path.stem}: {len(record['metrics'])} metrics in {record['wall_time_s']} s -> "
+                  f"{Path(args.out) / (path.stem + '.ipynb')}")
+        elif args.command == "list":
+            _list()
+        elif args.command == "book":
+            build_book(args.profile, args.force)
+        elif args.command == "refs":
+            regenerate_references(args.chapters or None)
+    except (ParameterError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Datasets held whole as tensors on the compute device, and a seeded batch iterator.
+
+Every loader reads from one data root: ``$C2F_DATA`` if set, else ``~/.cache/c2f/data``. On a machine with
+internet access the files are downloaded there the normal way (torchvision for MNIST, FashionMNIST and
+Omniglot; Larochelle's server for the static binarized MNIST). Offline, point ``C2F_DATA`` at a folder that
+already holds them in the same layout. Missing data that cannot be downloaded raises
+:class:`DataNotFoundError`, which says what is missing and how to provide it.
+
+Splits: ``train`` and ``valid`` come from the official training set (the last 10,000 images are ``valid``,
+as in Larochelle's static split), ``test`` is the official test set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "omniglot")
+SPLITS = ("train", "valid", "test")
+BINARIZATIONS = ("dynamic", "static", "none")
+VALID_SIZE = 10_000
+LAROCHELLE_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable."""
+
+
+def data_root() -> Path:
+    """The folder every dataset is read from (and downloaded to): ``$C2F_DATA`` or ``~/.cache/c2f/data``."""
+    return Path(os.environ.get("C2F_DATA") or Path.home() / ".cache" / "c2f" / "data").expanduser()
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A whole split as one tensor.
+
+    ``x`` is float in [0, 1] with shape [N, C, H, W]; ``y`` holds integer labels (or None);
+    ``binarize`` says how batches are binarized: ``dynamic`` (a fresh Bernoulli sample of every pixel each
+    time an image is drawn), ``static`` (``x`` is already 0/1) or ``none`` (grey levels).
+    """
+
+    name: str
+    split: str
+    x: torch.Tensor
+    y: torch.Tensor | None
+    binarize: str
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def spec(self) -> dict:
+        """What identifies this data for caching: dataset, split, binarization, size."""
+        return {"name": self.name, "split": self.split, "binarize": self.binarize, "n": len(self)}
+
+    def subset(self, n: int) -> "ImageSet":
+        """The first `n` images (all of them when n is 0 or larger than the set)."""
+        if n <= 0 or n >= len(self):
+            return self
+        return replace(self, x=self.x[:n], y=None if self.y is None else self.y[:n])
+
+    def fixed_binarization(self, seed: int = 0) -> "ImageSet":
+        """Sample one binarization with `seed` and keep it, so that evaluations are repeatable."""
+        if self.binarize != "dynamic":
+            return self
+        g = torch.Generator(device=self.x.device).manual_seed(seed)
+        return replace(self, x=torch.bernoulli(self.x, generator=g), binarize="static")
+
+    def to(self, device: torch.device | str) -> "ImageSet":
+        return replace(self, x=self.x.to(device), y=None if self.y is None else self.y.to(device))
+
+
+def load(
+    name: str,
+    split: str,
+    *,
+    device: torch.device | str = "cpu",
+    binarize: str | None = None,
+    classes: list[int] | None = None,
+    root: str | Path | None = None,
+) -> ImageSet:
+    """Load a split of a dataset onto `device`.
+
+    `binarize` defaults to ``dynamic`` for MNIST and Omniglot, ``static`` for binarized_mnist (the only
+    choice there) and ``none`` for FashionMNIST. `classes` keeps only those labels.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    default = {"binarized_mnist": "static", "fashion_mnist": "none"}.get(name, "dynamic")
+    binarize = binarize or default
+    if binarize not in BINARIZATIONS:
+        raise ValueError(f"unknown binarization {binarize!r}; choose one of {BINARIZATIONS}")
+    if name == "binarized_mnist" and binarize != "static":
+        raise ValueError("binarized_mnist is Larochelle's fixed binarization: use binarize='static'")
+    root = Path(root) if root is not None else data_root()
+
+    x, y = _READERS[name](root, split)
+    if classes is not None:
+        if y is None:
+            raise ValueError(f"{name} has no labels to select classes from")
+        keep = torch.isin(y, torch.as_tensor(classes))
+        x, y = x[keep], y[keep]
+    if binarize == "static" and name != "binarized_mnist":
+        x = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
+    return ImageSet(name, split, x.to(device), None if y is None else y.to(device), binarize)
+
+
+def batches(
+    data: ImageSet, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield (x, y) minibatches; the order and the dynamic binarization depend only on `seed`."""
+    n = len(data)
+    g = torch.Generator(device=data.x.device).manual_seed(seed)
+    order = torch.randperm(n, generator=g, device=data.x.device) if shuffle else None
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size] if shuffle else slice(start, start + batch_size)
+        x = data.x[idx]
+        if data.binarize == "dynamic":
+            x = torch.bernoulli(x, generator=g)
+        yield x, None if data.y is None else data.y[idx]
+
+
+# --- readers: each returns (x float [N,1,28,28] in [0,1], y long [N] or None) for one split ---------------
+
+
+def _missing(what: str, root: Path, how: str, err: Exception) -> DataNotFoundError:
+    return DataNotFoundError(
+        f"{what} is not under {root} and could not be downloaded ({type(err).__name__}: {err}).\n"
+        f"{how}\nOr set C2F_DATA to a folder that already has it (currently {root})."
+    )
+
+
+def _split_train(x: torch.Tensor, y: torch.Tensor | None, split: str):
+    if split == "test":
+        return x, y
+    cut = slice(None, -VALID_SIZE) if split == "train" else slice(-VALID_SIZE, None)
+    return x[cut], None if y is None else y[cut]
+
+
+def _torchvision_mnist(cls_name: str, folder: str):
+    def read(root: Path, split: str):
+        import torchvision
+
+        cls = getattr(torchvision.datasets, cls_name)
+        try:
+            ds = cls(str(root), train=split != "test", download=True)
+        except Exception as err:  # network errors come in many types
+            raise _missing(
+                f"{cls_name} ({folder}/raw/*-ubyte.gz)",
+                root,
+                f"Copy the four official .gz files to {root / folder / 'raw'}.",
+                err,
+            ) from err
+        x = ds.data.unsqueeze(1).float() / 255.0
+        return _split_train(x, ds.targets.long(), split)
+
+    return read
+
+
+def _binarized_mnist(root: Path, split: str):
+    folder = root / "BinarizedMNIST"
+    npz = folder / "binarized_mnist.npz"
+    if npz.exists():
+        arr = np.load(npz)[split]
+    else:
+        name = f"binarized_mnist_{split}.amat"
+        path = next((p for p in (folder / name, folder / f"{name}.gz") if p.exists()), None)
+        if path is None:
+            from torchvision.datasets.utils import download_url
+
+            try:
+                download_url(LAROCHELLE_URL + name, str(folder))
+            except Exception as err:
+                raise _missing(
+                    f"Larochelle's binarized MNIST ({name})",
+                    root,
+                    f"Copy binarized_mnist_{{train,valid,test}}.amat[.gz] or binarized_mnist.npz to {folder}.",
+                    err,
+                ) from err
+            path = folder / name
+        arr = np.loadtxt(path, dtype=np.uint8)
+    x = torch.from_numpy(arr.astype(np.float32)).view(-1, 1, 28, 28)
+    return x, None
+
+
+def _omniglot(root: Path, split: str):
+    """Omniglot characters, inverted (strokes = 1) and resized to 28x28 with antialiasing.
+
+    ``train``/``valid`` are the background alphabets (drawers 1-18 / 19-20), ``test`` the evaluation
+    alphabets. Labels are character indices. Read from the npz copy under ``omniglot-npz/`` when present,
+    else from torchvision's Omniglot (downloaded when allowed).
+    """
+    background = split != "test"
+    npz = root / "omniglot-npz" / ("images_background.npz" if background else "images_evaluation.npz")
+    if npz.exists():
+        with np.load(npz) as f:
+            strokes = torch.from_numpy(~f["images"])  # [chars, drawers, 105, 105], True = stroke
+        chars, drawers = strokes.shape[:2]
+        labels = torch.arange(chars).repeat_interleave(drawers).view(chars, drawers)
+    else:
+        strokes, labels = _omniglot_torchvision(root, background)
+    if background:
+        keep = slice(None, 18) if split == "train" else slice(18, None)
+        strokes, labels = strokes[:, keep], labels[:, keep]
+    x = strokes.reshape(-1, 1, 105, 105).float()
+    x = F.interpolate(x, size=(28, 28), mode="area").clamp(0, 1)
+    return x, labels.reshape(-1).long()
+
+
+def _omniglot_torchvision(root: Path, background: bool):
+    import torchvision
+
+    try:
+        ds = torchvision.datasets.Omniglot(str(root), background=background, download=True)
+    except Exception as err:
+        raise _missing(
+            "Omniglot",
+            root,
+            f"Copy images_background.npz / images_evaluation.npz to {root / 'omniglot-npz'}, "
+            f"or torchvision's Omniglot folders to {root / 'omniglot-py'}.",
+            err,
+        ) from err
+    images, labels = {}, {}
+    for i in range(len(ds)):
+        img, label = ds[i]
+        images.setdefault(label, []).append(torch.from_numpy(~np.array(img, dtype=bool)))
+    drawers = min(len(v) for v in images.values())
+    strokes = torch.stack([torch.stack(images[c][:drawers]) for c in sorted(images)])
+    labels = torch.arange(len(images)).repeat_interleave(drawers).view(len(images), drawers)
+    return strokes, labels
+
+
+_READERS = {
+    "mnist": _torchvision_mnist("MNIST", "MNIST"),
+    "fashion_mnist": _torchvision_mnist("FashionMNIST", "FashionMNIST"),
+    "binarized_mnist": _binarized_mnist,
+    "omniglot": _omniglot,
+}
+

@@ -1,0 +1,99 @@
+"""Evaluation: ELBO, importance-weighted NLL, bits/dim, KL per latent dimension, active units, summaries.
+
+Models provide ``elbo_terms(x)`` (per-example ``log_px``, ``kl``, ``kl_dims``, ``elbo``),
+``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``; evaluation runs on a fixed
+binarization of the data so that numbers repeat.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from c2f.data import ImageSet, batches
+
+
+@torch.no_grad()
+def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = 100) -> torch.Tensor:
+    """Importance-sampled estimate of log p(x) per example (Burda et al. 2016):
+
+    log p(x) ≈ logsumexp_i [log p(x, z_i) − log q(z_i | x)] − log k,  z_i ~ q(z | x), i = 1..k.
+
+    The k samples are drawn in chunks of `chunk` to bound memory.
+    """
+    logw = torch.cat([model.log_importance_weights(x, min(chunk, k - i)) for i in range(0, k, chunk)])
+    return torch.logsumexp(logw.float(), dim=0) - math.log(k)
+
+
+@torch.no_grad()
+def elbo(model, data: ImageSet, *, batch_size: int = 500, seed: int = 0) -> float:
+    """Mean test ELBO in nats (one posterior sample per image; the KL in closed form)."""
+    return evaluate(model, data, batch_size=batch_size, seed=seed)["elbo_nats"]
+
+
+@torch.no_grad()
+def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 500, seed: int = 0,
+             iw_batch: int = 20_000) -> dict:
+    """ELBO and its terms, KL per latent dimension and, with `iw_samples` > 0, the IW estimate of NLL.
+
+    Returns means over the data in nats: ``elbo_nats`` (≤ log p(x), higher is better), ``recon_nats``
+    (−E_q log p(x|z)), ``kl_nats``, ``kl_per_dim`` (list), ``nll_nats`` (−log p(x) estimated with
+    ``iw_samples`` samples; lower is better) and ``bits_per_dim`` (from the NLL, else from the ELBO).
+    At most `iw_batch` images are decoded at once.
+    """
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(seed)
+    data = data.fixed_binarization(seed)
+    sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
+    kl_dims = None
+    for x, _ in batches(data, batch_size, shuffle=False):
+        t = model.elbo_terms(x)
+        for key in ("elbo", "log_px", "kl"):
+            sums[key] += t[key].sum().item()
+        dims = t["kl_dims"].sum(0)
+        kl_dims = dims if kl_dims is None else kl_dims + dims
+        if iw_samples > 0:
+            chunk = max(1, iw_batch // x.shape[0])
+            sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk).sum().item()
+    model.train(was_training)
+    n, pixels = len(data), math.prod(data.image_shape)
+    out = {
+        "elbo_nats": sums["elbo"] / n,
+        "recon_nats": -sums["log_px"] / n,
+        "kl_nats": sums["kl"] / n,
+        "kl_per_dim": (kl_dims / n).tolist(),
+    }
+    if iw_samples > 0:
+        out["nll_nats"] = sums["nll"] / n
+    out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
+    return out
+
+
+@torch.no_grad()
+def latent_means(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
+    """E_q[z | x] for every image of a fixed binarization of `data`: shape [N, D]."""
+    model.eval()
+    data = data.fixed_binarization(seed)
+    return torch.cat([model.latent_means(x) for x, _ in batches(data, batch_size, shuffle=False)])
+
+
+def active_units(means: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
+    """Burda et al.'s criterion: unit u is active when Cov_x(E_q[z_u | x]) > `threshold`.
+
+    Takes the posterior means [N, D]; returns the count and the per-unit variances.
+    """
+    variances = means.float().var(dim=0)
+    return int((variances > threshold).sum()), variances
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean and standard deviation over runs (e.g. seeds) of each scalar metric: ``name`` and ``name_std``."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
+    out = {}
+    for k in keys:
+        values = torch.tensor([float(r[k]) for r in runs], dtype=torch.float64)
+        out[k] = values.mean().item()
+        out[f"{k}_std"] = values.std(unbiased=True).item() if len(runs) > 1 else 0.0
+    return out

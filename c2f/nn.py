@@ -1,0 +1,104 @@
+"""Shared building blocks: MLP and convolutional stacks, and heads that return torch distributions."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+def mlp(sizes: Sequence[int], activation: str = "relu", batch_norm: bool = False, last_activation: bool = False):
+    """Linear layers of the given sizes, each but the last followed by (batch norm and) the activation."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_activation:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(b))
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class ConvEncoder(nn.Module):
+    """Strided 4x4 convolutions that halve the image each layer, then a linear map to `out_features`."""
+
+    def __init__(self, image_shape=(1, 28, 28), channels=(32, 64), out_features=256, activation="relu",
+                 batch_norm=False):
+        super().__init__()
+        c, h, w = image_shape
+        layers: list[nn.Module] = []
+        for ch in channels:
+            layers += [nn.Conv2d(c, ch, 4, stride=2, padding=1)]
+            layers += [nn.BatchNorm2d(ch)] if batch_norm else []
+            layers += [ACTIVATIONS[activation]()]
+            c, h, w = ch, h // 2, w // 2
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, out_features),
+                                 ACTIVATIONS[activation]())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of :class:`ConvEncoder`: a linear map to a small feature map, then transposed convolutions
+    that double it each layer, ending in `image_shape[0]` channels of unnormalised outputs (logits)."""
+
+    def __init__(self, in_features, image_shape=(1, 28, 28), channels=(64, 32), activation="relu",
+                 batch_norm=False):
+        super().__init__()
+        c_out, h, w = image_shape
+        scale = 2 ** len(channels)
+        self.start = (channels[0], math.ceil(h / scale), math.ceil(w / scale))
+        layers: list[nn.Module] = [nn.Linear(in_features, math.prod(self.start)), ACTIVATIONS[activation]()]
+        self.fc = nn.Sequential(*layers)
+        ups: list[nn.Module] = []
+        for a, b in zip(channels, list(channels[1:]) + [c_out]):
+            ups.append(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1))
+            if b != c_out:
+                ups += [nn.BatchNorm2d(b)] if batch_norm else []
+                ups.append(ACTIVATIONS[activation]())
+        self.ups = nn.Sequential(*ups)
+        self.image_shape = tuple(image_shape)
+
+    def forward(self, z):
+        out = self.ups(self.fc(z).view(-1, *self.start))
+        h, w = self.image_shape[1:]
+        return out[..., :h, :w]
+
+
+class GaussianHead(nn.Module):
+    """A linear map to the mean and log-variance of a diagonal Gaussian over `dim` variables."""
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, 2 * dim)
+
+    def forward(self, h) -> Independent:
+        mean, logvar = self.linear(h).chunk(2, dim=-1)
+        return diag_gaussian(mean, logvar)
+
+
+def diag_gaussian(mean: torch.Tensor, logvar: torch.Tensor) -> Independent:
+    """A diagonal Gaussian over the last dimension, parameterised by its log-variance."""
+    return Independent(Normal(mean, torch.exp(0.5 * logvar)), 1)
+
+
+def standard_normal(shape, device=None) -> Independent:
+    """The N(0, I) prior over vectors of the given shape (batch dims first, event dim last)."""
+    zeros = torch.zeros(shape, device=device)
+    return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+
+def pixel_likelihood(logits: torch.Tensor, kind: str = "bernoulli") -> Independent:
+    """The decoder's distribution over images from per-pixel logits: ``bernoulli`` for binary data,
+    ``continuous_bernoulli`` for grey levels in [0, 1]. Summed over channels and pixels."""
+    if kind == "bernoulli":
+        return Independent(Bernoulli(logits=logits, validate_args=False), 3)
+    if kind == "continuous_bernoulli":
+        return Independent(ContinuousBernoulli(logits=logits, validate_args=False), 3)
+    raise ValueError(f"unknown pixel likelihood {kind!r}; choose 'bernoulli' or 'continuous_bernoulli'")

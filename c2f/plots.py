@@ -1,0 +1,125 @@
+"""Figures in one consistent style: image grids, training curves, reconstructions, traversals, latents."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from scipy.stats import norm
+from torchvision.utils import make_grid
+
+PALETTE = "colorblind"
+
+
+def use_style() -> None:
+    """The book's plot style (applied on import)."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "axes.titleweight": "bold",
+                         "image.cmap": "gray", "figure.autolayout": False})
+
+
+use_style()
+
+
+def image_grid(images: torch.Tensor, nrow: int = 10, ax=None, title: str | None = None, padding: int = 2):
+    """Show a batch of images [N, C, H, W] in [0, 1] as one grid (torchvision's ``make_grid``)."""
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=1.0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(12, 0.6 * nrow + 1), 0.6 * grid.shape[1] / 30 + 0.6))
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def reconstructions(x: torch.Tensor, x_hat: torch.Tensor, title: str | None = None):
+    """Originals (top row) above their reconstructions (bottom row)."""
+    fig, axes = plt.subplots(2, 1, figsize=(0.6 * len(x) + 1, 1.8))
+    image_grid(x, nrow=len(x), ax=axes[0])
+    image_grid(x_hat, nrow=len(x), ax=axes[1])
+    axes[0].set_title(title or "data (top) and reconstructions (bottom)")
+    return fig
+
+
+def training_curves(histories: dict[str, dict], keys: Sequence[str] = ("elbo", "recon", "kl"),
+                    labels: dict[str, str] | None = None):
+    """One panel per training scalar, one line per model; the x axis is the optimisation step.
+
+    `histories` maps a model name to the history returned by :func:`c2f.train.fit`.
+    """
+    labels = labels or {"elbo": "ELBO (nats)", "recon": "reconstruction −log p(x|z) (nats)", "kl": "KL (nats)"}
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2))
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        for name, h in histories.items():
+            ax.plot(h["steps"]["step"], h["steps"][key], label=name, lw=1.5)
+            if key == "elbo" and "valid_elbo" in h["epochs"]:
+                steps_per_epoch = h["steps"]["step"][-1] / h["epochs"]["epoch"][-1]
+                ax.plot(np.array(h["epochs"]["epoch"]) * steps_per_epoch, h["epochs"]["valid_elbo"], "o--",
+                        ms=3, label=f"{name} (validation)")
+        ax.set_xlabel("step")
+        ax.set_title(labels.get(key, key))
+    np.atleast_1d(axes)[0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def traversal(generate, z0: torch.Tensor, dims: Sequence[int], values: torch.Tensor, ax=None, title=None):
+    """Decode z0 with one latent dimension at a time swept over `values`: one row per dimension."""
+    rows = []
+    for d in dims:
+        z = z0.expand(len(values), -1).clone()
+        z[:, d] = values.to(z)
+        rows.append(generate(z))
+    fig = image_grid(torch.cat(rows), nrow=len(values), ax=ax, title=title)
+    return fig
+
+
+def latent_manifold(generate, n: int = 20, device=None, ax=None, title=None):
+    """For a 2-D latent space: decode a grid of z at evenly spaced Gaussian quantiles (5 % to 95 %)."""
+    q = torch.tensor(norm.ppf(np.linspace(0.05, 0.95, n)), dtype=torch.float32, device=device)
+    z = torch.stack(torch.meshgrid(q.flip(0), q, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6))
+    return image_grid(generate(z), nrow=n, ax=ax, title=title, padding=0)
+
+
+def latent_scatter(z: torch.Tensor, labels: torch.Tensor, ax=None, title=None):
+    """Posterior means of a 2-D latent space, coloured by class."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    z, labels = z.detach().cpu().numpy(), labels.detach().cpu().numpy()
+    sns.scatterplot(x=z[:, 0], y=z[:, 1], hue=labels, palette="tab10", s=6, linewidth=0, ax=ax, legend="full")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.legend(title="class", fontsize="small", markerscale=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def kl_per_dimension(kls: dict[str, Sequence[float]], variances: dict[str, torch.Tensor] | None = None,
+                     threshold: float = 0.01):
+    """KL per latent dimension, sorted, one panel per model; with `variances`, the active-unit statistic
+    Cov_x(E_q[z_u|x]) on a second axis, and its threshold."""
+    fig, axes = plt.subplots(1, len(kls), figsize=(5 * len(kls), 3.2), squeeze=False)
+    for ax, (name, kl) in zip(axes[0], kls.items()):
+        kl = np.asarray(kl)
+        order = np.argsort(-kl)
+        ax.bar(np.arange(len(kl)), kl[order], color=sns.color_palette(PALETTE)[0])
+        ax.set_xlabel("latent dimension (sorted by KL)")
+        ax.set_ylabel("KL (nats)")
+        ax.set_title(name)
+        if variances is not None:
+            var = variances[name].detach().cpu().numpy()[order]
+            ax2 = ax.twinx()
+            ax2.plot(np.arange(len(kl)), var, "o", ms=3, color=sns.color_palette(PALETTE)[3])
+            ax2.axhline(threshold, ls=":", color=sns.color_palette(PALETTE)[3])
+            ax2.set_yscale("log")
+            ax2.set_ylabel("Cov$_x$(E$_q$[z|x])", color=sns.color_palette(PALETTE)[3])
+            ax2.grid(False)
+    fig.tight_layout()
+    return fig

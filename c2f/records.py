@@ -1,0 +1,107 @@
+"""The record of one chapter run: provenance on entry (the record card), metrics and figures on exit.
+
+A chapter starts with ``run = c2f.Run.start("01_vae", globals())`` and ends with ``run.finish()``. The
+record is a JSON file named after the chapter in ``$C2F_RECORD_DIR`` (the runner points it next to the
+executed notebook; interactively it is ``./runs``), with the fields ``chapter``, ``profile``, ``params``,
+``seed``, ``git_commit``, ``versions``, ``device``, ``started``, ``wall_time_s`` and ``metrics`` (a flat
+``name -> number`` map such as ``"vae_mlp/test_nll_nats"``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from c2f.chapters import chapter_path, declared_parameters
+from c2f.utils import atomic_write, device_description, get_device, git_commit, seed_everything, versions, write_json
+
+
+def record_dir() -> Path:
+    """Where records and figures are written: ``$C2F_RECORD_DIR`` or ``./runs``."""
+    return Path(os.environ.get("C2F_RECORD_DIR") or "runs")
+
+
+class Run:
+    """One execution of a chapter."""
+
+    def __init__(self, chapter: str, params: dict[str, Any]):
+        self.chapter = chapter
+        self.params = params
+        self.seed = int(params.get("seed", 0))
+        self.profile = params.get("profile", "default")
+        self.device = get_device()
+        self.metrics: dict[str, float] = {}
+        self.started = datetime.now(timezone.utc)
+        self._t0 = time.perf_counter()
+        self.dir = record_dir()
+        self.figure_dir = self.dir / f"{chapter}_figures"
+
+    @classmethod
+    def start(cls, chapter: str, namespace: dict[str, Any]) -> "Run":
+        """Collect the chapter's declared parameters from `namespace` (the notebook's globals), seed every
+        generator with ``seed``, and show the record card."""
+        params = {k: namespace[k] for k in declared_parameters(chapter_path(chapter))}
+        run = cls(chapter, params)
+        seed_everything(run.seed)
+        _display_markdown(run.card())
+        return run
+
+    # --- provenance --------------------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "chapter": self.chapter, "profile": self.profile, "params": self.params, "seed": self.seed,
+            "git_commit": git_commit(), "versions": versions(), "device": device_description(self.device),
+            "started": self.started.isoformat(timespec="seconds"),
+        }
+
+    def card(self) -> str:
+        """The record card: a Markdown table of the run's provenance and parameters."""
+        p = self.provenance()
+        rows = [("profile", f"`{p['profile']}`"), ("seed", p["seed"]), ("git commit", f"`{p['git_commit']}`"),
+                ("device", p["device"]),
+                ("versions", ", ".join(f"{k} {v}" for k, v in p["versions"].items())),
+                ("started", p["started"])]
+        params = ", ".join(f"`{k}={v!r}`" for k, v in self.params.items() if k not in ("profile", "seed"))
+        rows.append(("parameters", params))
+        return "**Record card**\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+    # --- results -----------------------------------------------------------------------------------------
+    def log(self, prefix: str, metrics: dict[str, Any]) -> None:
+        """Add the numeric entries of `metrics` as ``prefix/name`` (lists and other values are skipped)."""
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not math.isfinite(value):
+                    raise ValueError(f"metric {prefix}/{name} is {value}; refusing to record a non-finite number")
+                self.metrics[f"{prefix}/{name}"] = float(value)
+
+    def savefig(self, fig, name: str) -> Path:
+        """Save a matplotlib figure as ``<record dir>/<chapter>_figures/<name>.png`` (it is still shown)."""
+        return atomic_write(self.figure_dir / f"{name}.png",
+                       lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+
+    def finish(self) -> dict[str, Any]:
+        """Write the JSON record and show the metrics; returns the record."""
+        record = {**self.provenance(), "wall_time_s": round(time.perf_counter() - self._t0, 1),
+                  "metrics": dict(sorted(self.metrics.items()))}
+        path = write_json(self.dir / f"{self.chapter}.json", record)
+        lines = "\n".join(f"| `{k}` | {v:.4g} |" for k, v in record["metrics"].items())
+        _display_markdown(f"**Metrics** (record written to `{path.name}`; wall time {record['wall_time_s']} s)"
+                          f"\n\n| metric | value |\n|---|---|\n{lines}")
+        return record
+
+
+def _display_markdown(text: str) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+
+        if get_ipython() is not None:
+            display(Markdown(text))
+            return
+    except ImportError:
+        pass
+    print(text)

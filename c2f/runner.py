@@ -1,0 +1,113 @@
+"""Execute chapters: jupytext (py:percent -> ipynb) -> papermill (with a parameter profile) -> record.
+
+``run_chapter`` writes ``<out>/<stem>.ipynb`` (the executed notebook) and ``<out>/<stem>.json`` (its record,
+plus ``source_sha256``, the hash of the chapter source and its resolved parameters, used to tell whether a
+record is stale). A failing chapter leaves the previous page and record untouched and keeps the failed
+notebook as ``<stem>.failed.ipynb`` for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from c2f.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
+from c2f.utils import get_device, write_json
+
+BOOK_CHAPTERS = PROJECT_ROOT / "book" / "chapters"
+NBVAL_REFERENCES = PROJECT_ROOT / "tests" / "notebooks"
+
+
+def machine_profile() -> str:
+    """The profile a plain ``make book`` uses here: ``full`` on a GPU, else ``default``."""
+    return "full" if get_device().type == "cuda" else "default"
+
+
+def source_hash(chapter: str | Path, params: dict[str, Any]) -> str:
+    """Changes when the chapter source or its resolved parameters change."""
+    path = chapter_path(chapter)
+    blob = path.read_bytes() + json.dumps(params, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def record_path(chapter: str | Path, out_dir: Path = BOOK_CHAPTERS) -> Path:
+    return Path(out_dir) / f"{chapter_path(chapter).stem}.json"
+
+
+def is_stale(chapter: str | Path, profile: str, out_dir: Path = BOOK_CHAPTERS) -> bool:
+    """True when the chapter has no page or record in `out_dir`, or they came from other source/params."""
+    path = chapter_path(chapter)
+    record = record_path(path, out_dir)
+    if not record.exists() or not (Path(out_dir) / f"{path.stem}.ipynb").exists():
+        return True
+    params = resolve_parameters(path, profile)
+    return json.loads(record.read_text()).get("source_sha256") != source_hash(path, params)
+
+
+def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[str, Any] | None = None,
+                out_dir: str | Path = BOOK_CHAPTERS, env: dict[str, str] | None = None) -> dict:
+    """Execute one chapter with a profile and overrides; return its record."""
+    import jupytext
+    import papermill
+
+    path = chapter_path(chapter)
+    params = resolve_parameters(path, profile, overrides)  # fails here, before any training, on a bad key
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{path.stem}.ipynb"
+    saved_env = dict(os.environ)
+    os.environ.update({"C2F_RECORD_DIR": str(out_dir.resolve()), "TQDM_MININTERVAL": "30", **(env or {})})
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / f"{path.stem}.ipynb"
+        executed = Path(tmp) / f"{path.stem}.executed.ipynb"
+        jupytext.write(jupytext.read(path), source)
+        try:
+            papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
+                                       cwd=str(out_dir), progress_bar=False, log_output=False)
+        except Exception:
+            if executed.exists():
+                os.replace(executed, out_dir / f"{path.stem}.failed.ipynb")
+            raise
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_env)
+        os.replace(executed, target)
+    (out_dir / f"{path.stem}.failed.ipynb").unlink(missing_ok=True)
+    record_file = record_path(path, out_dir)
+    if not record_file.exists():
+        raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish()")
+    record = json.loads(record_file.read_text())
+    record["source_sha256"] = source_hash(path, params)
+    write_json(record_file, record)
+    return record
+
+
+def build_book(profile: str | None = None, force: bool = False) -> None:
+    """Execute every chapter whose page is missing or stale (with the machine's profile), then build HTML."""
+    profile = profile or machine_profile()
+    for path in chapter_paths():
+        if force or is_stale(path, profile):
+            print(f"executing {path.stem} with profile {profile!r} ...", flush=True)
+            record = run_chapter(path, profile)
+            print(f"  done in {record['wall_time_s']} s", flush=True)
+        else:
+            print(f"{path.stem}: page is up to date", flush=True)
+    subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(PROJECT_ROOT), "--warningiserror",
+                    "--nitpick", "--keep-going"], check=True, cwd=PROJECT_ROOT)
+    print(f"book: {PROJECT_ROOT / '_build' / 'html' / 'index.html'}")
+
+
+def regenerate_references(chapters: list[str] | None = None) -> None:
+    """Re-execute the smoke profile of chapters into ``tests/notebooks`` (the nbval references), with a
+    fresh checkpoint cache so that every reference shows a run that trained from scratch."""
+    paths = [chapter_path(c) for c in chapters] if chapters else chapter_paths()
+    with tempfile.TemporaryDirectory() as cache:
+        for path in paths:
+            print(f"smoke reference: {path.stem}", flush=True)
+            run_chapter(path, "smoke", out_dir=NBVAL_REFERENCES, env={"C2F_CACHE": cache, "TQDM_DISABLE": "1"})

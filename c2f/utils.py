@@ -1,0 +1,97 @@
+"""Small shared helpers: seeding, device choice, atomic file writes, stable hashing, provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a torch generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """The device to compute on: `name`, else $C2F_DEVICE, else CUDA when available, else CPU."""
+    name = name or os.environ.get("C2F_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available on this machine")
+    return device
+
+
+def device_description(device: torch.device) -> str:
+    """A human-readable name for a device, e.g. 'cpu (2 threads, x86_64)' or 'cuda (NVIDIA H100)'."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write through a temporary file in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` atomically (a reader never sees a half-written file)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """`torch.save` to `path` atomically."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented JSON, atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """A hex digest of `obj`'s canonical JSON form: equal inputs give equal keys across runs."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """The checkout's HEAD commit, suffixed '-dirty' when tracked files have changed; 'unknown' outside git."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the interpreter and the packages whose behaviour changes the numbers."""
+    import c2f
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "c2f": c2f.__version__}
