@@ -55,7 +55,12 @@ def declared_parameters(chapter: str | Path) -> dict[str, Any]:
     params = {}
     for node in ast.parse(parameters_cell(path)).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            params[node.targets[0].id] = ast.literal_eval(node.value)
+            name = node.targets[0].id
+            try:
+                params[name] = ast.literal_eval(node.value)
+            except ValueError:
+                raise ParameterError(f"{path.name}: parameter {name!r} must be a literal value, "
+                                     f"not {ast.unparse(node.value)!r}") from None
         elif not isinstance(node, ast.Expr):  # docstrings/comments are fine; anything else is not
             raise ParameterError(f"{path.name}: the parameters cell may only assign literal values")
     return params

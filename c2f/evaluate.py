@@ -40,23 +40,24 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     Returns means over the data in nats: ``elbo_nats`` (≤ log p(x), higher is better), ``recon_nats``
     (−E_q log p(x|z)), ``kl_nats``, ``kl_per_dim`` (list), ``nll_nats`` (−log p(x) estimated with
     ``iw_samples`` samples; lower is better) and ``bits_per_dim`` (from the NLL, else from the ELBO).
-    At most `iw_batch` images are decoded at once.
+    At most `iw_batch` images are decoded at once. The samples are drawn with `seed`, so numbers repeat.
     """
     was_training = model.training
     model.eval()
-    torch.manual_seed(seed)
     data = data.fixed_binarization(seed)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
-    kl_dims = None
-    for x, _ in batches(data, batch_size, shuffle=False):
-        t = model.elbo_terms(x)
-        for key in ("elbo", "log_px", "kl"):
-            sums[key] += t[key].sum().item()
-        dims = t["kl_dims"].sum(0)
-        kl_dims = dims if kl_dims is None else kl_dims + dims
-        if iw_samples > 0:
-            chunk = max(1, iw_batch // x.shape[0])
-            sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk).sum().item()
+    kl_dims = 0.0
+    devices = [data.x.device] if data.x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # seeded here, and the caller's random state left alone
+        torch.manual_seed(seed)
+        for x, _ in batches(data, batch_size, shuffle=False):
+            t = model.elbo_terms(x)
+            for key in ("elbo", "log_px", "kl"):
+                sums[key] += t[key].sum().item()
+            kl_dims = kl_dims + t["kl_dims"].sum(0)
+            if iw_samples > 0:
+                chunk = max(1, iw_batch // x.shape[0])
+                sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk).sum().item()
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
     out = {

@@ -79,24 +79,26 @@ class GaussianHead(nn.Module):
         self.linear = nn.Linear(in_features, 2 * dim)
 
     def forward(self, h) -> Independent:
-        mean, logvar = self.linear(h).chunk(2, dim=-1)
+        mean, logvar = self.linear(h).float().chunk(2, dim=-1)  # float32 even under bf16 autocast
         return diag_gaussian(mean, logvar)
 
 
 def diag_gaussian(mean: torch.Tensor, logvar: torch.Tensor) -> Independent:
     """A diagonal Gaussian over the last dimension, parameterised by its log-variance."""
-    return Independent(Normal(mean, torch.exp(0.5 * logvar)), 1)
+    # no argument validation: a diverging run must reach the training loop's NaN guard, not fail here
+    return Independent(Normal(mean, torch.exp(0.5 * logvar), validate_args=False), 1)
 
 
 def standard_normal(shape, device=None) -> Independent:
     """The N(0, I) prior over vectors of the given shape (batch dims first, event dim last)."""
     zeros = torch.zeros(shape, device=device)
-    return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+    return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)
 
 
 def pixel_likelihood(logits: torch.Tensor, kind: str = "bernoulli") -> Independent:
     """The decoder's distribution over images from per-pixel logits: ``bernoulli`` for binary data,
-    ``continuous_bernoulli`` for grey levels in [0, 1]. Summed over channels and pixels."""
+    ``continuous_bernoulli`` for grey levels in [0, 1]. Summed over channels and pixels, in float32."""
+    logits = logits.float()
     if kind == "bernoulli":
         return Independent(Bernoulli(logits=logits, validate_args=False), 3)
     if kind == "continuous_bernoulli":

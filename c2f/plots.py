@@ -47,22 +47,25 @@ def reconstructions(x: torch.Tensor, x_hat: torch.Tensor, title: str | None = No
 
 def training_curves(histories: dict[str, dict], keys: Sequence[str] = ("elbo", "recon", "kl"),
                     labels: dict[str, str] | None = None):
-    """One panel per training scalar, one line per model; the x axis is the optimisation step.
+    """One panel per training scalar, one line per model, against (fractional) epochs.
 
-    `histories` maps a model name to the history returned by :func:`c2f.train.fit`.
+    `histories` maps a model name to the history returned by :func:`c2f.train.fit`; the validation ELBO
+    is drawn too when the history has one.
     """
     labels = labels or {"elbo": "ELBO (nats)", "recon": "reconstruction −log p(x|z) (nats)", "kl": "KL (nats)"}
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2))
-    for ax, key in zip(np.atleast_1d(axes), keys):
-        for name, h in histories.items():
-            ax.plot(h["steps"]["step"], h["steps"][key], label=name, lw=1.5)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for color, (name, h) in zip(sns.color_palette(PALETTE), histories.items()):
+            steps_per_epoch = h["steps"]["step"][-1] / h["epochs"]["epoch"][-1]
+            epochs = np.array(h["steps"]["step"]) / steps_per_epoch
+            ax.plot(epochs, h["steps"][key], "o-" if len(epochs) < 20 else "-", ms=3, lw=1.5, color=color,
+                    label=f"{name} (training)")
             if key == "elbo" and "valid_elbo" in h["epochs"]:
-                steps_per_epoch = h["steps"]["step"][-1] / h["epochs"]["epoch"][-1]
-                ax.plot(np.array(h["epochs"]["epoch"]) * steps_per_epoch, h["epochs"]["valid_elbo"], "o--",
-                        ms=3, label=f"{name} (validation)")
-        ax.set_xlabel("step")
+                ax.plot(h["epochs"]["epoch"], h["epochs"]["valid_elbo"], "s--", ms=3, color=color,
+                        label=f"{name} (validation)")
+        ax.set_xlabel("epoch")
         ax.set_title(labels.get(key, key))
-    np.atleast_1d(axes)[0].legend(fontsize="small")
+    axes[0, 0].legend(fontsize="small")
     fig.tight_layout()
     return fig
 

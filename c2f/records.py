@@ -10,11 +10,14 @@ executed notebook; interactively it is ``./runs``), with the fields ``chapter``,
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from c2f.chapters import chapter_path, declared_parameters
 from c2f.utils import atomic_write, device_description, get_device, git_commit, seed_everything, versions, write_json
@@ -71,9 +74,12 @@ class Run:
 
     # --- results -----------------------------------------------------------------------------------------
     def log(self, prefix: str, metrics: dict[str, Any]) -> None:
-        """Add the numeric entries of `metrics` as ``prefix/name`` (lists and other values are skipped)."""
+        """Add the numeric entries of `metrics` (numbers, 0-d tensors) as ``prefix/name``; lists, tensors
+        with several elements and other values are skipped."""
         for name, value in metrics.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.item()
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 if not math.isfinite(value):
                     raise ValueError(f"metric {prefix}/{name} is {value}; refusing to record a non-finite number")
                 self.metrics[f"{prefix}/{name}"] = float(value)

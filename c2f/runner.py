@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,13 +61,13 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
     params = resolve_parameters(path, profile, overrides)  # fails here, before any training, on a bad key
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{path.stem}.ipynb"
-    saved_env = dict(os.environ)
-    os.environ.update({"C2F_RECORD_DIR": str(out_dir.resolve()), "TQDM_MININTERVAL": "30", **(env or {})})
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / f"{path.stem}.ipynb"
-        executed = Path(tmp) / f"{path.stem}.executed.ipynb"
+        tmp = Path(tmp)
+        source, executed = tmp / f"{path.stem}.ipynb", tmp / f"{path.stem}.executed.ipynb"
+        records = tmp / "records"  # the kernel writes record and figures here; moved over only on success
         jupytext.write(jupytext.read(path), source)
+        saved_env = dict(os.environ)
+        os.environ.update({"C2F_RECORD_DIR": str(records), "TQDM_MININTERVAL": "30", **(env or {})})
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(out_dir), progress_bar=False, log_output=False)
@@ -77,14 +78,19 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         finally:
             os.environ.clear()
             os.environ.update(saved_env)
-        os.replace(executed, target)
+        record_file = records / f"{path.stem}.json"
+        if not record_file.exists():
+            os.replace(executed, out_dir / f"{path.stem}.failed.ipynb")
+            raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish()")
+        record = json.loads(record_file.read_text())
+        record["source_sha256"] = source_hash(path, params)
+        figures = records / f"{path.stem}_figures"
+        if figures.exists():
+            shutil.rmtree(out_dir / figures.name, ignore_errors=True)
+            shutil.move(figures, out_dir / figures.name)
+        os.replace(executed, out_dir / f"{path.stem}.ipynb")
+        write_json(record_path(path, out_dir), record)
     (out_dir / f"{path.stem}.failed.ipynb").unlink(missing_ok=True)
-    record_file = record_path(path, out_dir)
-    if not record_file.exists():
-        raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish()")
-    record = json.loads(record_file.read_text())
-    record["source_sha256"] = source_hash(path, params)
-    write_json(record_file, record)
     return record
 
 

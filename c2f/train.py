@@ -127,7 +127,7 @@ def fit(
     use_cuda = device.type == "cuda"
     loss_fn = torch.compile(model.loss) if (cfg.compile and use_cuda) else model.loss
     warmup_steps = int(cfg.kl_warmup_epochs * steps_per_epoch)
-    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step", disable=None)
+    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step")
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
         model.train()
@@ -137,17 +137,18 @@ def fit(
             step = epoch * steps_per_epoch + i
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
                 loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits)
-            if not torch.isfinite(loss):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
                 bar.close()
+                what = f"the loss became {loss.item()}" if not torch.isfinite(loss) else \
+                    f"the gradient norm became {grad_norm.item()}"
                 kept = f"the last good checkpoint (after epoch {epoch}) is kept at {checkpoint}" if (
                     checkpoint and Path(checkpoint).exists()) else "no checkpoint was written yet"
                 raise TrainingDiverged(
-                    f"{desc}: the loss became {loss.item()} at epoch {epoch + 1}, step {step}; {kept}. "
+                    f"{desc}: {what} at epoch {epoch + 1}, step {step}; {kept}. "
                     f"Try a lower learning rate (lr={cfg.lr}), gradient clipping or KL warm-up.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             if sched is not None:
                 sched.step()

@@ -28,8 +28,8 @@ profile = "default"  # the parameter profile this run was executed with
 seed = 0  # base seed: model i of n_seeds uses seed + i
 n_seeds = 1  # independent training runs per model (mean ± std reported)
 dataset = "mnist"  # dynamically binarized MNIST
-train_size = 0  # training images (0 = all 50000)
-test_size = 2000  # first test images used by every evaluation (0 = all 10000)
+train_size = 0  # training images (0 means all 50000)
+test_size = 2000  # first test images used by every evaluation (0 means all 10000)
 batch_size = 128
 lr = 1e-3
 schedule = "constant"  # learning-rate schedule: constant | cosine
@@ -69,9 +69,10 @@ device = run.device
 
 # %%
 train = data.load(dataset, "train", device=device).subset(train_size)
+valid = data.load(dataset, "valid", device=device).subset(test_size)
 test = data.load(dataset, "test", device=device).subset(test_size)
-print(f"{dataset}: {len(train)} training and {len(test)} test images of shape {train.image_shape}, "
-      f"binarization: {train.binarize}")
+print(f"{dataset}: {len(train)} training, {len(valid)} validation and {len(test)} test images of shape "
+      f"{train.image_shape}; binarization: {train.binarize}")
 x_batch, _ = next(data.batches(test, 20, shuffle=False, seed=seed))
 fig = plots.image_grid(x_batch, nrow=20, title="one dynamic binarization of the first 20 test images")
 run.savefig(fig, "data")
@@ -127,7 +128,7 @@ for name, (cfg, epochs) in configs.items():
         model = VAE(cfg).to(device)
         train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
                                 kl_warmup_epochs=kl_warmup_epochs, seed=s)
-        history = train_or_load(model, train, train_cfg, name=f"{name}-seed{s}", retrain=retrain)
+        history = train_or_load(model, train, train_cfg, name=f"{name}-seed{s}", valid=valid, retrain=retrain)
         metrics = evaluate(model, test, iw_samples=iw_samples, seed=s)
         means = latent_means(model, test, seed=s)
         metrics["active_units"], variances = active_units(means)
@@ -144,8 +145,9 @@ for name, (cfg, epochs) in configs.items():
 # %% [markdown]
 # ### Training curves
 #
-# The ELBO rises quickly in the first epoch as the decoder learns the average digit, then more slowly as
-# the encoder starts to pay KL for information that buys more than it costs in reconstruction.
+# Solid lines are running means of the training objective; squares are the ELBO on the validation images
+# after each epoch. The reconstruction term falls fast while the decoder learns the average digit; the KL
+# then grows as the encoder pays rate for information that buys more in reconstruction than it costs.
 
 # %%
 fig = plots.training_curves(histories)

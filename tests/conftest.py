@@ -1,0 +1,17 @@
+"""Test-session environment, set before any notebook kernel starts (kernels inherit it).
+
+Records of the notebooks that nbval executes go to a temporary folder (``C2F_RECORD_DIR``) where the
+regression tests read them; the checkpoint cache is fresh, so every notebook trains from scratch as its
+reference did; progress bars are off, as they were when the references were made.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="c2f-tests-"))
+SMOKE_RECORDS = SESSION_DIR / "records"
+os.environ["C2F_RECORD_DIR"] = str(SMOKE_RECORDS)
+os.environ["C2F_CACHE"] = str(SESSION_DIR / "cache")
+os.environ["TQDM_DISABLE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")

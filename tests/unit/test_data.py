@@ -1,0 +1,274 @@
+"""Datasets: sizes and values of every split, the seeded batch iterator, binarization, class selection, and
+a clear error (never a network access) when data is missing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from c2f import data
+from c2f.data import DataNotFoundError, ImageSet, batches
+
+
+def require(folder: str) -> None:
+    """Skip, saying why, only when no data root was configured and the default one lacks `folder`; with
+    C2F_DATA set (as in CI) missing data is a failure."""
+    if not os.environ.get("C2F_DATA") and not (data.data_root() / folder).exists():
+        pytest.skip(f"C2F_DATA is unset and {data.data_root() / folder} does not exist")
+
+
+def is_binary(x: torch.Tensor) -> bool:
+    """Only 0s and 1s, and both of them."""
+    return bool(((x == 0) | (x == 1)).all() and (x == 0).any() and (x == 1).any())
+
+
+@pytest.fixture(scope="module")
+def mnist() -> dict[str, ImageSet]:
+    require("MNIST")
+    return {split: data.load("mnist", split) for split in data.SPLITS}
+
+
+@pytest.fixture(scope="module")
+def omniglot() -> dict[str, ImageSet]:
+    require("omniglot-npz")
+    return {split: data.load("omniglot", split) for split in data.SPLITS}
+
+
+# --- the real datasets -----------------------------------------------------------------------------------
+
+
+def test_mnist_splits(mnist):
+    """50000/10000/10000 grey images in [0, 1] with labels 0..9, dynamically binarized by default."""
+    for split, n in (("train", 50_000), ("valid", 10_000), ("test", 10_000)):
+        d = mnist[split]
+        assert len(d) == n and d.x.shape == (n, 1, 28, 28) and d.x.dtype == torch.float32
+        assert d.x.min() == 0 and d.x.max() == 1
+        assert d.y.shape == (n,) and set(d.y.unique().tolist()) == set(range(10))
+        assert d.binarize == "dynamic" and d.split == split and d.image_shape == (1, 28, 28)
+        assert 0.05 < d.x.mean() < 0.25  # dark background, bright strokes
+        grey = ((d.x > 0) & (d.x < 1)).float().mean()
+        assert grey > 0.01  # grey levels, not a binarized copy
+
+
+def test_mnist_valid_is_the_end_of_the_official_training_set(mnist):
+    """valid = the last 10,000 official training images, train = the first 50,000, test = the test set."""
+    import torchvision
+
+    official = torchvision.datasets.MNIST(str(data.data_root()), train=True, download=False)
+    x = official.data.unsqueeze(1).float() / 255
+    assert torch.equal(mnist["train"].x, x[:50_000]) and torch.equal(mnist["valid"].x, x[50_000:])
+    assert torch.equal(mnist["valid"].y, official.targets[50_000:])
+
+
+def test_mnist_classes_keeps_only_those_labels(mnist):
+    d = data.load("mnist", "test", classes=[2, 6, 9])
+    assert set(d.y.unique().tolist()) == {2, 6, 9}
+    expected = torch.isin(mnist["test"].y, torch.tensor([2, 6, 9]))
+    assert len(d) == int(expected.sum())
+    assert torch.equal(d.x, mnist["test"].x[expected])
+
+
+def test_mnist_static_binarization_is_binary_and_fixed():
+    require("MNIST")
+    a, b = data.load("mnist", "test", binarize="static"), data.load("mnist", "test", binarize="static")
+    assert a.binarize == "static" and is_binary(a.x)
+    assert torch.equal(a.x, b.x)
+
+
+def test_binarized_mnist_static_splits():
+    """Larochelle's fixed binarization: 0/1 pixels, 50000/10000/10000 images, no labels."""
+    require("BinarizedMNIST")
+    for split, n in (("train", 50_000), ("valid", 10_000), ("test", 10_000)):
+        d = data.load("binarized_mnist", split)
+        assert d.x.shape == (n, 1, 28, 28) and d.binarize == "static" and d.y is None
+        assert is_binary(d.x)
+        assert 0.1 < d.x.mean() < 0.2
+
+
+def test_binarized_mnist_reads_amat_gz_like_the_npz(tmp_path):
+    """Without the npz copy the .amat.gz text file is read, and it holds the same images."""
+    require("BinarizedMNIST")
+    source = data.data_root() / "BinarizedMNIST" / "binarized_mnist_test.amat.gz"
+    (tmp_path / "BinarizedMNIST").mkdir()
+    (tmp_path / "BinarizedMNIST" / source.name).symlink_to(source)
+    from_amat = data.load("binarized_mnist", "test", root=tmp_path)
+    assert torch.equal(from_amat.x, data.load("binarized_mnist", "test").x)
+
+
+def test_fashion_mnist_is_grey_by_default():
+    require("FashionMNIST")
+    d = data.load("fashion_mnist", "test")
+    assert d.x.shape == (10_000, 1, 28, 28) and d.binarize == "none"
+    assert ((d.x > 0) & (d.x < 1)).float().mean() > 0.1
+
+
+def test_omniglot_splits(omniglot):
+    """28x28 characters with strokes = 1 (the minority of pixels); 964 background characters split 18/2
+    drawers into train/valid, 659 evaluation characters x 20 drawers as test."""
+    sizes = {"train": 964 * 18, "valid": 964 * 2, "test": 659 * 20}
+    for split, d in omniglot.items():
+        assert d.x.shape == (sizes[split], 1, 28, 28)
+        assert d.x.min() >= 0 and d.x.max() <= 1
+        assert 0.02 < d.x.mean() < 0.5
+        assert d.binarize == "dynamic"
+    assert set(omniglot["train"].y.tolist()) == set(range(964)) == set(omniglot["valid"].y.tolist())
+    assert set(omniglot["test"].y.tolist()) == set(range(659))
+
+
+def test_load_rejects_unknown_names():
+    with pytest.raises(ValueError, match="cifar"):
+        data.load("cifar", "train")
+    with pytest.raises(ValueError, match="validation"):
+        data.load("mnist", "validation")
+    with pytest.raises(ValueError, match="sometimes"):
+        data.load("mnist", "train", binarize="sometimes")
+    with pytest.raises(ValueError, match="static"):
+        data.load("binarized_mnist", "train", binarize="dynamic")
+
+
+# --- batches and binarization on synthetic data ------------------------------------------------------------
+
+
+def grey_set(n: int = 100, binarize: str = "dynamic") -> ImageSet:
+    g = torch.Generator().manual_seed(12345)  # not 0: that stream is the binarization's own (u < u is never true)
+    return ImageSet("grey", "train", torch.rand(n, 1, 4, 4, generator=g), torch.arange(n), binarize)
+
+
+def test_batches_same_seed_same_batches():
+    d = grey_set()
+    a, b = list(batches(d, 32, seed=5)), list(batches(d, 32, seed=5))
+    assert len(a) == 4 and [len(x) for x, _ in a] == [32, 32, 32, 4]
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_batches_different_seed_different_order_same_images():
+    d = grey_set()
+    ya = torch.cat([y for _, y in batches(d, 32, seed=5)])
+    yb = torch.cat([y for _, y in batches(d, 32, seed=6)])
+    assert not torch.equal(ya, yb)
+    assert sorted(ya.tolist()) == sorted(yb.tolist()) == list(range(100))  # a permutation: each image once
+
+
+def test_batches_without_shuffle_and_drop_last():
+    d = grey_set(binarize="none")
+    got = list(batches(d, 32, shuffle=False, drop_last=True))
+    assert len(got) == 3
+    assert torch.equal(torch.cat([y for _, y in got]), torch.arange(96))
+    assert torch.equal(got[0][0], d.x[:32])  # 'none': grey levels pass through
+
+
+def test_dynamic_binarization_is_binary_and_fresh_each_epoch():
+    """Dynamic batches are 0/1 samples with the grey levels as probabilities; another seed resamples."""
+    d = grey_set(2000)
+    x1 = torch.cat([x for x, _ in batches(d, 500, shuffle=False, seed=0)])
+    x2 = torch.cat([x for x, _ in batches(d, 500, shuffle=False, seed=1)])
+    assert set(x1.unique().tolist()) == {0.0, 1.0}
+    assert not torch.equal(x1, x2)
+    assert abs(x1.mean().item() - d.x.mean().item()) < 0.01
+    assert torch.equal(x1, torch.cat([x for x, _ in batches(d, 500, shuffle=False, seed=0)]))
+
+
+def test_static_set_is_not_resampled():
+    d = grey_set(binarize="static")
+    d = ImageSet(d.name, d.split, (d.x > 0.5).float(), d.y, "static")
+    assert torch.equal(torch.cat([x for x, _ in batches(d, 30, shuffle=False)]), d.x)
+
+
+def test_fixed_binarization_is_repeatable():
+    d = grey_set(500)
+    a, b, c = d.fixed_binarization(0), d.fixed_binarization(0), d.fixed_binarization(1)
+    assert a.binarize == "static" and set(a.x.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
+    assert torch.equal(a.y, d.y)
+    # a fixed binarization is not resampled by batches()
+    assert torch.equal(torch.cat([x for x, _ in batches(a, 64, shuffle=False, seed=9)]), a.x)
+    static = ImageSet("s", "train", a.x, None, "static")
+    assert static.fixed_binarization(3) is static
+
+
+def test_subset_and_spec():
+    d = grey_set()
+    assert len(d.subset(10)) == 10 and torch.equal(d.subset(10).x, d.x[:10])
+    assert d.subset(0) is d and d.subset(1000) is d
+    assert d.subset(10).spec == {"name": "grey", "split": "train", "binarize": "dynamic", "n": 10}
+
+
+# --- missing data: a clear error, no network ---------------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a unit test tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_missing_binarized_mnist_names_the_file_and_c2f_data(tmp_path, monkeypatch, offline):
+    import torchvision.datasets.utils as tv_utils
+
+    tried = []
+
+    def fail(url, root, *args, **kwargs):
+        tried.append(url)
+        raise urllib.error.URLError("network unavailable (test)")
+
+    monkeypatch.setattr(tv_utils, "download_url", fail)
+    with pytest.raises(DataNotFoundError) as info:
+        data.load("binarized_mnist", "test", root=tmp_path)
+    message = str(info.value)
+    assert tried and tried[0].endswith("binarized_mnist_test.amat")
+    assert "binarized_mnist_test.amat" in message and "C2F_DATA" in message and str(tmp_path) in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_missing_mnist_names_the_files_and_c2f_data(tmp_path, monkeypatch, offline):
+    import torchvision.datasets.mnist as tv_mnist
+
+    def fail(url, *args, **kwargs):
+        raise urllib.error.URLError("network unavailable (test)")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", fail)
+    with pytest.raises(DataNotFoundError) as info:
+        data.load("mnist", "test", root=tmp_path)
+    message = str(info.value)
+    assert "MNIST" in message and "ubyte" in message and "C2F_DATA" in message
+    assert str(tmp_path / "MNIST" / "raw") in message  # where to put the files
+
+
+def test_missing_omniglot_names_the_files_and_c2f_data(tmp_path, monkeypatch, offline):
+    import torchvision.datasets.omniglot as tv_omniglot
+
+    def fail(url, *args, **kwargs):
+        raise urllib.error.URLError("network unavailable (test)")
+
+    monkeypatch.setattr(tv_omniglot, "download_and_extract_archive", fail)
+    with pytest.raises(DataNotFoundError) as info:
+        data.load("omniglot", "test", root=tmp_path)
+    message = str(info.value)
+    assert "Omniglot" in message and "images_evaluation.npz" in message and "C2F_DATA" in message
+
+
+def test_data_root_follows_c2f_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("C2F_DATA", str(tmp_path))
+    assert data.data_root() == tmp_path
+    monkeypatch.delenv("C2F_DATA")
+    assert data.data_root() == data.Path.home() / ".cache" / "c2f" / "data"
+
+
+def test_labels_are_required_for_classes(tmp_path):
+    """binarized_mnist has no labels: asking for classes is a clear error."""
+    folder = tmp_path / "BinarizedMNIST"
+    folder.mkdir()
+    np.savez(folder / "binarized_mnist.npz", test=np.zeros((3, 784), dtype=np.uint8))
+    with pytest.raises(ValueError, match="labels"):
+        data.load("binarized_mnist", "test", classes=[1], root=tmp_path)
+    assert len(data.load("binarized_mnist", "test", root=tmp_path)) == 3

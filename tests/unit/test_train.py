@@ -1,0 +1,291 @@
+"""The training loop: KL helpers, warm-up, exact resume after an interruption, the checkpoint cache and the
+NaN guard."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from c2f.models import VAE, VAEConfig
+from c2f.train import TrainConfig, TrainingDiverged, cache_key, fit, kl_penalty, kl_weight, train_or_load
+
+SMALL = VAEConfig(arch="mlp", latent_dim=4, hidden=(32,))
+
+
+def new_model(seed: int = 0, cfg: VAEConfig = SMALL) -> VAE:
+    torch.manual_seed(seed)
+    return VAE(cfg)
+
+
+class Interrupt(Exception):
+    """Stands for a run killed between two epochs."""
+
+
+# --- KL helpers ------------------------------------------------------------------------------------------
+
+
+def test_kl_penalty_without_free_bits_is_the_batch_mean_of_the_total_kl():
+    kl = torch.tensor([[1.0, 0.0, 3.0], [3.0, 0.5, 1.0]])
+    assert kl_penalty(kl).item() == pytest.approx(kl.sum(1).mean().item())
+    assert kl_penalty(kl, 0.0).item() == pytest.approx(4.25)
+
+
+def test_kl_penalty_free_bits_clamps_per_unit_batch_means():
+    """Σ_j max(λ, mean_batch KL_j): units are clamped after averaging over the batch, not per example."""
+    kl = torch.tensor([[1.0, 0.0, 3.0], [3.0, 0.5, 1.0]])  # unit means 2, 0.25, 2
+    assert kl_penalty(kl, 1.0).item() == pytest.approx(2 + 1 + 2)
+    assert kl_penalty(kl, 0.2).item() == pytest.approx(2 + 0.25 + 2)
+    kl2 = torch.tensor([[0.0], [2.0]])  # batch mean 1.0 -> 1.5; clamping per example would give 1.75
+    assert kl_penalty(kl2, 1.5).item() == pytest.approx(1.5)
+
+
+def test_kl_penalty_free_bits_blocks_the_gradient_of_units_below_the_threshold():
+    kl = torch.tensor([[0.1, 2.0], [0.3, 4.0]], requires_grad=True)
+    kl_penalty(kl, 1.0).backward()
+    torch.testing.assert_close(kl.grad, torch.tensor([[0.0, 0.5], [0.0, 0.5]]))
+
+
+def test_kl_weight_is_a_linear_warmup():
+    assert kl_weight(0, 10) == 0.0
+    assert kl_weight(5, 10) == pytest.approx(0.5)
+    assert kl_weight(10, 10) == 1.0
+    assert kl_weight(25, 10) == 1.0
+    assert kl_weight(0, 0) == 1.0 and kl_weight(7, 0) == 1.0
+
+
+class RecordingVAE(VAE):
+    """A VAE that records the kl_weight and free_bits that the loop passes to its loss."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.seen: list[tuple[float, float]] = []
+
+    def loss(self, x, kl_weight=1.0, free_bits=0.0):
+        self.seen.append((kl_weight, free_bits))
+        return super().loss(x, kl_weight, free_bits)
+
+
+def test_fit_warms_up_the_kl_weight_per_step(make_images):
+    """kl_warmup_epochs=1 with 4 steps per epoch: weights 0, 1/4, 1/2, 3/4, then 1; free_bits is passed."""
+    data = make_images(64)
+    torch.manual_seed(0)
+    model = RecordingVAE(SMALL)
+    fit(model, data, TrainConfig(epochs=2, batch_size=16, kl_warmup_epochs=1.0, free_bits=0.25))
+    assert [w for w, _ in model.seen] == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1, 1, 1])
+    assert {fb for _, fb in model.seen} == {0.25}
+
+
+def test_fit_history_layout(make_images):
+    """History: one row per epoch; step-level rows every log_every steps and at the end of each epoch."""
+    data = make_images(100)  # 7 steps per epoch with batch 16 (the last one has 4 images)
+    history = fit(new_model(), data, TrainConfig(epochs=2, batch_size=16, log_every=3))
+    assert history["epochs"]["epoch"] == [1, 2]
+    assert history["steps"]["step"] == [3, 6, 7, 10, 13, 14]
+    for key in ("loss", "elbo", "recon", "kl"):
+        assert len(history["epochs"][key]) == 2 and all(math.isfinite(v) for v in history["epochs"][key])
+
+
+# --- exact resume ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_after_interrupt_equals_an_uninterrupted_run(make_images, tmp_path, schedule):
+    """Kill a run after epoch 1, resume it from its checkpoint with a fresh model object: the final
+    parameters, optimizer state and history are exactly those of a run that was never interrupted (also with
+    the cosine schedule and KL warm-up, whose state must be restored too)."""
+    data = make_images(512, seed=3)
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=2e-3, schedule=schedule, kl_warmup_epochs=1.5, seed=7)
+
+    straight_ckpt = tmp_path / "straight.pt"
+    straight = new_model(1)
+    straight_history = fit(straight, data, cfg, checkpoint=straight_ckpt)
+
+    ckpt = tmp_path / "interrupted.pt"
+
+    def stop_after_first(epoch, summary):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(new_model(1), data, cfg, checkpoint=ckpt, on_epoch_end=stop_after_first)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+
+    torch.manual_seed(999)  # the global RNG state at resume time must not matter
+    epochs_run = []
+    resumed = new_model(1)
+    resumed_history = fit(resumed, data, cfg, checkpoint=ckpt, on_epoch_end=lambda e, s: epochs_run.append(e))
+    assert epochs_run == [2, 3]  # resumed, not restarted
+
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed_history == straight_history
+    sa, sb = torch.load(straight_ckpt, weights_only=True), torch.load(ckpt, weights_only=True)
+    assert sa["epoch"] == sb["epoch"] == 3 and sa["complete"] and sb["complete"]
+    for pid, state in sa["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, sb["optimizer"]["state"][pid][name]), (pid, name)
+    assert sa["scheduler"] == sb["scheduler"]
+
+
+def test_checkpoint_loads_with_weights_only(make_images, tmp_path):
+    """The checkpoint holds only tensors and plain containers: torch.load(weights_only=True) reads it, and
+    it has what a resume needs."""
+    ckpt = tmp_path / "model.pt"
+    model = new_model()
+    history = fit(model, make_images(64), TrainConfig(epochs=1, batch_size=32, schedule="cosine"), checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    assert set(state) == {"model", "optimizer", "scheduler", "epoch", "history", "complete"}
+    assert state["epoch"] == 1 and state["complete"] is True and state["history"] == history
+    for key, value in model.state_dict().items():
+        assert torch.equal(state["model"][key], value)
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_fit_on_a_finished_checkpoint_does_not_train(make_images, tmp_path):
+    """Calling fit again with the checkpoint of a finished run loads it and runs no epoch."""
+    data, cfg, ckpt = make_images(64), TrainConfig(epochs=2, batch_size=32), tmp_path / "done.pt"
+    first = new_model()
+    history = fit(first, data, cfg, checkpoint=ckpt)
+    again = new_model(5)
+    calls = []
+    assert fit(again, data, cfg, checkpoint=ckpt, on_epoch_end=lambda e, s: calls.append(e)) == history
+    assert calls == []
+    for key, value in first.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value)
+
+
+# --- the checkpoint cache --------------------------------------------------------------------------------
+
+
+def test_train_or_load_caches_and_retrains(make_images, isolated_cache):
+    """The first call trains and caches; the second loads the same parameters without training (no epoch
+    callback) even into a differently initialised model; retrain=True trains again from scratch."""
+    data, cfg = make_images(128), TrainConfig(epochs=2, batch_size=64, seed=1)
+    epochs = []
+    first = new_model(0)
+    history = train_or_load(first, data, cfg, name="tiny", on_epoch_end=lambda e, s: epochs.append(e))
+    assert epochs == [1, 2]
+    files = list(isolated_cache.glob("tiny-*.pt"))
+    assert len(files) == 1 and cache_key("tiny", first, data, cfg, None) in files[0].name
+
+    epochs.clear()
+    second = new_model(42)  # different initial weights: they must be replaced by the cached ones
+    assert train_or_load(second, data, cfg, name="tiny", on_epoch_end=lambda e, s: epochs.append(e)) == history
+    assert epochs == []
+    for key, value in first.state_dict().items():
+        assert torch.equal(second.state_dict()[key], value), key
+    assert not second.training
+
+    third = new_model(0)
+    train_or_load(third, data, cfg, name="tiny", retrain=True, on_epoch_end=lambda e, s: epochs.append(e))
+    assert epochs == [1, 2]
+    for key, value in first.state_dict().items():  # same seed, same data: the same result again
+        assert torch.equal(third.state_dict()[key], value), key
+
+
+def test_cache_key_changes_with_model_training_data_and_seed(make_images):
+    data = make_images(64)
+    cfg = TrainConfig(epochs=1)
+    base = cache_key("m", new_model(), data, cfg, None)
+    assert base == cache_key("m", new_model(7), data, cfg, None)  # initial weights come from cfg.seed
+    others = [
+        cache_key("other", new_model(), data, cfg, None),
+        cache_key("m", VAE(VAEConfig(arch="mlp", latent_dim=5, hidden=(32,))), data, cfg, None),
+        cache_key("m", new_model(), data, TrainConfig(epochs=2), None),
+        cache_key("m", new_model(), data, TrainConfig(epochs=1, seed=1), None),
+        cache_key("m", new_model(), data.subset(32), cfg, None),
+        cache_key("m", new_model(), data, cfg, data.subset(16)),
+    ]
+    assert len({base, *others}) == len(others) + 1
+
+
+# --- the NaN guard ---------------------------------------------------------------------------------------
+
+
+class DivergingVAE(VAE):
+    """A VAE whose loss turns NaN from its `bad_call`-th call on."""
+
+    def __init__(self, cfg, bad_call: int):
+        super().__init__(cfg)
+        self.calls, self.bad_call = 0, bad_call
+
+    def loss(self, x, kl_weight=1.0, free_bits=0.0):
+        self.calls += 1
+        loss, scalars = super().loss(x, kl_weight, free_bits)
+        return (loss * float("nan") if self.calls >= self.bad_call else loss), scalars
+
+
+def test_nan_loss_raises_training_diverged_and_keeps_the_last_good_checkpoint(make_images, tmp_path):
+    """The loss goes NaN in epoch 2: TrainingDiverged names the checkpoint; the file from epoch 1 is still
+    there, loads with weights_only=True and holds finite parameters."""
+    data = make_images(128)  # 2 steps per epoch: the 3rd loss call is the first step of epoch 2
+    ckpt = tmp_path / "run.pt"
+    torch.manual_seed(0)
+    model = DivergingVAE(SMALL, bad_call=3)
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, data, TrainConfig(epochs=3, batch_size=64), checkpoint=ckpt, desc="diverging")
+    message = str(info.value)
+    assert str(ckpt) in message and "nan" in message.lower() and "epoch 2" in message
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1 and state["complete"] is False
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_a_real_vae_with_a_far_too_high_learning_rate_raises_training_diverged(make_images, tmp_path):
+    """Not a rigged loss: an MLP VAE trained with lr=1 blows up within the first epoch (the posterior
+    variances under- or overflow). The loop must report that as TrainingDiverged, with its advice, rather
+    than let a torch.distributions argument-validation ValueError escape."""
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDiverged, match="lr=1.0"):
+        fit(new_model(), make_images(256), TrainConfig(epochs=3, batch_size=64, lr=1.0),
+            checkpoint=tmp_path / "run.pt")
+
+
+def test_nan_loss_before_any_checkpoint_says_so(make_images, tmp_path):
+    torch.manual_seed(0)
+    model = DivergingVAE(SMALL, bad_call=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written yet"):
+        fit(model, make_images(64), TrainConfig(epochs=1, batch_size=64), checkpoint=tmp_path / "none.pt")
+    assert not (tmp_path / "none.pt").exists()
+    for key, value in model.state_dict().items():  # no step was taken with the NaN loss
+        assert torch.equal(before[key], value)
+
+
+class NaNGradientVAE(VAE):
+    """A VAE whose loss stays finite but whose gradient is NaN on its `bad_call`-th call: d/db √(b − b₀)
+    is infinite at b = b₀, and 0 · ∞ = NaN. The NaN reaches the parameters through the optimizer step and
+    makes the next loss NaN."""
+
+    def __init__(self, cfg, bad_call: int):
+        super().__init__(cfg)
+        self.calls, self.bad_call = 0, bad_call
+
+    def loss(self, x, kl_weight=1.0, free_bits=0.0):
+        self.calls += 1
+        loss, scalars = super().loss(x, kl_weight, free_bits)
+        if self.calls == self.bad_call:
+            b = self.posterior_head.linear.bias[0]
+            loss = loss + 0.0 * torch.sqrt(b - b.detach())
+        return loss, scalars
+
+
+def test_a_nan_gradient_raises_training_diverged_and_no_checkpoint_holds_nan(make_images, tmp_path):
+    """Divergence that starts in the backward pass (finite loss, NaN gradient) at the last step of epoch 1:
+    training must stop with TrainingDiverged (not with whatever error the NaN weights cause next), and any
+    checkpoint left behind, which the message offers as 'the last good checkpoint', must hold finite
+    parameters (resuming from NaN weights would only diverge again)."""
+    data = make_images(128)  # 2 steps per epoch: call 2 is the last step of epoch 1
+    ckpt = tmp_path / "run.pt"
+    torch.manual_seed(0)
+    model = NaNGradientVAE(SMALL, bad_call=2)
+    with pytest.raises(TrainingDiverged):
+        fit(model, data, TrainConfig(epochs=3, batch_size=64), checkpoint=ckpt)
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True)
+        bad = [k for k, v in state["model"].items() if not torch.isfinite(v).all()]
+        assert not bad, f"the checkpoint after epoch {state['epoch']} has non-finite {bad}"
