@@ -14,4 +14,3 @@ SMOKE_RECORDS = SESSION_DIR / "records"
 os.environ["C2F_RECORD_DIR"] = str(SMOKE_RECORDS)
 os.environ["C2F_CACHE"] = str(SESSION_DIR / "cache")
 os.environ["TQDM_DISABLE"] = "1"
-os.environ.setdefault("MPLBACKEND", "Agg")
