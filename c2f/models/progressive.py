@@ -301,14 +301,16 @@ class RecurrentVAE(_GroupModel):
 
     def _steps(self, x, g, sample=True):
         hx = self.encoder(x)
-        logits = self.canvas.expand(x.shape[0], *self.cfg.image_shape)
+        # the canvas is a parameter and learns through the first step; later reconstructions are detached
+        recon = torch.sigmoid(self.canvas).expand(x.shape[0], *self.cfg.image_shape)
         acc = 0
         for i in range(g):
-            hr = self.encoder(torch.sigmoid(logits).detach()) if self.cfg.reconstruction else None
+            hr = self.encoder(recon) if self.cfg.reconstruction else None
             q = self.posterior(i, hx, hr)
             z = q.rsample() if sample else q.mean
             acc = acc + self.decoder.project(i, z)
             logits = self.decoder.trunk(acc)
+            recon = torch.sigmoid(logits).detach()
             yield q, z, logits
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
