@@ -252,17 +252,11 @@ for name in [n for n in ("standard", "rnn") if n in trained]:
 # this uses the posterior means of the learned order and decodes the chosen subset).
 
 # %%
-def subset_log_px(model, x, subset):
-    zs = model.split_groups(model.latent_means(x))
-    probs = model.decode_groups([z if i in subset else None for i, z in enumerate(zs)])
-    return torch.distributions.Bernoulli(probs=probs.clamp(1e-6, 1 - 1e-6)).log_prob(x).flatten(1).sum(-1).mean()
-
-
 x_eval = test.fixed_binarization(seed).x
 first = min(3, groups)
 for name in [n for n in ("standard", "single", "rnn", "quotient") if n in trained]:
-    learned = subset_log_px(trained[name], x_eval, set(range(first))).item()
-    shuffled = subset_log_px(trained[name], x_eval, set(order[:first])).item()
+    learned = trained[name].subset_log_likelihood(x_eval, range(first)).item()
+    shuffled = trained[name].subset_log_likelihood(x_eval, order[:first]).item()
     print(f"{name:10s} log p(x | z at means), first {first} groups: learned order {learned:8.2f}, "
           f"random order {shuffled:8.2f} nats")
 

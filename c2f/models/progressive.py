@@ -186,11 +186,23 @@ class _GroupModel(nn.Module):
         _, _, logits = self._run(x, self._check(groups), sample=False)
         return torch.sigmoid(logits)
 
+    def decode_logits(self, zs: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """Pixel logits decoded from latents given per group, None for a group left out (so any subset, in
+        any order, e.g. one group alone)."""
+        return self.decoder(zs)
+
     @torch.no_grad()
     def decode_groups(self, zs: Sequence[torch.Tensor | None]):
-        """Pixel probabilities decoded from latents given per group, None for a group left out (so any
-        subset, in any order, e.g. one group alone)."""
-        return torch.sigmoid(self.decoder(zs))
+        """Pixel probabilities (σ of the logits) for latents given per group; see :meth:`decode_logits`."""
+        return torch.sigmoid(self.decode_logits(zs))
+
+    @torch.no_grad()
+    def subset_log_likelihood(self, x, subset: Sequence[int]) -> torch.Tensor:
+        """Mean log p(x | z_S) when only the groups in `subset` (0-based) are decoded, each at its posterior
+        mean (no KL: a measure of what those groups explain, for comparing orders)."""
+        zs = self.split_groups(self.latent_means(x))
+        keep = set(subset)
+        return self.likelihood(self.decode_logits([z if i in keep else None for i, z in enumerate(zs)])).log_prob(x).mean()
 
     def split_groups(self, z: torch.Tensor) -> list[torch.Tensor]:
         """[..., G*k] -> G tensors [..., k]."""
@@ -395,12 +407,12 @@ class MultipleVAE(_GroupModel):
         loss = -log_px.mean() + kl_weight * kl_penalty(klg[:, -1:], free_bits)  # earlier KLs are constants
         return loss, self.loss_scalars(log_px, klg)
 
-    @torch.no_grad()
-    def decode_groups(self, zs: Sequence[torch.Tensor | None]):
+    def decode_logits(self, zs: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """The sum of the output logits of the models whose latents are given (None: model left out)."""
         parts = [self.models[i].decoder(z) for i, z in enumerate(zs) if z is not None]
         if not parts:
             raise ValueError("decode at least one group")
-        return torch.sigmoid(torch.stack(parts).sum(0))
+        return torch.stack(parts).sum(0)
 
 
 # the chapter's model variants: name -> (model class name, config overrides)

@@ -271,3 +271,10 @@ def test_progressive_figures():
     fig = plots.correlation_matrices({"a": torch.eye(3), "b": -torch.eye(3)})
     assert len(fig.axes) >= 2
     plots.plt.close("all")
+
+
+def test_subset_log_likelihood_of_the_prefix_is_the_mean_path_likelihood(variant):
+    m, x = model(variant), batch()
+    expected = m.likelihood(torch.logit(m.reconstruct(x, groups=2).double()).float()).log_prob(x).mean()
+    torch.testing.assert_close(m.subset_log_likelihood(x, [0, 1]), expected, rtol=1e-4, atol=1e-2)
+    assert torch.isfinite(m.subset_log_likelihood(x, [2]))
