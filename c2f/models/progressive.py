@@ -223,15 +223,6 @@ class _ModularModel(_GroupModel):
         self.heads = nn.ModuleList(GaussianHead(cfg.hidden[-1], cfg.group_size) for _ in range(cfg.groups))
         self.decoder = ModularDecoder(cfg)
 
-    def _steps(self, x, g, sample=True):
-        h = self.encoder(x)
-        acc = 0
-        for i in range(g):
-            q = self.heads[i](h)
-            z = q.rsample() if sample else q.mean
-            acc = acc + self.decoder.project(i, z)
-            yield q, z, self.decoder.trunk(acc)
-
     def _run(self, x, g, sample=True):
         # the heads do not depend on earlier groups: decode once, not once per prefix
         h = self.encoder(x)
