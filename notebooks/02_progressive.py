@@ -428,26 +428,35 @@ area = {n: sum(c) / len(c) for n, c in curves.items()}
 best = max(area, key=area.get)
 print(f"best-ordered model (highest mean prefix ELBO): {best} ({area[best]:.2f} nats); "
       f"ranking: {', '.join(sorted(area, key=area.get, reverse=True))}")
-if "rnn" in curves and "standard" in curves:
-    print(f"first group alone: rnn {curves['rnn'][0]:.2f} nats against the standard VAE's {curves['standard'][0]:.2f}")
-if "rnn" in curves:
+recurrent = [n for n in curves if n.startswith("rnn") or n == "quotient"]
+for name in recurrent:
+    line = [f"{name}:"]
+    if "standard" in curves:
+        line.append(f"first group alone {curves[name][0]:.2f} nats (standard VAE {curves['standard'][0]:.2f});")
     for other in [n for n in ("single", "multiple_combined") if n in curves]:
-        wins = sum(a > b for a, b in zip(curves["rnn"], curves[other]))
-        print(f"rnn above {other} at {wins} of {groups} prefixes")
+        wins = sum(a > b for a, b in zip(curves[name], curves[other]))
+        line.append(f"above {other} at {wins} of {groups} prefixes;")
     if "standard" in summaries:
-        gap = summaries["standard"]["test_elbo_nats"] - summaries["rnn"]["test_elbo_nats"]
-        print(f"full-model cost of the ordering: rnn's test ELBO is {abs(gap):.2f} nats "
-              f"({100 * abs(gap) / abs(summaries['standard']['test_elbo_nats']):.1f}%) "
-              f"{'below' if gap > 0 else 'above'} the standard VAE's (target: at most 1 nat below: "
-              f"{'met' if gap <= 1 else 'not met'}); NLL {summaries['rnn']['test_nll_nats']:.2f} against "
-              f"{summaries['standard']['test_nll_nats']:.2f} nats")
-for name in [n for n in ("rnn", "quotient", "single", "standard") if n in kls]:
-    k = kls[name]
+        gap = summaries["standard"]["test_elbo_nats"] - summaries[name]["test_elbo_nats"]
+        line.append(f"full model {abs(gap):.2f} nats ({100 * abs(gap) / abs(summaries['standard']['test_elbo_nats']):.1f}%) "
+                    f"{'below' if gap > 0 else 'above'} the standard VAE (within 1 nat: {'yes' if gap <= 1 else 'no'})")
+    print(" ".join(line))
+for name, k in kls.items():
     drops = sum(b < a for a, b in zip(k, k[1:]))
-    print(f"{name:10s} KL per group decreasing at {drops} of {groups - 1} steps "
-          f"(first {k[0]:.2f}, last {k[-1]:.2f} nats)")
+    off = sum(v < 0.1 for v in k)
+    print(f"{name:24s} KL per group decreasing at {drops} of {groups - 1} steps (first {k[0]:.2f}, last {k[-1]:.2f} "
+          f"nats); {off} group(s) below 0.1 nat (switched off)")
 
 # %% [markdown]
+# **How to read these lines.** A model that orders its information has a high first point on the prefix
+# curve, a KL per group that falls with $g$, and a large loss when its groups are taken in a random order;
+# the Standard VAE is the control, with none of the three. A group whose KL is below 0.1 nat has been
+# switched off: the recurrent models may stop using their last groups altogether, which is the PCA-like
+# ordering taken to its limit (later components that explain nothing), but it also means that the full
+# model has fewer latents in use than the Standard VAE, and its full-model ELBO pays for it. Whether a
+# model meets the chapter's target (a recurrent prefix curve above Single's and Multiple's at every $g$,
+# and within 1 nat of the Standard VAE at $g = G$) is printed above for this run.
+#
 # **What it costs.** Single, the recurrent models and Quotient evaluate the decoder once per prefix in
 # every training step, and the recurrent models also encode the current reconstruction at every step:
 # about $G$ times the work of a standard VAE per minibatch. Multiple needs $G$ separate networks
