@@ -201,12 +201,13 @@ def _omniglot(root: Path, split: str):
     """Omniglot characters, inverted (strokes = 1) and resized to 28x28 with antialiasing.
 
     ``train``/``valid`` are the background alphabets (drawers 1-18 / 19-20), ``test`` the evaluation
-    alphabets. Labels are character indices. Read from the npz copy under ``omniglot-npz/`` when present,
-    else from torchvision's Omniglot (downloaded when allowed).
+    alphabets. Labels are character indices. Read from torchvision's Omniglot folders when they are under
+    the data root, else from the npz copy under ``omniglot-npz/``, else downloaded by torchvision.
     """
     background = split != "test"
-    npz = root / "omniglot-npz" / ("images_background.npz" if background else "images_evaluation.npz")
-    if npz.exists():
+    folder = "images_background" if background else "images_evaluation"
+    npz = root / "omniglot-npz" / f"{folder}.npz"
+    if not (root / "omniglot-py" / folder).exists() and npz.exists():
         with np.load(npz) as f:
             strokes = torch.from_numpy(~f["images"])  # [chars, drawers, 105, 105], True = stroke
         chars, drawers = strokes.shape[:2]

@@ -65,9 +65,21 @@ def training_curves(histories: dict[str, dict], keys: Sequence[str] = ("elbo", "
                         label=f"{name} (validation)")
         ax.set_xlabel("epoch")
         ax.set_title(labels.get(key, key))
+        _zoom_past_first_steps(ax)
     axes[0, 0].legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def _zoom_past_first_steps(ax, skip: float = 0.05) -> None:
+    """Fit the y range to the curves after their first `skip` fraction of points, so the large values of the
+    first updates do not flatten the rest (the early points are still drawn, clipped at the edge)."""
+    tails = [np.asarray(line.get_ydata(), dtype=float)[int(len(line.get_ydata()) * skip):] for line in ax.get_lines()]
+    tails = [t for t in tails if len(t) > 0]
+    if tails and max(len(line.get_ydata()) for line in ax.get_lines()) >= 20:
+        lo, hi = min(t.min() for t in tails), max(t.max() for t in tails)
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.set_ylim(lo - pad, hi + pad)
 
 
 def traversal(generate, z0: torch.Tensor, dims: Sequence[int], values: torch.Tensor, ax=None, title=None):

@@ -84,10 +84,12 @@ class Run:
                     raise ValueError(f"metric {prefix}/{name} is {value}; refusing to record a non-finite number")
                 self.metrics[f"{prefix}/{name}"] = float(value)
 
-    def savefig(self, fig, name: str) -> Path:
-        """Save a matplotlib figure as ``<record dir>/<chapter>_figures/<name>.png`` (it is still shown)."""
-        return atomic_write(self.figure_dir / f"{name}.png",
-                       lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    def savefig(self, fig, name: str) -> None:
+        """Save a matplotlib figure as ``<record dir>/<chapter>_figures/<name>.png`` (it is still shown).
+
+        Returns nothing, so that a cell ending with this call displays only the figure."""
+        atomic_write(self.figure_dir / f"{name}.png",
+                     lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
 
     def finish(self) -> dict[str, Any]:
         """Write the JSON record and show the metrics; returns the record."""

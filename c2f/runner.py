@@ -67,7 +67,7 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         records = tmp / "records"  # the kernel writes record and figures here; moved over only on success
         jupytext.write(jupytext.read(path), source)
         saved_env = dict(os.environ)
-        os.environ.update({"C2F_RECORD_DIR": str(records), "TQDM_MININTERVAL": "30", **(env or {})})
+        os.environ.update({"C2F_RECORD_DIR": str(records), "TQDM_MININTERVAL": "30", "TQDM_MAXINTERVAL": "120", **(env or {})})
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(out_dir), progress_bar=False, log_output=False)

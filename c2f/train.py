@@ -123,6 +123,8 @@ def fit(
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
         history, start = state["history"], state["epoch"]
+        if start < cfg.epochs:
+            print(f"{desc}: resuming after epoch {start} of {cfg.epochs} from {Path(checkpoint).name}")
 
     use_cuda = device.type == "cuda"
     loss_fn = torch.compile(model.loss) if (cfg.compile and use_cuda) else model.loss
