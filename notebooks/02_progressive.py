@@ -405,18 +405,19 @@ def cell(s, key):
     return f"{s[key]:.2f}" + (f" ± {s[key + '_std']:.2f}" if n_seeds > 1 else "")
 
 
-def table(summaries, caption):
+def table(summaries, caption, uuid):
     cols = {"test_elbo_nats@1": "ELBO, g=1", f"test_elbo_nats@{first}": f"ELBO, g={first}",
             "test_elbo_nats": f"ELBO, g={groups}", "test_nll_nats": f"NLL (K={iw_samples})", "test_kl_nats": "KL"}
     df = pd.DataFrame({n: {label: cell(s, k) for k, label in cols.items()} for n, s in summaries.items()}).T
-    display(df.style.set_caption(caption))
+    display(df.style.set_caption(caption).set_uuid(uuid))  # a fixed id keeps the page's HTML reproducible
 
 
 spread = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "one seed"
 table(summaries, f"MNIST, dynamic binarization, Bernoulli, nats; {len(test)} test images; {spread}; "
-                 f"{run.profile} profile")
+                 f"{run.profile} profile", "mnist")
 if fashion_models:
-    table(f_summaries, f"FashionMNIST, dynamic binarization, Bernoulli, nats; {spread}; {run.profile} profile")
+    table(f_summaries, f"FashionMNIST, dynamic binarization, Bernoulli, nats; {spread}; {run.profile} profile",
+          "fashion")
 
 # %% [markdown]
 # ### Findings
