@@ -15,14 +15,16 @@ from c2f.data import ImageSet, batches
 
 
 @torch.no_grad()
-def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = 100) -> torch.Tensor:
+def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = 100, **model_kwargs) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) per example (Burda et al. 2016):
 
     log p(x) ≈ logsumexp_i [log p(x, z_i) − log q(z_i | x)] − log k,  z_i ~ q(z | x), i = 1..k.
 
-    The k samples are drawn in chunks of `chunk` to bound memory.
+    The k samples are drawn in chunks of `chunk` to bound memory. `model_kwargs` (e.g. ``groups=g`` for a
+    model that can decode a prefix of its latent groups) are passed to ``log_importance_weights``.
     """
-    logw = torch.cat([model.log_importance_weights(x, min(chunk, k - i)) for i in range(0, k, chunk)])
+    logw = torch.cat([model.log_importance_weights(x, min(chunk, k - i), **model_kwargs)
+                      for i in range(0, k, chunk)])
     return torch.logsumexp(logw.float(), dim=0) - math.log(k)
 
 
@@ -34,13 +36,15 @@ def elbo(model, data: ImageSet, *, batch_size: int = 500, seed: int = 0) -> floa
 
 @torch.no_grad()
 def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 500, seed: int = 0,
-             iw_batch: int = 20_000) -> dict:
+             iw_batch: int = 20_000, **model_kwargs) -> dict:
     """ELBO and its terms, KL per latent dimension and, with `iw_samples` > 0, the IW estimate of NLL.
 
     Returns means over the data in nats: ``elbo_nats`` (≤ log p(x), higher is better), ``recon_nats``
     (−E_q log p(x|z)), ``kl_nats``, ``kl_per_dim`` (list), ``nll_nats`` (−log p(x) estimated with
     ``iw_samples`` samples; lower is better) and ``bits_per_dim`` (from the NLL, else from the ELBO).
     At most `iw_batch` images are decoded at once. The samples are drawn with `seed`, so numbers repeat.
+    `model_kwargs` are passed to ``elbo_terms`` and ``log_importance_weights``, e.g. ``groups=g`` to
+    evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`).
     """
     was_training = model.training
     model.eval()
@@ -51,13 +55,13 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     with torch.random.fork_rng(devices=devices):  # seeded here, and the caller's random state left alone
         torch.manual_seed(seed)
         for x, _ in batches(data, batch_size, shuffle=False):
-            t = model.elbo_terms(x)
+            t = model.elbo_terms(x, **model_kwargs)
             for key in ("elbo", "log_px", "kl"):
                 sums[key] += t[key].sum().item()
             kl_dims = kl_dims + t["kl_dims"].sum(0)
             if iw_samples > 0:
                 chunk = max(1, iw_batch // x.shape[0])
-                sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk).sum().item()
+                sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs).sum().item()
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
     out = {
@@ -70,6 +74,16 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
         out["nll_nats"] = sums["nll"] / n
     out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
     return out
+
+
+def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500) -> list[dict]:
+    """:func:`evaluate` for every prefix: entry g−1 is the model that decodes latent groups 1..g only.
+
+    The model must have ``num_groups`` and accept ``groups=g`` in ``elbo_terms`` and
+    ``log_importance_weights``. Every prefix is evaluated with the same seed, so the curves repeat.
+    """
+    return [evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size, groups=g)
+            for g in range(1, model.num_groups + 1)]
 
 
 @torch.no_grad()

@@ -138,3 +138,58 @@ def kl_per_dimension(kls: dict[str, Sequence[float]], variances: dict[str, torch
             ax2.grid(False)
     fig.tight_layout()
     return fig
+
+
+def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str | None = None, ax=None,
+                   xlabel: str = "number of latent groups decoded, g", errors: dict | None = None):
+    """One line per model of a quantity indexed by latent group g = 1..G (a prefix curve, the KL of each
+    group, a reconstruction error per number of latents); `errors` (same keys) draws ± bands."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    for color, (name, values) in zip(sns.color_palette(PALETTE, max(10, len(series))), series.items()):
+        g = np.arange(1, len(values) + 1)
+        ax.plot(g, values, "o-", ms=4, lw=1.5, color=color, label=name)
+        if errors is not None and name in errors:
+            e = np.asarray(errors[name])
+            ax.fill_between(g, np.asarray(values) - e, np.asarray(values) + e, color=color, alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return ax.figure
+
+
+def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], title: str | None = None):
+    """Rows of images [N, C, H, W] (equal N) stacked into one figure, each row labelled on the left."""
+    n = len(rows[0])
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.55 * n + 1.6, 0.62 * len(rows) + 0.5))
+    axes = np.atleast_1d(axes)
+    for ax, row, label in zip(axes, rows, labels):
+        image_grid(row, nrow=n, ax=ax)
+        ax.set_axis_on()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+    if title:
+        axes[0].set_title(title)
+    return fig
+
+
+def correlation_matrices(matrices: dict[str, torch.Tensor], title: str | None = None):
+    """Heatmaps of correlation (or covariance) matrices in [−1, 1], one panel per model."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.1 * len(matrices) + 0.6, 3.0), squeeze=False)
+    for ax, (name, m) in zip(axes[0], matrices.items()):
+        m = m.detach().cpu().numpy()
+        sns.heatmap(m, vmin=-1, vmax=1, center=0, cmap="vlag", square=True, cbar=ax is axes[0, -1], ax=ax,
+                    xticklabels=np.arange(1, len(m) + 1), yticklabels=np.arange(1, len(m) + 1))
+        ax.set_title(name, fontsize="small")
+        ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -239,3 +239,23 @@ def train_or_load(
             print(f"{name}: loaded the cached model trained for {state['epoch']} epochs ({path.name})")
             return state["history"]
     return fit(model, data, cfg, checkpoint=path, valid=valid, desc=name, on_epoch_end=on_epoch_end)
+
+
+def train_stages(
+    model: nn.Module,
+    data: ImageSet,
+    cfg: TrainConfig,
+    *,
+    name: str,
+    valid: ImageSet | None = None,
+    retrain: bool = False,
+) -> list[dict]:
+    """Train a model stage by stage: for s = 1..``model.num_stages`` (or its ``num_groups``), call
+    ``model.set_stage(s)`` (which freezes what earlier stages trained) and then :func:`train_or_load` once,
+    cached as ``<name>-stage<s>``. Returns the history of each stage."""
+    stages = getattr(model, "num_stages", None) or model.num_groups
+    histories = []
+    for s in range(1, stages + 1):
+        model.set_stage(s)
+        histories.append(train_or_load(model, data, cfg, name=f"{name}-stage{s}", valid=valid, retrain=retrain))
+    return histories
