@@ -70,7 +70,7 @@ class Run:
                 ("started", p["started"])]
         params = ", ".join(f"`{k}={v!r}`" for k, v in self.params.items() if k not in ("profile", "seed"))
         rows.append(("parameters", params))
-        return "**Record card**\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+        return "**Record card**\n\n| field | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
     # --- results -----------------------------------------------------------------------------------------
     def log(self, prefix: str, metrics: dict[str, Any]) -> None:

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from c2f.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
 from c2f.utils import get_device, write_json
 
@@ -67,7 +69,8 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         records = tmp / "records"  # the kernel writes record and figures here; moved over only on success
         jupytext.write(jupytext.read(path), source)
         saved_env = dict(os.environ)
-        os.environ.update({"C2F_RECORD_DIR": str(records), "TQDM_MININTERVAL": "30", "TQDM_MAXINTERVAL": "120", **(env or {})})
+        progress = {"TQDM_MININTERVAL": "30", "TQDM_MAXINTERVAL": "120"}  # a few lines per bar in a page
+        os.environ.update({"C2F_RECORD_DIR": str(records), **progress, **(env or {})})
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(out_dir), progress_bar=False, log_output=False)
@@ -88,10 +91,22 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         if figures.exists():
             shutil.rmtree(out_dir / figures.name, ignore_errors=True)
             shutil.move(figures, out_dir / figures.name)
+        _tag_parameter_cells(executed)
         os.replace(executed, out_dir / f"{path.stem}.ipynb")
         write_json(record_path(path, out_dir), record)
     (out_dir / f"{path.stem}.failed.ipynb").unlink(missing_ok=True)
     return record
+
+
+def _tag_parameter_cells(notebook: Path) -> None:
+    """In the page, fold away the declared defaults (the documented ``parameters`` cell) behind a toggle and
+    keep papermill's injected cell, which shows the values this run actually used."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+    nbformat.write(nb, notebook)
 
 
 def build_book(profile: str | None = None, force: bool = False) -> None:
