@@ -112,3 +112,57 @@ def summarise(runs: list[dict]) -> dict:
         out[k] = values.mean().item()
         out[f"{k}_std"] = values.std(unbiased=True).item() if len(runs) > 1 else 0.0
     return out
+
+
+# --- clustering -----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def cluster_assignments(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> tuple[torch.Tensor,
+                                                                                                  torch.Tensor]:
+    """The model's cluster (``model.cluster(x)``, e.g. argmax q(z|x)) of every image of a fixed binarization
+    of `data`, and the true labels: two tensors [N] on the CPU."""
+    was_training = model.training
+    model.eval()
+    data = data.fixed_binarization(seed)
+    clusters = torch.cat([model.cluster(x).cpu() for x, _ in batches(data, batch_size, shuffle=False)])
+    model.train(was_training)
+    return clusters, data.y.cpu()
+
+
+def contingency(clusters: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None,
+                num_classes: int | None = None) -> torch.Tensor:
+    """A[k, c] = number of items in cluster k with label c: [K, C] (int64)."""
+    clusters, labels = torch.as_tensor(clusters).long().cpu(), torch.as_tensor(labels).long().cpu()
+    k = num_clusters or int(clusters.max()) + 1
+    c = num_classes or int(labels.max()) + 1
+    return torch.bincount(clusters * c + labels, minlength=k * c).view(k, c)
+
+
+def cluster_accuracy(clusters: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None) -> float:
+    """Clustering accuracy with the best one-to-one map of clusters to classes, found by the Hungarian
+    method (Kuhn 1955; scipy's linear_sum_assignment on the contingency table). With more clusters than
+    classes, the items of clusters left unmatched count as errors: a strict score."""
+    from scipy.optimize import linear_sum_assignment
+
+    labels = torch.as_tensor(labels).long().cpu()
+    _, labels = torch.unique(labels, return_inverse=True)  # classes 2, 6, 9 -> 0, 1, 2
+    table = contingency(clusters, labels, num_clusters).numpy()
+    rows, cols = linear_sum_assignment(-table)
+    return float(table[rows, cols].sum() / table.sum())
+
+
+def many_to_one_accuracy(clusters: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None) -> float:
+    """Accuracy when every cluster is labelled with its majority class (several clusters may share a class).
+    Lenient: it can only grow with the number of clusters (one cluster per item scores 1), so report it
+    next to :func:`cluster_accuracy`, labelled as many-to-one."""
+    labels = torch.as_tensor(labels).long().cpu()
+    _, labels = torch.unique(labels, return_inverse=True)
+    table = contingency(clusters, labels, num_clusters)
+    return float(table.max(1).values.sum() / table.sum())
+
+
+def summarise_worst(runs: list[dict], keys: list[str], higher_is_better: bool = True) -> dict:
+    """For each of `keys`, the worst value over runs (the minimum when higher is better): ``name_worst``."""
+    pick = min if higher_is_better else max
+    return {f"{k}_worst": pick(float(r[k]) for r in runs) for k in keys}

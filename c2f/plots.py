@@ -193,3 +193,15 @@ def correlation_matrices(matrices: dict[str, torch.Tensor], title: str | None = 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def mean_band(ax, x, runs, label: str | None = None, color=None, alpha: float = 0.2):
+    """Mean over runs (the rows of `runs`, [R, T]) as a line, and ± one standard deviation as a band;
+    non-finite values (e.g. the log-variance −inf of an exact gradient) are left out."""
+    runs = np.asarray(runs, dtype=float)
+    runs = np.where(np.isfinite(runs), runs, np.nan)
+    mean = np.nanmean(runs, axis=0) if np.isfinite(runs).any() else np.full(runs.shape[1], np.nan)
+    std = np.nanstd(runs, axis=0) if runs.shape[0] > 1 and np.isfinite(runs).any() else np.zeros_like(mean)
+    line, = ax.plot(x, mean, lw=1.5, label=label, color=color)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=alpha, lw=0)
+    return line

@@ -71,3 +71,15 @@ def test_kl_per_dimension_and_latent_scatter():
     assert len(fig.axes) == 2
     fig = plots.latent_scatter(torch.randn(30, 2), torch.arange(30) % 3)
     assert fig.axes[0].get_xlabel() == "$z_1$"
+
+
+def test_mean_band_draws_the_mean_and_skips_non_finite_runs():
+    import numpy as np
+
+    fig, ax = plt.subplots()
+    runs = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    line = plots.mean_band(ax, [0, 1, 2], runs, label="a")
+    assert list(line.get_ydata()) == [2.0, 3.0, 4.0]
+    assert len(ax.collections) == 1  # the ±1 std band
+    exact = plots.mean_band(ax, [0, 1, 2], np.full((1, 3), -np.inf), label="exact")  # nothing to draw
+    assert np.isnan(exact.get_ydata()).all()
