@@ -74,19 +74,19 @@ def main() -> None:
             ips = throughput(cfg, device, batch, args.steps, amp, comp)
             print(f"{name:10s} {device_description(device):34s} {batch:6d} {str(amp):>5s} {str(comp):>8s} {ips:10.0f}")
 
-    print(f"\n{'chapter':12s} {'profile':8s} {'wall time (s)':>14s}  source")
+    print(f"\n{'chapter':16s} {'profile':8s} {'wall time (s)':>14s}  source")
     for path in chapter_paths():
         for where, folder in (("book page", BOOK_CHAPTERS), ("smoke reference", NBVAL_REFERENCES)):
             record = folder / f"{path.stem}.json"
             if record.exists():
                 r = json.loads(record.read_text())
-                print(f"{path.stem:12s} {r['profile']:8s} {r['wall_time_s']:14.1f}  {where} ({r['device']})")
+                print(f"{path.stem:16s} {r['profile']:8s} {r['wall_time_s']:14.1f}  {where} ({r['device']})")
         for profile in args.run_profiles:
             with tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
                 r = run_chapter(path, profile, out_dir=out, env={"C2F_CACHE": out})
                 total = time.perf_counter() - t0
-            print(f"{path.stem:12s} {profile:8s} {total:14.1f}  measured now, incl. kernel start "
+            print(f"{path.stem:16s} {profile:8s} {total:14.1f}  measured now, incl. kernel start "
                   f"(in-notebook {r['wall_time_s']} s)")
 
 
