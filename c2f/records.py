@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from c2f.chapters import chapter_path, declared_parameters
-from c2f.utils import atomic_write, device_description, get_device, git_commit, seed_everything, versions, write_json
+from c2f.utils import (atomic_write, configure_threads, device_description, get_device, git_commit,
+                       seed_everything, versions, write_json)
 
 
 def record_dir() -> Path:
@@ -45,9 +46,10 @@ class Run:
 
     @classmethod
     def start(cls, chapter: str, namespace: dict[str, Any]) -> "Run":
-        """Collect the chapter's declared parameters from `namespace` (the notebook's globals), seed every
-        generator with ``seed``, and show the record card."""
+        """Collect the chapter's declared parameters from `namespace` (the notebook's globals), apply
+        ``$C2F_THREADS``, seed every generator with ``seed``, and show the record card."""
         params = {k: namespace[k] for k in declared_parameters(chapter_path(chapter))}
+        configure_threads()
         run = cls(chapter, params)
         seed_everything(run.seed)
         _display_markdown(run.card())

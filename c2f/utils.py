@@ -33,6 +33,16 @@ def get_device(name: str | None = None) -> torch.device:
     return device
 
 
+def configure_threads() -> None:
+    """Use ``$C2F_THREADS`` CPU threads for torch's intra-op work when it is set (torch's default otherwise).
+
+    On a small or shared machine one thread is often faster for this book's small models: extra threads
+    spin while they wait for a busy core."""
+    threads = os.environ.get("C2F_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def device_description(device: torch.device) -> str:
     """A human-readable name for a device, e.g. 'cpu (2 threads, x86_64)' or 'cuda (NVIDIA H100)'."""
     if device.type == "cuda":

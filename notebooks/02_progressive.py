@@ -66,8 +66,6 @@ from c2f.train import TrainConfig, train_stages
 
 run = c2f.Run.start("02_progressive", globals())
 device = run.device
-if device.type == "cpu":
-    torch.set_num_threads(1)  # small MLPs: one intra-op thread is faster, and far faster on shared cores
 seeds = [seed + i for i in range(n_seeds)]
 
 # %% [markdown]

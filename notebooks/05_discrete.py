@@ -76,8 +76,6 @@ from c2f.train import TrainConfig, train_or_load
 
 run = c2f.Run.start("05_discrete", globals())
 device = run.device
-if device.type == "cpu":
-    torch.set_num_threads(1)  # the models are small: on a shared CPU extra threads only add waiting
 NAMES = {"exact": "Exact", "reinforce": "REINFORCE", "nvil": "NVIL", "concrete": "CONCRETE", "rebar": "REBAR",
          "relax": "RELAX"}
 

@@ -117,3 +117,22 @@ def test_get_device(monkeypatch):
 
 def test_git_commit_outside_a_repository(tmp_path):
     assert utils.git_commit(tmp_path) == "unknown"
+
+
+def test_configure_threads_follows_c2f_threads(monkeypatch):
+    """$C2F_THREADS sets torch's intra-op threads; unset, torch's own choice is left alone."""
+    import torch
+
+    from c2f.utils import configure_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("C2F_THREADS", "3")
+        configure_threads()
+        assert torch.get_num_threads() == 3
+        monkeypatch.delenv("C2F_THREADS")
+        torch.set_num_threads(2)
+        configure_threads()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
