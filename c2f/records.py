@@ -98,7 +98,7 @@ class Run:
         record = {**self.provenance(), "wall_time_s": round(time.perf_counter() - self._t0, 1),
                   "metrics": dict(sorted(self.metrics.items()))}
         path = write_json(self.dir / f"{self.chapter}.json", record)
-        lines = "\n".join(f"| `{k}` | {v:.4g} |" for k, v in record["metrics"].items())
+        lines = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in record["metrics"].items())
         _display_markdown(f"**Metrics** (record written to `{path.name}`; wall time {record['wall_time_s']} s)"
                           f"\n\n| metric | value |\n|---|---|\n{lines}")
         return record
