@@ -1,7 +1,9 @@
 """One training loop for every model, driven by the model's own ``loss`` method.
 
-A model only has to provide ``loss(x, kl_weight=..., free_bits=...) -> (loss, {name: scalar})``. The loop
-adds what every run needs: the optimizer and learning-rate schedule from :class:`TrainConfig`, KL warm-up,
+A model only has to provide ``loss(x, kl_weight=..., free_bits=...) -> (loss, {name: scalar})``. A model
+whose objective is optimised in several steps per minibatch (e.g. one per latent group) says so with an
+attribute ``steps_per_batch`` = n > 1; its loss then takes ``part=0..n-1`` and the loop steps after each
+part, logging the scalars of the last. The loop adds what every run needs: the optimizer and learning-rate schedule from :class:`TrainConfig`, KL warm-up,
 gradient clipping, bf16 autocast on CUDA, a progress bar with the live loss, a guard that stops on a
 non-finite loss, and an atomic checkpoint after every epoch from which a killed run resumes and ends with
 the same numbers as an uninterrupted one.
@@ -112,8 +114,9 @@ def fit(
     device = next(model.parameters()).device
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
+    parts = int(getattr(model, "steps_per_batch", 1))
     opt = _optimizer(model.parameters(), cfg)
-    sched = _scheduler(opt, cfg, total)
+    sched = _scheduler(opt, cfg, total * parts)
     history: dict = {"steps": {}, "epochs": {}}
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
@@ -137,23 +140,26 @@ def fit(
         window: dict[str, float] = {}
         for i, (x, _) in enumerate(batches(data, cfg.batch_size, seed=_epoch_seed(cfg.seed, epoch))):
             step = epoch * steps_per_epoch + i
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
-                loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                bar.close()
-                what = f"the loss became {loss.item()}" if not torch.isfinite(loss) else \
-                    f"the gradient norm became {grad_norm.item()}"
-                kept = f"the last good checkpoint (after epoch {epoch}) is kept at {checkpoint}" if (
-                    checkpoint and Path(checkpoint).exists()) else "no checkpoint was written yet"
-                raise TrainingDiverged(
-                    f"{desc}: {what} at epoch {epoch + 1}, step {step}; {kept}. "
-                    f"Try a lower learning rate (lr={cfg.lr}), gradient clipping or KL warm-up.")
-            opt.step()
-            if sched is not None:
-                sched.step()
+            for part in range(parts):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
+                    loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits,
+                                            **({"part": part} if parts > 1 else {}))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(),
+                                                     cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+                if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                    bar.close()
+                    what = f"the loss became {loss.item()}" if not torch.isfinite(loss) else \
+                        f"the gradient norm became {grad_norm.item()}"
+                    kept = f"the last good checkpoint (after epoch {epoch}) is kept at {checkpoint}" if (
+                        checkpoint and Path(checkpoint).exists()) else "no checkpoint was written yet"
+                    raise TrainingDiverged(
+                        f"{desc}: {what} at epoch {epoch + 1}, step {step}; {kept}. "
+                        f"Try a lower learning rate (lr={cfg.lr}), gradient clipping or KL warm-up.")
+                opt.step()
+                if sched is not None:
+                    sched.step()
             values = {"loss": loss.item(), **{k: float(v.detach()) for k, v in scalars.items()}}
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v

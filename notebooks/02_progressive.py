@@ -39,8 +39,8 @@ group_size = 1  # ... of this many latents each
 hidden = [256]  # MLP widths of every encoder; decoders mirror them
 epochs = 8  # jointly trained models
 epochs_per_stage = 2  # Multiple: epochs for each of its G models
-models = ["standard", "single", "multiple_combined", "rnn", "rnn_nor", "quotient"]  # + rnn_per_group, rnn_gaussian, ...
-iw_samples = 20  # importance samples K for the test NLL of the full models
+models = ["standard", "single", "single_steps", "multiple_combined", "rnn", "rnn_nor", "quotient"]  # + rnn_per_group ...
+iw_samples = 20  # importance samples K for the test NLL of every prefix
 fashion_models = ["standard", "single", "multiple_combined", "rnn"]  # on FashionMNIST ([] to skip)
 fashion_epochs = 8
 cb_models = ["standard", "rnn"]  # continuous Bernoulli on grey levels ([] to skip)
@@ -114,8 +114,9 @@ x_show = test.fixed_binarization(seed).x[:n_show]
 #   useful on their own. This is the baseline for the full ELBO.
 # * **Single**: one encoder and decoder, trained on $\sum_g \big[-\log p(x\mid z_{\le g}) +
 #   \mathrm{KL}(q(z_g\mid x)\,\|\,p)\big]$, where in term $g$ the samples of the earlier groups are
-#   held fixed (detached), so each group is pushed to add what the earlier ones left out. One optimizer
-#   step per minibatch.
+#   held fixed (detached), so each group is pushed to add what the earlier ones left out. `single` takes
+#   one optimizer step per minibatch on the sum; `single_steps` takes $G$ steps per minibatch, one per
+#   term, in the order $g = 1..G$, so term $g$ already sees the parameters updated by term $g-1$.
 # * **Multiple**: $G$ small VAEs trained one after another. Model $k$ adds its output to the logits of the
 #   frozen models $1..k-1$, so with a Bernoulli likelihood it is trained to explain the *residual in logit
 #   space*. Its input is the residual image $x - \hat x_{k-1}$ (Combined), the image (Original) or the
@@ -203,6 +204,18 @@ bands = {n: [s[f"test_elbo_nats@{g}_std"] for g in range(1, groups + 1)] for n, 
 fig = plots.lines_by_group(curves, "test ELBO (nats)", errors=bands,
                            title=f"MNIST: ELBO of the prefix z$_1$..z$_g$ ({len(test)} test images)")
 run.savefig(fig, "prefix_curve")
+
+# %% [markdown]
+# The ELBO of a prefix mixes two things: how well the prefix model explains the image and how tight its
+# bound is. The importance-weighted estimate of $-\log p(x)$ of each prefix model (Burda et al.'s bound
+# with $K$ = `iw_samples` posterior samples {cite}`burda2016iwae`) removes most of the second, so the same
+# ordering of the models under this curve says the ordering is in the models, not in their posteriors.
+
+# %%
+nll_curves = {n: [s[f"test_nll_nats@{g}"] for g in range(1, groups + 1)] for n, s in summaries.items()}
+fig = plots.lines_by_group(nll_curves, f"test NLL (nats, K={iw_samples})",
+                           title=f"MNIST: importance-sampled NLL of the prefix z$_1$..z$_g$ (lower is better)")
+run.savefig(fig, "prefix_nll_curve")
 
 # %% [markdown]
 # ### How much each group costs: the KL per group
@@ -395,7 +408,8 @@ if cb_models:
 # ## Results
 #
 # One row per model and variant: the test ELBO with the first group only, the first three and all groups,
-# the importance-weighted NLL of the full model (lower is better), and the total KL. Means ± standard
+# the importance-weighted NLL with the first group only and with all groups (lower is better), and the
+# total KL. Means ± standard
 # deviations over `n_seeds` seeds when there are several.
 
 # %%
@@ -405,7 +419,8 @@ def cell(s, key):
 
 def table(summaries, caption, uuid):
     cols = {"test_elbo_nats@1": "ELBO, g=1", f"test_elbo_nats@{first}": f"ELBO, g={first}",
-            "test_elbo_nats": f"ELBO, g={groups}", "test_nll_nats": f"NLL (K={iw_samples})", "test_kl_nats": "KL"}
+            "test_elbo_nats": f"ELBO, g={groups}", "test_nll_nats@1": f"NLL, g=1 (K={iw_samples})",
+            "test_nll_nats": f"NLL, g={groups} (K={iw_samples})", "test_kl_nats": "KL"}
     df = pd.DataFrame({n: {label: cell(s, k) for k, label in cols.items()} for n, s in summaries.items()}).T
     display(df.style.set_caption(caption).set_uuid(uuid))  # a fixed id keeps the page's HTML reproducible
 
@@ -434,7 +449,7 @@ for name in recurrent:
     line = [f"{name}:"]
     if "standard" in curves:
         line.append(f"first group alone {curves[name][0]:.2f} nats (standard VAE {curves['standard'][0]:.2f});")
-    for other in [n for n in ("single", "multiple_combined") if n in curves]:
+    for other in [n for n in ("single", "single_steps", "multiple_combined") if n in curves]:
         wins = sum(a > b + 0.01 for a, b in zip(curves[name], curves[other]))
         line.append(f"above {other} at {wins} of {groups} prefixes;")
     if "standard" in summaries:
@@ -442,6 +457,10 @@ for name in recurrent:
         line.append(f"full model {abs(gap):.2f} nats ({100 * abs(gap) / abs(summaries['standard']['test_elbo_nats']):.1f}%) "
                     f"{'below' if gap > 0 else 'above'} the standard VAE (within 1 nat: {'yes' if gap <= 1 else 'no'})")
     print(" ".join(line))
+if {"single", "single_steps"} <= curves.keys():
+    diff = [b - a for a, b in zip(curves["single"], curves["single_steps"])]
+    print(f"single_steps minus single, prefix ELBO: {min(diff):+.2f} to {max(diff):+.2f} nats over g = 1..{groups} "
+          f"(mean {sum(diff) / len(diff):+.2f})")
 for name, k in kls.items():
     drops = sum(b < a - 0.01 for a, b in zip(k, k[1:]))
     off = sum(v < 0.1 for v in k)
@@ -459,7 +478,7 @@ for name, k in kls.items():
 # and within 1 nat of the Standard VAE at $g = G$) is printed above for this run.
 #
 # **What it costs.** Single, the recurrent models and Quotient evaluate the decoder once per prefix in
-# every training step, and the recurrent models also encode the current reconstruction at every step:
+# every training step (`single_steps` also runs the encoder and an optimizer step per prefix), and the recurrent models also encode the current reconstruction at every step:
 # about $G$ times the work of a standard VAE per minibatch. Multiple needs $G$ separate networks
 # and $G$ training runs. PCA-AE needs one encoder and one decoder per latent and gives no likelihood.
 # Against that, a model whose prefix curve is high from the first group can be truncated at any $g$: it

@@ -148,6 +148,28 @@ def test_single_holds_earlier_groups_fixed():
         torch.testing.assert_close(a, b.grad)
 
 
+def test_single_per_group_parts_add_up_to_the_one_step_loss():
+    """With step_per_group the G parts of Single's loss (same noise) sum to its one-step loss, the part g
+    gives no gradient to the heads of other groups' KL, and the model asks the loop for G steps."""
+    one, per = model("single"), model("single", step_per_group=True)
+    assert one.steps_per_batch == 1 and per.steps_per_batch == G
+    x = batch()
+    torch.manual_seed(3)
+    whole = one.loss(x)[0]
+    parts = []
+    for g in range(G):
+        torch.manual_seed(3)
+        parts.append(per.loss(x, part=g)[0])
+    torch.testing.assert_close(sum(parts), whole)
+    parts[0].backward()
+    assert all(p.grad is None or not p.grad.any() for p in per.heads[G - 1].parameters())
+    assert any(p.grad.any() for p in per.heads[0].parameters())
+    torch.manual_seed(3)
+    last = per.loss(x, part=G - 1)[1]
+    torch.manual_seed(3)
+    torch.testing.assert_close(last["elbo"], one.loss(x)[1]["elbo"])  # the last part logs the full ELBO
+
+
 @pytest.mark.parametrize("name", ["standard", "single", "rnn", "rnn_gaussian", "quotient", "multiple_combined"])
 def test_training_lowers_the_loss(name):
     m, x = model(name), batch(16)
@@ -200,7 +222,9 @@ def test_prefix_evaluation(make_images):
     assert iw_log_likelihood(m, batch(), 4, groups=1).shape == (B,)
     metrics = evaluate_prefixes(m, data, iw_samples=2)
     assert {f"test_elbo_nats@{g}" for g in range(1, G + 1)} | {f"kl_group_{g}" for g in range(1, G + 1)} \
-        | {"test_elbo_nats", "test_nll_nats"} <= metrics.keys()
+        | {f"test_nll_nats@{g}" for g in range(1, G + 1)} | {"test_elbo_nats", "test_nll_nats"} <= metrics.keys()
+    assert metrics["test_nll_nats"] == metrics[f"test_nll_nats@{G}"]
+    assert all(-metrics[f"test_nll_nats@{g}"] >= metrics[f"test_elbo_nats@{g}"] - 1.0 for g in range(1, G + 1))
     assert sum(metrics[f"kl_group_{g}"] for g in range(1, G + 1)) == pytest.approx(metrics["test_kl_nats"])
 
 

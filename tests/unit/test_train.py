@@ -77,6 +77,31 @@ def test_fit_warms_up_the_kl_weight_per_step(make_images):
     assert {fb for _, fb in model.seen} == {0.25}
 
 
+class PartsVAE(VAE):
+    """A VAE that asks for three optimizer steps per minibatch and records the parts it is called with."""
+
+    steps_per_batch = 3
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.parts: list[int] = []
+
+    def loss(self, x, kl_weight=1.0, free_bits=0.0, part=None):
+        self.parts.append(part)
+        return super().loss(x, kl_weight, free_bits)
+
+
+def test_fit_takes_steps_per_batch_optimizer_steps(make_images):
+    """A model with steps_per_batch = 3 gets its loss called with part 0, 1, 2 for every minibatch, and the
+    optimizer steps after each part (Adam's step count is 3 per minibatch)."""
+    data = make_images(32)
+    torch.manual_seed(0)
+    model = PartsVAE(SMALL)
+    history = fit(model, data, TrainConfig(epochs=2, batch_size=16, schedule="cosine"))
+    assert model.parts == [0, 1, 2] * 4
+    assert len(history["epochs"]["epoch"]) == 2
+
+
 def test_fit_history_layout(make_images):
     """History: one row per epoch; step-level rows every log_every steps and at the end of each epoch."""
     data = make_images(100)  # 7 steps per epoch with batch 16 (the last one has 4 images)
