@@ -12,6 +12,7 @@ as in Larochelle's static split), ``test`` is the official test set.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +52,7 @@ class ImageSet:
     x: torch.Tensor
     y: torch.Tensor | None
     binarize: str
+    selection: str = ""  # which classes or alphabets were kept, when not all
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -61,8 +63,9 @@ class ImageSet:
 
     @property
     def spec(self) -> dict:
-        """What identifies this data for caching: dataset, split, binarization, size."""
-        return {"name": self.name, "split": self.split, "binarize": self.binarize, "n": len(self)}
+        """What identifies this data for caching: dataset, split, binarization, selection, size."""
+        spec = {"name": self.name, "split": self.split, "binarize": self.binarize, "n": len(self)}
+        return {**spec, "selection": self.selection} if self.selection else spec
 
     def subset(self, n: int) -> "ImageSet":
         """The first `n` images (all of them when n is 0 or larger than the set)."""
@@ -88,12 +91,15 @@ def load(
     device: torch.device | str = "cpu",
     binarize: str | None = None,
     classes: list[int] | None = None,
+    alphabets: list[str] | None = None,
     root: str | Path | None = None,
 ) -> ImageSet:
     """Load a split of a dataset onto `device`.
 
     `binarize` defaults to ``dynamic`` for MNIST and Omniglot, ``static`` for binarized_mnist (the only
-    choice there) and ``none`` for FashionMNIST. `classes` keeps only those labels.
+    choice there) and ``none`` for FashionMNIST. `classes` keeps only those labels. `alphabets` (Omniglot
+    only) keeps the characters of those alphabets (see :func:`omniglot_alphabets`); labels stay the
+    character indices of the split.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
@@ -105,9 +111,19 @@ def load(
         raise ValueError(f"unknown binarization {binarize!r}; choose one of {BINARIZATIONS}")
     if name == "binarized_mnist" and binarize != "static":
         raise ValueError("binarized_mnist is Larochelle's fixed binarization: use binarize='static'")
+    if alphabets is not None and name != "omniglot":
+        raise ValueError(f"alphabets select Omniglot characters; {name} has none")
     root = Path(root) if root is not None else data_root()
 
     x, y = _READERS[name](root, split)
+    if alphabets is not None:
+        names = omniglot_alphabets(split, root)
+        unknown = sorted(set(alphabets) - set(names))
+        if unknown:
+            raise ValueError(f"unknown Omniglot alphabet(s) {unknown} for split {split!r}; "
+                             f"choose from {sorted(set(names))}")
+        keep = torch.tensor([names[c] in alphabets for c in range(len(names))])[y]
+        x, y = x[keep], y[keep]
     if classes is not None:
         if y is None:
             raise ValueError(f"{name} has no labels to select classes from")
@@ -115,7 +131,9 @@ def load(
         x, y = x[keep], y[keep]
     if binarize == "static" and name != "binarized_mnist":
         x = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
-    return ImageSet(name, split, x.to(device), None if y is None else y.to(device), binarize)
+    selection = ";".join(f"{what}={sorted(v)}" for what, v in (("classes", classes), ("alphabets", alphabets))
+                         if v is not None)
+    return ImageSet(name, split, x.to(device), None if y is None else y.to(device), binarize, selection)
 
 
 def batches(
@@ -197,6 +215,26 @@ def _binarized_mnist(root: Path, split: str):
     return x, None
 
 
+def omniglot_alphabets(split: str = "train", root: str | Path | None = None) -> list[str]:
+    """The alphabet of every Omniglot character of a split, indexed by the character label that
+    :func:`load` gives (``train``/``valid``: the 30 background alphabets; ``test``: the 20 evaluation ones)."""
+    root = Path(root) if root is not None else data_root()
+    folder = "images_background" if split != "test" else "images_evaluation"
+    ranges = root / "omniglot-npz" / "alphabet_ranges.json"
+    if _omniglot_source(root, folder) == "npz":
+        if not ranges.exists():
+            raise DataNotFoundError(f"{ranges} is missing: it maps the characters of {folder}.npz to alphabets.")
+        table = json.loads(ranges.read_text())["splits"][folder]
+        return [a["alphabet"] for a in sorted(table, key=lambda a: a["first_id"]) for _ in range(a["n_characters"])]
+    return [c.split("/")[0] for c in _torchvision_omniglot(root, split != "test")._characters]
+
+
+def _omniglot_source(root: Path, folder: str) -> str:
+    """``npz`` when only the npz copy is under the data root, else ``torchvision``."""
+    npz = root / "omniglot-npz" / f"{folder}.npz"
+    return "npz" if not (root / "omniglot-py" / folder).exists() and npz.exists() else "torchvision"
+
+
 def _omniglot(root: Path, split: str):
     """Omniglot characters, inverted (strokes = 1) and resized to 28x28 with antialiasing.
 
@@ -206,9 +244,8 @@ def _omniglot(root: Path, split: str):
     """
     background = split != "test"
     folder = "images_background" if background else "images_evaluation"
-    npz = root / "omniglot-npz" / f"{folder}.npz"
-    if not (root / "omniglot-py" / folder).exists() and npz.exists():
-        with np.load(npz) as f:
+    if _omniglot_source(root, folder) == "npz":
+        with np.load(root / "omniglot-npz" / f"{folder}.npz") as f:
             strokes = torch.from_numpy(~f["images"])  # [chars, drawers, 105, 105], True = stroke
         chars, drawers = strokes.shape[:2]
         labels = torch.arange(chars).repeat_interleave(drawers).view(chars, drawers)
@@ -222,19 +259,23 @@ def _omniglot(root: Path, split: str):
     return x, labels.reshape(-1).long()
 
 
-def _omniglot_torchvision(root: Path, background: bool):
+def _torchvision_omniglot(root: Path, background: bool):
     import torchvision
 
     try:
-        ds = torchvision.datasets.Omniglot(str(root), background=background, download=True)
+        return torchvision.datasets.Omniglot(str(root), background=background, download=True)
     except Exception as err:
         raise _missing(
             "Omniglot",
             root,
-            f"Copy images_background.npz / images_evaluation.npz to {root / 'omniglot-npz'}, "
-            f"or torchvision's Omniglot folders to {root / 'omniglot-py'}.",
+            f"Copy images_background.npz / images_evaluation.npz (and alphabet_ranges.json) to "
+            f"{root / 'omniglot-npz'}, or torchvision's Omniglot folders to {root / 'omniglot-py'}.",
             err,
         ) from err
+
+
+def _omniglot_torchvision(root: Path, background: bool):
+    ds = _torchvision_omniglot(root, background)
     images, labels = {}, {}
     for i in range(len(ds)):
         img, label = ds[i]

@@ -139,17 +139,27 @@ def contingency(clusters: torch.Tensor, labels: torch.Tensor, num_clusters: int 
     return torch.bincount(clusters * c + labels, minlength=k * c).view(k, c)
 
 
-def cluster_accuracy(clusters: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None) -> float:
+def cluster_accuracy(clusters: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None, *,
+                     matched_on: tuple[torch.Tensor, torch.Tensor] | None = None) -> float:
     """Clustering accuracy with the best one-to-one map of clusters to classes, found by the Hungarian
     method (Kuhn 1955; scipy's linear_sum_assignment on the contingency table). With more clusters than
-    classes, the items of clusters left unmatched count as errors: a strict score."""
+    classes, the items of clusters left unmatched count as errors: a strict score.
+
+    By default the map is chosen on the scored items themselves. With `matched_on` = (clusters, labels) of
+    other items (e.g. the training split) it is chosen on those and then applied here, so no scored label
+    helps choose it: the honest choice when there are only a few scored items per class."""
     from scipy.optimize import linear_sum_assignment
 
-    labels = torch.as_tensor(labels).long().cpu()
-    _, labels = torch.unique(labels, return_inverse=True)  # classes 2, 6, 9 -> 0, 1, 2
-    table = contingency(clusters, labels, num_clusters).numpy()
-    rows, cols = linear_sum_assignment(-table)
-    return float(table[rows, cols].sum() / table.sum())
+    clusters, labels = torch.as_tensor(clusters).long().cpu(), torch.as_tensor(labels).long().cpu()
+    fit_clusters, fit_labels = (clusters, labels) if matched_on is None else \
+        (torch.as_tensor(t).long().cpu() for t in matched_on)
+    classes, index = torch.unique(torch.cat([fit_labels, labels]), return_inverse=True)  # 2, 6, 9 -> 0, 1, 2
+    fit_index, index = index[:len(fit_labels)], index[len(fit_labels):]
+    k = num_clusters or int(max(clusters.max(), fit_clusters.max())) + 1
+    rows, cols = linear_sum_assignment(-contingency(fit_clusters, fit_index, k, len(classes)).numpy())
+    class_of = torch.full((k,), -1, dtype=torch.long)
+    class_of[torch.as_tensor(rows)] = torch.as_tensor(cols)
+    return float((class_of[clusters] == index).double().mean())
 
 
 def many_to_one_accuracy(clusters: torch.Tensor, labels: torch.Tensor, num_clusters: int | None = None) -> float:

@@ -120,6 +120,25 @@ def test_omniglot_splits(omniglot):
     assert set(omniglot["test"].y.tolist()) == set(range(659))
 
 
+def test_omniglot_alphabets_select_characters(omniglot):
+    """An alphabet keeps its characters (Greek: 24, drawers 1-18 in train and 19-20 in valid), the same
+    characters as the full split; an unknown name is an error that lists the choices; the selection is part
+    of the cache spec, so two alphabets of the same size do not share checkpoints."""
+    names = data.omniglot_alphabets("train")
+    assert len(names) == 964 and len(data.omniglot_alphabets("test")) == 659 and len(set(names)) == 30
+    greek = data.load("omniglot", "train", alphabets=["Greek"])
+    assert len(greek) == 24 * 18 and {names[c] for c in greek.y.tolist()} == {"Greek"}
+    full = omniglot["train"]
+    torch.testing.assert_close(greek.x, full.x[torch.isin(full.y, greek.y.unique())])
+    assert len(data.load("omniglot", "valid", alphabets=["Greek"])) == 24 * 2
+    with pytest.raises(ValueError, match="Tengwar"):  # the test split has the evaluation alphabets
+        data.load("omniglot", "test", alphabets=["Greek"])
+    arcadian, latin = (data.load("omniglot", "train", alphabets=[a]) for a in ("Arcadian", "Latin"))
+    assert len(arcadian) == len(latin) and arcadian.spec != latin.spec
+    with pytest.raises(ValueError, match="Omniglot"):
+        data.load("mnist", "test", alphabets=["Greek"])
+
+
 def test_load_rejects_unknown_names():
     with pytest.raises(ValueError, match="cifar"):
         data.load("cifar", "train")

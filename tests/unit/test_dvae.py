@@ -173,6 +173,17 @@ def test_hungarian_beats_greedy_matching():
     assert many_to_one_accuracy(clusters, labels) == pytest.approx(9 / 13)
 
 
+def test_accuracy_matched_on_other_items_applies_their_map():
+    """The map is chosen on the `matched_on` items (cluster 0 -> class 5, 1 -> class 7) and applied to the
+    scored items, even where the scored items alone would prefer the swapped map (which scores 3/4 there):
+    here it scores 1/4. A class seen only in the scored items cannot be matched."""
+    fit = (torch.tensor([0, 0, 1, 1]), torch.tensor([5, 5, 7, 7]))
+    clusters, labels = torch.tensor([1, 1, 0, 0]), torch.tensor([5, 5, 5, 7])
+    assert cluster_accuracy(clusters, labels) == pytest.approx(3 / 4)
+    assert cluster_accuracy(clusters, labels, matched_on=fit) == pytest.approx(1 / 4)
+    assert cluster_accuracy(torch.tensor([0, 1]), torch.tensor([5, 8]), 2, matched_on=fit) == pytest.approx(1 / 2)
+
+
 def test_cluster_assignments_of_a_model():
     from c2f.data import ImageSet
 
