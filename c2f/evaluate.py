@@ -176,3 +176,20 @@ def summarise_worst(runs: list[dict], keys: list[str], higher_is_better: bool = 
     """For each of `keys`, the worst value over runs (the minimum when higher is better): ``name_worst``."""
     pick = min if higher_is_better else max
     return {f"{k}_worst": pick(float(r[k]) for r in runs) for k in keys}
+
+
+@torch.no_grad()
+def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
+                 threshold: float = 0.01) -> dict:
+    """:func:`evaluate` plus, for a model with latent layers (``model.layer_sizes``, ``kl_dims`` in layer
+    order), the KL of each layer ``kl_layer_<l>`` and its active units ``active_units_layer_<l>`` (layer 1
+    nearest the image), and the totals ``active_units``. Scalar entries only."""
+    out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size)
+    kl_dims = torch.tensor(out.pop("kl_per_dim"))
+    _, variances = active_units(latent_means(model, data, seed=seed), threshold)
+    sizes = list(model.layer_sizes)
+    for l, (kl, var) in enumerate(zip(kl_dims.split(sizes), variances.cpu().split(sizes)), 1):
+        out[f"kl_layer_{l}"] = kl.sum().item()
+        out[f"active_units_layer_{l}"] = int((var > threshold).sum())
+    out["active_units"] = int((variances > threshold).sum())
+    return out

@@ -1,0 +1,181 @@
+"""Machinery shared by the models with several latent layers (chapter 04).
+
+Every such model has latent layers l = 1..L (layer 1 nearest the image), sizes ``layer_sizes``, and
+reports the KL of each latent unit in ``elbo_terms(x)["kl_dims"]`` in layer order, so that the KL and the
+active units of each layer follow from :func:`split_layers`. Helpers here:
+
+* :class:`GaussianParams` a linear map to the mean and (softly bounded) log-variance of a diagonal Gaussian;
+* :func:`precision_weighted` the Ladder VAE's combination of two Gaussian estimates of the same variable;
+* :class:`IndependentLatentVAE` the base of the models whose latent layers are a priori independent
+  N(0, I) and inferred from x independently (VLAE, SVAE, MSVAE): ELBO, importance weights, posterior means
+  and the image helpers follow from ``_posteriors(x)`` and ``_logits(zs)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Normal, kl_divergence
+
+from c2f.nn import pixel_likelihood
+from c2f.train import kl_penalty
+
+LOGVAR_BOUND = 10.0  # log-variances are squashed softly into (-10, 10): a ladder without batch norm can blow up
+
+
+class GaussianParams(nn.Module):
+    """Linear map to (mean, log-variance) of a diagonal Gaussian over `dim` variables."""
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, 2 * dim)
+
+    def forward(self, h):
+        mean, logvar = self.linear(h).float().chunk(2, dim=-1)
+        return mean, LOGVAR_BOUND * torch.tanh(logvar / LOGVAR_BOUND)
+
+
+def normal(params) -> Normal:
+    """The factorised Normal with (mean, log-variance) `params` (no event dimension: log_prob per unit)."""
+    mean, logvar = params
+    return Normal(mean, torch.exp(0.5 * logvar), validate_args=False)
+
+
+def draw(params, sample: bool = True) -> torch.Tensor:
+    """A reparameterised sample of N(mean, exp(logvar)), or its mean when `sample` is False."""
+    mean, logvar = params
+    return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
+
+
+def standard_params(n: int, dim: int, device=None):
+    """(mean, log-variance) of N(0, I) over `dim` variables for a batch of n."""
+    zeros = torch.zeros(n, dim, device=device)
+    return zeros, zeros
+
+
+def precision_weighted(bottom_up, top_down):
+    """The Ladder VAE posterior (Sønderby et al. 2016): the product of the two Gaussians, renormalised.
+
+    σ_q^-2 = σ̂^-2 + σ_p^-2 and μ_q = (μ̂ σ̂^-2 + μ_p σ_p^-2) / σ_q^-2, written with sigmoids of the log-variance
+    difference so that it stays finite for any pair. Returns (mean, log-variance).
+    """
+    (mu_hat, lv_hat), (mu_p, lv_p) = bottom_up, top_down
+    logvar = -torch.logaddexp(-lv_hat, -lv_p)
+    mean = mu_hat * torch.sigmoid(lv_p - lv_hat) + mu_p * torch.sigmoid(lv_hat - lv_p)
+    return mean, logvar
+
+
+def split_layers(values: torch.Tensor, sizes) -> list[torch.Tensor]:
+    """Split the last dimension of `values` (e.g. ``kl_dims`` [B, D]) into the model's latent layers."""
+    return list(torch.split(values, list(sizes), dim=-1))
+
+
+def layered_loss(terms: dict, sizes, kl_weight: float, free_bits: float, recon: torch.Tensor | None = None,
+                 extra: dict | None = None):
+    """The negative ELBO (reconstruction `recon`, default −log p(x|z), plus the weighted KL) averaged over
+    the batch, and the scalars the training loop logs: ``elbo``, ``recon``, ``kl``, the KL of each layer
+    ``kl_<l>`` and a minibatch estimate of each layer's active units ``au_<l>`` (from ``terms["means"]``)."""
+    recon = -terms["log_px"].mean() if recon is None else recon
+    loss = recon + kl_weight * kl_penalty(terms["kl_dims"], free_bits)
+    scalars = {"elbo": terms["elbo"].mean(), "recon": -terms["log_px"].mean(), "kl": terms["kl"].mean()}
+    for l, kl in enumerate(split_layers(terms["kl_dims"], sizes), 1):
+        scalars[f"kl_{l}"] = kl.sum(-1).mean()
+    for l, m in enumerate(terms["means"], 1):
+        scalars[f"au_{l}"] = (m.detach().float().var(0) > 0.01).sum().float() if len(m) > 1 else m.new_zeros(())
+    return loss, {**scalars, **(extra or {})}
+
+
+class IndependentLatentVAE(nn.Module):
+    """Latent layers z_1..z_L, each N(0, I) a priori and inferred by its own q(z_l | x); subclasses provide
+    ``layer_sizes``, ``_posteriors(x)`` (a list of (mean, log-variance), one per layer) and ``_logits(zs)``
+    (the pixel logits of the image the likelihood is evaluated on, for latents with any leading dims)."""
+
+    layer_sizes: tuple[int, ...]
+
+    def _likelihood(self, logits):
+        return pixel_likelihood(logits.view(*logits.shape[:-1], *self.cfg.image_shape), self.cfg.likelihood)
+
+    def _decode(self, zs):
+        """p(x | z_1..z_L) for latents of shape [..., d_l]."""
+        lead = zs[0].shape[:-1]
+        logits = self._logits([z.reshape(-1, z.shape[-1]) for z in zs])
+        return self._likelihood(logits.view(*lead, -1))
+
+    def elbo_terms(self, x):
+        """Per-example log p(x|z), KL of every latent unit (closed form, layer order) and the ELBO."""
+        qs = self._posteriors(x)
+        zs = [draw(q) for q in qs]
+        log_px = self._decode(zs).log_prob(x)
+        kl_dims = torch.cat([kl_divergence(normal(q), normal((torch.zeros_like(q[0]),) * 2)) for q in qs], -1)
+        kl = kl_dims.sum(-1)
+        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl, "elbo": log_px - kl, "means": [q[0] for q in qs],
+                "zs": zs}
+
+    def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
+        return layered_loss(self.elbo_terms(x), self.layer_sizes, kl_weight, free_bits)
+
+    def log_importance_weights(self, x, k: int):
+        """log p(x, z_i) − log q(z_i | x) for k samples z_i ~ q(z | x): shape [k, B]."""
+        qs = self._posteriors(x)
+        zs = [normal(q).sample((k,)) for q in qs]
+        log_w = self._decode(zs).log_prob(x)
+        for q, z in zip(qs, zs):
+            log_w = log_w + Normal(0.0, 1.0).log_prob(z).sum(-1) - normal(q).log_prob(z).sum(-1)
+        return log_w
+
+    def posterior_means(self, x) -> list[torch.Tensor]:
+        """E_q[z_l | x] for every layer."""
+        return [q[0] for q in self._posteriors(x)]
+
+    def latent_means(self, x):
+        return torch.cat(self.posterior_means(x), -1)
+
+    # --- images --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, zs):
+        """Pixel probabilities for the given latents of every layer."""
+        return self._decode(zs).mean
+
+    @torch.no_grad()
+    def reconstruct(self, x):
+        return self.generate(self.posterior_means(x))
+
+    @torch.no_grad()
+    def sample(self, n: int):
+        device = next(self.parameters()).device
+        return self.generate([torch.randn(n, d, device=device) for d in self.layer_sizes])
+
+    @torch.no_grad()
+    def edit_layer(self, x, layer: int, edit):
+        """Decode x's posterior means with layer `layer` (1-based) replaced by ``edit(mean, prior)``, where
+        prior is the layer's (mean, log-variance) under p; the other layers keep their posterior means
+        (the layers are independent a priori, so this is a sample from the model's conditional)."""
+        _check_layer(layer, len(self.layer_sizes))
+        zs = self.posterior_means(x)
+        zs[layer - 1] = edit(zs[layer - 1], standard_params(len(x), self.layer_sizes[layer - 1], x.device))
+        return self.generate(zs)
+
+
+def _check_layer(layer: int, num_layers: int) -> None:
+    if not 1 <= layer <= num_layers:
+        raise ValueError(f"layer must be in 1..{num_layers}, got {layer}")
+
+
+@torch.no_grad()
+def resample_layer(model, x, layer: int):
+    """One image per row of x: x's latents, with layer `layer` drawn afresh from its (conditional) prior."""
+    return model.edit_layer(x, layer, lambda mean, prior: draw(prior))
+
+
+@torch.no_grad()
+def traverse_layer(model, x, layer: int, unit: int, values):
+    """Decode one image x [1, C, H, W] with unit `unit` of layer `layer` set to μ_p + v σ_p for each v in
+    `values` (v prior standard deviations around the layer's, possibly conditional, prior mean)."""
+    rows = []
+    for v in values:
+        def edit(mean, prior, v=float(v)):
+            z = mean.clone()
+            z[:, unit] = prior[0][:, unit] + v * torch.exp(0.5 * prior[1][:, unit])
+            return z
+        rows.append(model.edit_layer(x, layer, edit))
+    return torch.cat(rows)
