@@ -543,10 +543,10 @@ for (key, model_name), models in omni_models.items():
     run.savefig(fig, f"prototypes_{key}_{model_name}")
 
 # %% [markdown]
-# **Figures: Omniglot prototypes** of the worst seed of each model. Where a prototype is a clean
-# character, its cluster has found a character; blurred overlays of several characters are clusters that
-# merge characters with similar strokes, and the many near-duplicates show how hard the one-prototype-per-
-# class assumption is to meet with eighteen examples per class.
+# **Figures: Omniglot prototypes** of the worst seed of each model (ranked on the training drawers). A
+# prototype that shows one clean character has found that character; a blurred overlay merges characters
+# with similar strokes, and two prototypes of the same character leave another character without one.
+# With eighteen training images per class, one prototype per class is hard to reach.
 
 # %% [markdown]
 # ## Results
