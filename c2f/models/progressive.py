@@ -258,14 +258,12 @@ class SingleVAE(_ModularModel):
         qs = [head(h) for head in self.heads]
         zs = [q.rsample() for q in qs]
         klg = self.kl_groups(self._kl_dims(qs, x.shape[0]))
-        terms = range(self.cfg.groups) if part is None else [part]
-        last = max(terms)
-        acc_fixed = sum(self.decoder.project(i, zs[i].detach()) for i in range(min(terms)))
+        first, last = (0, self.cfg.groups - 1) if part is None else (part, part)
+        acc_fixed = sum(self.decoder.project(i, zs[i].detach()) for i in range(first))
         loss = 0.0
-        for g in range(min(terms), last + 1):
-            if g in terms:
-                log_px = self.likelihood(self.decoder.trunk(acc_fixed + self.decoder.project(g, zs[g]))).log_prob(x)
-                loss = loss - log_px.mean() + kl_weight * kl_penalty(klg[:, g:g + 1], free_bits)
+        for g in range(first, last + 1):
+            log_px = self.likelihood(self.decoder.trunk(acc_fixed + self.decoder.project(g, zs[g]))).log_prob(x)
+            loss = loss - log_px.mean() + kl_weight * kl_penalty(klg[:, g:g + 1], free_bits)
             acc_fixed = acc_fixed + self.decoder.project(g, zs[g].detach())
         return loss, self.loss_scalars(log_px.detach(), klg[:, :last + 1])
 
