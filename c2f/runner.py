@@ -124,6 +124,10 @@ def build_book(profile: str | None = None, force: bool = False) -> None:
     print(f"book: {PROJECT_ROOT / '_build' / 'html' / 'index.html'}")
 
 
+# the environment of the smoke references and of the nbval runs compared with them (tests/conftest.py)
+REFERENCE_ENV = {"TQDM_DISABLE": "1", "C2F_THREADS": "1"}
+
+
 def regenerate_references(chapters: list[str] | None = None) -> None:
     """Re-execute the smoke profile of chapters into ``tests/notebooks`` (the nbval references), with a
     fresh checkpoint cache so that every reference shows a run that trained from scratch."""
@@ -131,4 +135,4 @@ def regenerate_references(chapters: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as cache:
         for path in paths:
             print(f"smoke reference: {path.stem}", flush=True)
-            run_chapter(path, "smoke", out_dir=NBVAL_REFERENCES, env={"C2F_CACHE": cache, "TQDM_DISABLE": "1"})
+            run_chapter(path, "smoke", out_dir=NBVAL_REFERENCES, env={"C2F_CACHE": cache, **REFERENCE_ENV})

@@ -2,7 +2,9 @@
 
 Records of the notebooks that nbval executes go to a temporary folder (``C2F_RECORD_DIR``) where the
 regression tests read them; the checkpoint cache is fresh, so every notebook trains from scratch as its
-reference did; progress bars are off, as they were when the references were made.
+reference did; progress bars are off and torch uses one CPU thread, as when the references were made
+(:data:`c2f.runner.REFERENCE_ENV`): a different thread count changes float rounding, and a count such as
+the active units, a threshold on floats, can then flip.
 """
 
 import os
@@ -13,4 +15,6 @@ SESSION_DIR = Path(tempfile.mkdtemp(prefix="c2f-tests-"))
 SMOKE_RECORDS = SESSION_DIR / "records"
 os.environ["C2F_RECORD_DIR"] = str(SMOKE_RECORDS)
 os.environ["C2F_CACHE"] = str(SESSION_DIR / "cache")
-os.environ["TQDM_DISABLE"] = "1"
+from c2f.runner import REFERENCE_ENV  # noqa: E402
+
+os.environ.update(REFERENCE_ENV)
