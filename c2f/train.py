@@ -4,9 +4,9 @@ A model only has to provide ``loss(x, kl_weight=..., free_bits=...) -> (loss, {n
 whose objective is optimised in several steps per minibatch (e.g. one per latent group) says so with an
 attribute ``steps_per_batch`` = n > 1; its loss then takes ``part=0..n-1`` and the loop steps after each
 part, logging the scalars of the last. The loop adds what every run needs: the optimizer and learning-rate
-schedule from :class:`TrainConfig`, KL warm-up, gradient clipping, bf16 autocast on CUDA, a progress bar with the live loss, a guard that stops on a
-non-finite loss, and an atomic checkpoint after every epoch from which a killed run resumes and ends with
-the same numbers as an uninterrupted one.
+schedule from :class:`TrainConfig`, KL warm-up, gradient clipping, bf16 autocast on CUDA, a progress bar
+with the live loss, a guard that stops on a non-finite loss, and an atomic checkpoint after every epoch from
+which a killed run resumes and ends with the same numbers as an uninterrupted one.
 
 :func:`train_or_load` wraps the loop in a cache: a model is stored under a key derived from its
 configuration, the training configuration, the data and the seed, so a chapter re-run with the same
