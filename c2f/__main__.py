@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from c2f.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_overrides
+from c2f.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_names
 from c2f.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, build_book, can_run_here, is_stale, \
     machine_profile, record_path, regenerate_references, run_chapter
 
@@ -22,7 +22,7 @@ from c2f.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, build_book,
 def _list() -> None:
     for path in chapter_paths():
         record = record_path(path)
-        profiles = [p for p in PROFILES if p == "default" or _has_profile(path, p)]
+        profiles = [p for p in PROFILES if p in profile_names(path)]
         if record.exists():
             r = json.loads(record.read_text())
             reasons = is_stale(path)
@@ -36,14 +36,6 @@ def _list() -> None:
         for reason in reasons:
             print(f"{'':24s}   stale: {reason}")
         print(f"{'':24s} parameters: {', '.join(declared_parameters(path))}")
-
-
-def _has_profile(path: Path, profile: str) -> bool:
-    try:
-        profile_overrides(path, profile)
-        return True
-    except ParameterError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
