@@ -3,6 +3,7 @@ works offline (no script, stylesheet, font or image from outside the book)."""
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -136,3 +137,19 @@ def test_the_built_book_works_offline_and_says_which_pages_are_stale(built_book)
         reasons = is_stale(chapter)
         assert ("This page is stale" in page) == bool(reasons), f"{chapter.stem}: stale {reasons}"
         assert all(reason in page for reason in reasons)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run MathJax outside a browser")
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_the_bundled_mathjax_typesets_every_formula_of_a_page(built_book, chapter):
+    """The MathJax copied into the book (not a CDN) typesets every math element of the page without an error:
+    what a reader offline sees rendered. (Node with MathJax's own lite DOM stands in for a browser.)"""
+    page = built_book / "book" / "chapters" / f"{chapter.stem}.html"
+    mathjax = built_book / "_static" / "mathjax"
+    assert (mathjax / "output" / "chtml" / "fonts" / "woff-v2").is_dir(), "MathJax's fonts are bundled too"
+    result = subprocess.run(["node", str(Path(__file__).with_name("mathjax_typeset.js")), str(mathjax), str(page)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    math_elements = len(re.findall(r'class="math[ "]', page.read_text()))
+    assert counts["errors"] == 0 and counts["typeset"] >= max(math_elements, 1), counts
