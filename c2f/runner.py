@@ -24,7 +24,7 @@ import nbformat
 
 from c2f.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
 from c2f.records import file_sha256
-from c2f.utils import get_device, write_json
+from c2f.utils import get_device, uncommitted_changes, write_json
 
 BOOK_CHAPTERS = PROJECT_ROOT / "book" / "chapters"
 NBVAL_REFERENCES = PROJECT_ROOT / "tests" / "notebooks"
@@ -115,16 +115,17 @@ def code_changes(record: dict) -> list[str]:
 
 def uncommitted(chapter: str | Path) -> list[str]:
     """What keeps the chapter from being committed code: uncommitted changes to tracked files in its git
-    checkout, or its source (or profiles) not tracked. An empty list when everything is committed."""
+    checkout (other than the generated pages, ``utils.GENERATED``), or its source (or profiles) not tracked.
+    An empty list when everything is committed."""
     path = chapter_path(chapter).resolve()
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(path.parent), *args], capture_output=True, text=True)
 
-    status = git("status", "--porcelain", "--untracked-files=no")
-    if status.returncode:
+    changed = uncommitted_changes(path.parent)
+    if changed is None:
         return [f"{path.parent} is not in a git checkout"]
-    problems = [f"uncommitted changes in {line[3:]}" for line in status.stdout.splitlines()]
+    problems = [f"uncommitted changes in {name}" for name in changed]
     for file in (path, path.with_suffix(".yml")):
         if file.exists() and git("ls-files", "--error-unmatch", file.name).returncode:
             problems.append(f"{file.name} is not tracked by git")

@@ -23,6 +23,7 @@ from c2f import runner
 from c2f.__main__ import main
 from c2f.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
 from c2f.records import file_sha256
+from c2f.utils import git_commit
 from c2f.runner import ChapterFailed, DirtyTreeError, is_stale, record_path, run_chapter, source_hash
 
 CHAPTER = '''# ---
@@ -212,8 +213,16 @@ def test_only_committed_code_writes_into_the_book(chapter, tmp_path, monkeypatch
     _git(repo, "add", "99_tiny.py", "99_tiny.yml")
     _git(repo, "commit", "-q", "-m", "tiny")
     assert runner.uncommitted(chapter) == []
+    pages = repo / "book" / "chapters"  # generated pages: rewriting one does not make the code dirty
+    pages.mkdir(parents=True)
+    (pages / "99_tiny.ipynb").write_text("{}")
+    _git(repo, "add", "book")
+    _git(repo, "commit", "-q", "-m", "page")
+    (pages / "99_tiny.ipynb").write_text('{"new": 1}')
+    assert runner.uncommitted(chapter) == [] and git_commit(repo).endswith("-dirty") is False
     chapter.write_text(chapter.read_text() + "\n# an edit\n")
     assert runner.uncommitted(chapter) == ["uncommitted changes in 99_tiny.py"]
+    assert git_commit(repo).endswith("-dirty")
 
     book = tmp_path / "book"
     monkeypatch.setattr(runner, "BOOK_CHAPTERS", book)
