@@ -230,6 +230,22 @@ def test_only_committed_code_writes_into_the_book(chapter, tmp_path, monkeypatch
         run_chapter("99_tiny", "smoke", out_dir=book)
     assert not book.exists()
     assert main(["run", "99_tiny", "--profile", "smoke", "--out", str(book)]) == 2
+    # forced: the page is written, and its record says what was uncommitted, which makes it stale
+    record = run_chapter("99_tiny", "smoke", out_dir=book, allow_dirty=True,
+                         env={"C2F_TEST_NOTEBOOKS": str(repo), "TQDM_DISABLE": "1"})
+    assert record["dirty"] == ["uncommitted changes in 99_tiny.py"]
+    assert any(r.startswith("made from uncommitted code") for r in is_stale("99_tiny", None, book))
+
+
+def test_list_says_why_each_page_is_stale(capsys):
+    """`python -m c2f list` prints every reason of every committed page under it."""
+    assert main(["list"]) == 0
+    printed = capsys.readouterr().out
+    for path in chapter_paths():
+        assert path.stem in printed
+        if record_path(path).exists():
+            for reason in is_stale(path):
+                assert f"stale: {reason}" in printed
 
 
 def test_cli_ends_with_the_chapters_own_error(chapter, tmp_path, monkeypatch, capsys):
