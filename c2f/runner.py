@@ -28,8 +28,9 @@ NBVAL_REFERENCES = PROJECT_ROOT / "tests" / "notebooks"
 
 
 def machine_profile() -> str:
-    """The profile a plain ``make book`` uses here: ``full`` on a GPU, else ``default``."""
-    return "full" if get_device().type == "cuda" else "default"
+    """The profile a plain ``make book`` uses here: ``gpu`` on a GPU, else ``default`` (``full``, paper
+    scale, is always an explicit choice)."""
+    return "gpu" if get_device().type == "cuda" else "default"
 
 
 def source_hash(chapter: str | Path, params: dict[str, Any]) -> str:
@@ -109,16 +110,20 @@ def _tag_parameter_cells(notebook: Path) -> None:
     nbformat.write(nb, notebook)
 
 
-def build_book(profile: str | None = None, force: bool = False) -> None:
-    """Execute every chapter whose page is missing or stale (with the machine's profile), then build HTML."""
+def build_book(profile: str | None = None, force: bool = False, **execution) -> None:
+    """Execute every chapter whose page is missing or stale (with the machine's profile), then build HTML.
+
+    `execution` goes to :func:`c2f.executors.execute` (``jobs``, ``executor``, ``cluster_config``)."""
+    from c2f.executors import Task, execute
+
     profile = profile or machine_profile()
+    tasks = []
     for path in chapter_paths():
         if force or is_stale(path, profile):
-            print(f"executing {path.stem} with profile {profile!r} ...", flush=True)
-            record = run_chapter(path, profile)
-            print(f"  done in {record['wall_time_s']} s", flush=True)
+            tasks.append(Task(str(path), profile, str(BOOK_CHAPTERS)))
         else:
             print(f"{path.stem}: page is up to date", flush=True)
+    execute(tasks, **execution)
     subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(PROJECT_ROOT), "--warningiserror",
                     "--nitpick", "--keep-going"], check=True, cwd=PROJECT_ROOT)
     print(f"book: {PROJECT_ROOT / '_build' / 'html' / 'index.html'}")
@@ -128,11 +133,13 @@ def build_book(profile: str | None = None, force: bool = False) -> None:
 REFERENCE_ENV = {"TQDM_DISABLE": "1", "C2F_THREADS": "1"}
 
 
-def regenerate_references(chapters: list[str] | None = None) -> None:
+def regenerate_references(chapters: list[str] | None = None, **execution) -> None:
     """Re-execute the smoke profile of chapters into ``tests/notebooks`` (the nbval references), with a
-    fresh checkpoint cache so that every reference shows a run that trained from scratch."""
+    fresh checkpoint cache so that every reference shows a run that trained from scratch. `execution` goes
+    to :func:`c2f.executors.execute`; every reference runs with one thread (:data:`REFERENCE_ENV`)."""
+    from c2f.executors import Task, execute
+
     paths = [chapter_path(c) for c in chapters] if chapters else chapter_paths()
     with tempfile.TemporaryDirectory() as cache:
-        for path in paths:
-            print(f"smoke reference: {path.stem}", flush=True)
-            run_chapter(path, "smoke", out_dir=NBVAL_REFERENCES, env={"C2F_CACHE": cache, **REFERENCE_ENV})
+        execute([Task(str(p), "smoke", str(NBVAL_REFERENCES), env={"C2F_CACHE": cache, **REFERENCE_ENV})
+                 for p in paths], **execution)
