@@ -16,6 +16,8 @@ when all have finished, and the failed notebook stays as ``<stem>.failed.ipynb``
 
 from __future__ import annotations
 
+import json
+import math
 import multiprocessing
 import os
 import time
@@ -142,9 +144,10 @@ def execute(tasks: list[Task], *, jobs: int | None = None, executor: str = "loca
 
 def run_local(tasks: list[Task], jobs: int, *, worker: Callable[[Task], dict] = run_task,
               status_every: float = 60.0) -> dict[str, tuple[bool, Any]]:
-    """Run the tasks in child processes, at most `jobs` at a time (fewer when there are fewer GPUs)."""
+    """Run the tasks in child processes, at most `jobs` at a time (fewer when there are fewer GPUs), the
+    longest first (by the wall time of their last record; unknown ones first): the book ends soonest so."""
     slots = job_slots(min(jobs, len(tasks)))
-    pending, running, outcomes = list(tasks), {}, {}
+    pending, running, outcomes = sorted(tasks, key=expected_seconds, reverse=True), {}, {}
     free = list(range(len(slots)))
     log = _Progress(len(tasks))
     log(f"{len(tasks)} chapters, {len(slots)} at a time")
@@ -167,6 +170,15 @@ def run_local(tasks: list[Task], jobs: int, *, worker: Callable[[Task], dict] = 
                     outcomes[task.name] = (False, f"{type(err).__name__}: {err}")
                 log.finish(task.name, outcomes[task.name][0], time.monotonic() - t0)
     return outcomes
+
+
+def expected_seconds(task: Task) -> float:
+    """The wall time of the task's last record in its output folder (infinite when there is none)."""
+    record = Path(task.out_dir) / f"{task.name}.json"
+    try:
+        return float(json.loads(record.read_text())["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def load_cluster_config(path: str | Path | None = None) -> dict[str, Any]:

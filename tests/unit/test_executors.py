@@ -34,6 +34,13 @@ def test_one_gpu_per_job_when_several_are_visible(monkeypatch):
     assert executors.default_jobs() == 3
 
 
+def test_the_longest_chapters_start_first(tmp_path):
+    for name, seconds in (("short", 10.0), ("long", 900.0)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"wall_time_s": seconds}))
+    tasks = [Task(f"{n}.py", "default", str(tmp_path)) for n in ("short", "new", "long")]
+    assert [t.name for t in sorted(tasks, key=executors.expected_seconds, reverse=True)] == ["new", "long", "short"]
+
+
 # workers run in spawned processes: module-level functions, imported there by name
 
 
