@@ -29,7 +29,7 @@ def _list() -> None:
             status = f"page: profile {r['profile']}, {len(r['metrics'])} metrics, {r['wall_time_s']} s, {state}"
         else:
             status = "page: missing"
-        print(f"{path.stem:24s} profiles: {', '.join(profiles):22s} {status}")
+        print(f"{path.stem:24s} profiles: {', '.join(profiles):27s} {status}")
         print(f"{'':24s} parameters: {', '.join(declared_parameters(path))}")
 
 

@@ -181,6 +181,14 @@ def expected_seconds(task: Task) -> float:
         return math.inf
 
 
+def cluster_profile(executor: str = "local", cluster_config: str | Path | None = None, **_) -> str | None:
+    """``gpu`` when the chapters go to cluster jobs that get a GPU (this machine's profile says nothing about
+    the nodes'), else None."""
+    if executor == "local":
+        return None
+    return "gpu" if int(load_cluster_config(cluster_config).get("gpus_per_node", 0)) > 0 else "default"
+
+
 def load_cluster_config(path: str | Path | None = None) -> dict[str, Any]:
     """The submitit parameters of a cluster file (``cluster.yml`` by default), checked for a mapping."""
     path = Path(path) if path else CLUSTER_CONFIG

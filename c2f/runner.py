@@ -114,9 +114,9 @@ def build_book(profile: str | None = None, force: bool = False, **execution) -> 
     """Execute every chapter whose page is missing or stale (with the machine's profile), then build HTML.
 
     `execution` goes to :func:`c2f.executors.execute` (``jobs``, ``executor``, ``cluster_config``)."""
-    from c2f.executors import Task, execute
+    from c2f.executors import Task, cluster_profile, execute
 
-    profile = profile or machine_profile()
+    profile = profile or cluster_profile(**execution) or machine_profile()
     tasks = []
     for path in chapter_paths():
         if force or is_stale(path, profile):

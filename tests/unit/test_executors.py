@@ -131,6 +131,15 @@ def test_cli_rejects_bad_jobs_and_executors(capsys):
     assert "must be a whole number" in capsys.readouterr().err
 
 
+def test_cluster_jobs_with_a_gpu_use_the_gpu_profile(tmp_path):
+    config = tmp_path / "cluster.yml"
+    config.write_text("gpus_per_node: 1\n")
+    assert executors.cluster_profile("slurm", config) == "gpu"
+    config.write_text("cpus_per_task: 4\n")
+    assert executors.cluster_profile("slurm", config) == "default"
+    assert executors.cluster_profile("local", config) is None
+
+
 def test_a_missing_cluster_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no cluster configuration"):
         execute([Task("x.py", "smoke", str(tmp_path))], executor="slurm", cluster_config=tmp_path / "none.yml")
