@@ -20,6 +20,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,7 @@ def _run_isolated(worker: Callable[[Task], dict], task: Task) -> tuple[bool, Any
 
 
 def _last_lines(text: str, n: int = 8) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the colours of a notebook's traceback
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(lines[-n:])
 
@@ -104,14 +106,16 @@ def default_jobs() -> int:
 
 
 def job_slots(jobs: int) -> list[dict[str, str]]:
-    """The environment of each of `jobs` concurrent chapters: a GPU each when there are enough of them
-    (jobs beyond the GPU count are dropped), else a share of the CPU threads."""
+    """The environment of each of `jobs` concurrent chapters: a share of the CPU threads and, when several
+    GPUs are visible, one GPU each (jobs beyond the GPU count are dropped)."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     gpus = visible_gpus()
     if len(gpus) > 1:
-        return [{"CUDA_VISIBLE_DEVICES": g} for g in gpus[:jobs]]
+        jobs = min(jobs, len(gpus))
     threads = os.environ.get("C2F_THREADS") or str(max(1, cpu_cores() // jobs))
+    if len(gpus) > 1:
+        return [{"CUDA_VISIBLE_DEVICES": g, "C2F_THREADS": threads} for g in gpus[:jobs]]
     return [{"C2F_THREADS": threads} for _ in range(jobs)]
 
 

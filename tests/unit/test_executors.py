@@ -28,9 +28,12 @@ def test_cpu_slots_share_the_cores(monkeypatch):
 
 
 def test_one_gpu_per_job_when_several_are_visible(monkeypatch):
+    monkeypatch.delenv("C2F_THREADS", raising=False)
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 16)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3,5")
-    assert job_slots(2) == [{"CUDA_VISIBLE_DEVICES": "2"}, {"CUDA_VISIBLE_DEVICES": "3"}]
-    assert len(job_slots(8)) == 3  # no more jobs than GPUs
+    assert job_slots(2) == [{"CUDA_VISIBLE_DEVICES": "2", "C2F_THREADS": "8"},
+                            {"CUDA_VISIBLE_DEVICES": "3", "C2F_THREADS": "8"}]
+    assert [s["C2F_THREADS"] for s in job_slots(8)] == ["5"] * 3  # no more jobs than GPUs
     assert executors.default_jobs() == 3
 
 
