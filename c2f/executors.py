@@ -131,6 +131,9 @@ def execute(tasks: list[Task], *, jobs: int | None = None, executor: str = "loca
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
     if not tasks:
         return {}
+    names = [t.name for t in tasks]
+    if len(set(names)) < len(names):
+        raise ValueError(f"each chapter may run once per call; got {sorted(names)}")
     if executor == "local":
         outcomes = run_local(tasks, jobs or default_jobs(), worker=worker, status_every=status_every)
     else:

@@ -143,6 +143,11 @@ def test_cluster_jobs_with_a_gpu_use_the_gpu_profile(tmp_path):
     assert executors.cluster_profile("local", config) is None
 
 
+def test_a_chapter_runs_once_per_call(tmp_path):
+    with pytest.raises(ValueError, match="once per call"):
+        execute([Task("a.py", "smoke", str(tmp_path)), Task("a.py", "smoke", str(tmp_path / "other"))])
+
+
 def test_a_missing_cluster_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no cluster configuration"):
         execute([Task("x.py", "smoke", str(tmp_path))], executor="slurm", cluster_config=tmp_path / "none.yml")
