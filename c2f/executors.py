@@ -152,12 +152,20 @@ def execute(tasks: list[Task], *, jobs: int | None = None, executor: str = "loca
 def run_local(tasks: list[Task], jobs: int, *, worker: Callable[[Task], dict] = run_task,
               status_every: float = 60.0) -> dict[str, tuple[bool, Any]]:
     """Run the tasks in child processes, at most `jobs` at a time (fewer when there are fewer GPUs), the
-    longest first (by the wall time of their last record; unknown ones first): the book ends soonest so."""
+    longest first (by the wall time of their last record; unknown ones first): the book ends soonest so.
+    One at a time, they run in this process."""
     slots = job_slots(min(jobs, len(tasks)))
     pending, running, outcomes = sorted(tasks, key=expected_seconds, reverse=True), {}, {}
     free = list(range(len(slots)))
     log = _Progress(len(tasks))
     log(f"{len(tasks)} chapters, {len(slots)} at a time")
+    if len(slots) == 1:  # one at a time: in this process, one after the other
+        for task in pending:
+            task, t0 = replace(task, env={**slots[0], **task.env}), time.monotonic()
+            log.start(task)
+            outcomes[task.name] = _run_isolated(worker, task)
+            log.finish(task.name, outcomes[task.name][0], time.monotonic() - t0)
+        return outcomes
     with ProcessPoolExecutor(len(slots), mp_context=multiprocessing.get_context("spawn")) as pool:
         while pending or running:
             while pending and free:
