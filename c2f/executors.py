@@ -3,9 +3,9 @@
 A :class:`Task` is one chapter run (:func:`c2f.runner.run_chapter` with a profile, overrides, an output
 folder and extra environment). :func:`execute` runs a list of them and returns their records:
 
-- ``executor="local"``: ``jobs`` chapters at a time, each in its own process. With several GPUs visible each
-  job gets one (``CUDA_VISIBLE_DEVICES``); otherwise each gets ``cores // jobs`` CPU threads
-  (``C2F_THREADS``, unless the environment or the task sets it).
+- ``executor="local"``: ``jobs`` chapters at a time, each in its own process (one at a time: in this one),
+  the longest first. Each job gets ``cores // jobs`` CPU threads (``C2F_THREADS``, unless the environment
+  or the task sets it) and, with several GPUs visible, one GPU (``CUDA_VISIBLE_DEVICES``).
 - ``executor="slurm"`` (or ``"submitit-local"`` to try the same path on this machine): one job per chapter,
   submitted through submitit with the parameters of a cluster file (``cluster.yml``).
 
