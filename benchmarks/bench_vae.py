@@ -8,7 +8,8 @@
    128, Adam, dynamic binarization) with the book's loop, ``c2f.train.fit`` on the training split held as
    one tensor on the device, and with the loop most users would write: torchvision ``MNIST`` +
    ``ToTensor`` + ``DataLoader(shuffle=True)`` + the same model and loss, ``loss.item()`` logged per step.
-   Same process, same threads, same images; the datasets are loaded before the clock starts. On CUDA the
+   Same process, same threads, same images; the datasets are loaded before the clock starts; the two loops
+   alternate, ``--repeats`` epochs each, and the median is shown (a shared machine's load drifts). On CUDA the
    book's loop runs as the book does (bf16 autocast) and the user's loop in float32 with pinned memory.
 2. **Model throughput** on synthetic binary images (the model's speed without any data pipeline), with
    bf16 and ``torch.compile`` on CUDA, and several seeds of one VAE trained at once (``c2f.ensemble``).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 
@@ -86,7 +88,8 @@ def dataloader_epoch(cfg: VAEConfig, loader, device: torch.device) -> float:
     return seen / (time.perf_counter() - t0)
 
 
-def side_by_side(device: torch.device, train_size: int, batch_size: int, workers: int) -> None:
+def side_by_side(device: torch.device, train_size: int, batch_size: int, workers: int, repeats: int,
+                 models: list[str]) -> None:
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
@@ -95,12 +98,15 @@ def side_by_side(device: torch.device, train_size: int, batch_size: int, workers
     loader = DataLoader(Subset(mnist, range(len(train))), batch_size=batch_size, shuffle=True,
                         num_workers=workers, pin_memory=device.type == "cuda")
     print(f"\n1. One epoch of {len(train)} MNIST images, batch {batch_size}, {device_description(device)}; "
-          f"DataLoader with num_workers={workers}")
-    print(f"{'model':10s} {'DataLoader loop (img/s)':>24s} {'book loop (img/s)':>18s} {'ratio':>6s}")
+          f"DataLoader with num_workers={workers}; median of {repeats} alternated runs of each loop")
+    print(f"{'model':10s} {'DataLoader loop (img/s)':>24s} {'book loop (img/s)':>18s} {'ratio':>6s}  each run")
     for name, cfg in chapter01_configs().items():
-        usual = dataloader_epoch(cfg, loader, device)
-        book = book_epoch(cfg, train, batch_size)
-        print(f"{name:10s} {usual:24.0f} {book:18.0f} {book / usual:5.1f}x", flush=True)
+        if name not in models:
+            continue
+        runs = [(dataloader_epoch(cfg, loader, device), book_epoch(cfg, train, batch_size)) for _ in range(repeats)]
+        usual, book = (statistics.median(r) for r in zip(*runs))
+        each = ", ".join(f"{u:.0f}/{b:.0f}" for u, b in runs)
+        print(f"{name:10s} {usual:24.0f} {book:18.0f} {book / usual:5.1f}x  {each}", flush=True)
 
 
 # --- 2. the model alone --------------------------------------------------------------------------------------
@@ -199,6 +205,8 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=0, help="images per epoch (0: all 50000)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader num_workers of the usual loop")
+    parser.add_argument("--repeats", type=int, default=3, help="alternated epochs of each loop (median shown)")
+    parser.add_argument("--models", nargs="*", default=["vae_mlp", "vae_conv"], choices=["vae_mlp", "vae_conv"])
     parser.add_argument("--steps", type=int, default=30, help="steps per model-throughput measurement")
     parser.add_argument("--seeds", type=int, default=3, help="seeds trained at once in the ensemble column")
     parser.add_argument("--run-profiles", nargs="*", default=[], metavar="PROFILE")
@@ -208,7 +216,7 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     if "loops" not in args.skip:
         for device in devices:
-            side_by_side(device, args.train_size, args.batch_size, args.workers)
+            side_by_side(device, args.train_size, args.batch_size, args.workers, args.repeats, args.models)
     if "models" not in args.skip:
         model_throughput(args.steps, args.batch_size, args.seeds)
     if "chapters" not in args.skip:
