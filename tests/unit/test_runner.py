@@ -263,8 +263,8 @@ def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkey
     page of its own profile is kept; a missing page is made with the machine's profile."""
     out = tmp_path / "out"
     runs = []
-    monkeypatch.setattr(runner, "run_chapter", lambda path, profile, out_dir: runs.append(profile) or {
-        "wall_time_s": 0})
+    monkeypatch.setattr(runner, "run_chapter", lambda path, profile, overrides, out_dir, env: runs.append(
+        profile) or {"wall_time_s": 0})  # one stale chapter runs in this process (c2f.executors)
     monkeypatch.setattr(runner, "build_html", lambda: None)
     monkeypatch.setattr(runner, "machine_profile", lambda: "default")
     chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n")
