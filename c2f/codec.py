@@ -237,3 +237,34 @@ def psnr_at_bits(points: list[CodecPoint], bits: float) -> float:
     if bits < rates[0] or bits > rates[-1]:
         return float("nan")
     return float(np.interp(bits, rates, [p.psnr for p in pts]))
+
+
+def bytes_at_psnr(points: list[CodecPoint], psnr: float) -> float:
+    """Bytes per image a codec needs for a given PSNR, interpolated along its best curve (NaN out of range)."""
+    front = pareto(points)
+    values = np.array([p.psnr for p in front])
+    if psnr < values[0] or psnr > values[-1]:
+        return float("nan")
+    return float(np.interp(psnr, values, [p.bytes for p in front]))
+
+
+def pareto(points: list[CodecPoint]) -> list[CodecPoint]:
+    """The operating points not beaten by a cheaper one (rate ascending, PSNR strictly rising): a codec's best
+    curve when it has several settings per rate (e.g. the learned codec over t and Δ)."""
+    front: list[CodecPoint] = []
+    for p in sorted(points, key=lambda p: (p.bits, -p.psnr)):
+        if not front or p.psnr > front[-1].psnr:
+            front.append(p)
+    return front
+
+
+def closest_below(points: list[CodecPoint], bits: float) -> CodecPoint:
+    """The point with the most bits not above `bits` (the cheapest point when none is that cheap)."""
+    cheap = [p for p in points if p.bits <= bits]
+    return max(cheap, key=lambda p: p.bits) if cheap else min(points, key=lambda p: p.bits)
+
+
+def classic_roundtrip(images: np.ndarray, codec: str, setting) -> tuple[np.ndarray, float]:
+    """Images [N, H, W] through a classic codec at one setting: the decoded images and the mean bytes."""
+    files = [classic_encode(im, codec, setting) for im in images]
+    return np.stack([classic_decode(f) for f in files]), float(np.mean([len(f) for f in files]))

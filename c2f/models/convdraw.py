@@ -196,6 +196,13 @@ class ConvDRAW(nn.Module):
         return self.image(list(self.iterate(x, choose))[-1]["canvas"])
 
     @torch.no_grad()
+    def decode_latents(self, zs: list[torch.Tensor]):
+        """The image decoded from given latents of every iteration (flat [B, latents_per_iteration] each; the
+        decoder alone, so a changed latent changes only what it feeds)."""
+        steps = list(self.iterate(None, lambda i, q, p: zs[i], steps=len(zs), batch=zs[0].shape[0]))
+        return self.image(steps[-1]["canvas"])
+
+    @torch.no_grad()
     def sample(self, n: int):
         """Images generated from the prior (samples at every iteration)."""
         device = self.canvas0.device

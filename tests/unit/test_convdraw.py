@@ -127,3 +127,13 @@ def test_distortion_known_answers():
     assert codec.distortion(a, a)["ssim"] == 1.0
     pts = [codec.CodecPoint("x", 0, 10, 20.0, 0, 0, 0), codec.CodecPoint("x", 1, 20, 30.0, 0, 0, 0)]
     assert codec.psnr_at_bits(pts, 120) == 25.0 and np.isnan(codec.psnr_at_bits(pts, 10))
+
+
+def test_pareto_and_closest_below():
+    P = codec.CodecPoint
+    pts = [P("a", 0, 10, 20.0, 0, 0, 0), P("a", 1, 12, 19.0, 0, 0, 0), P("a", 2, 15, 25.0, 0, 0, 0)]
+    assert [p.setting for p in codec.pareto(pts)] == [0, 2]
+    assert codec.closest_below(pts, 8 * 13).setting == 1 and codec.closest_below(pts, 1).setting == 0
+    images = codec.to_uint8(grey(2))
+    decoded, size = codec.classic_roundtrip(images, "webp", 50)
+    assert decoded.shape == images.shape and size > 0
