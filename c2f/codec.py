@@ -220,7 +220,8 @@ def classic_curve(images: np.ndarray, codec: str, settings=None) -> list[CodecPo
         decoded = np.stack([classic_decode(f) for f in files])
         end = time.perf_counter()
         points.append(CodecPoint(codec, s, float(np.mean([len(f) for f in files])), **_scores(images, decoded),
-                                 encode_ms=1e3 * (mid - start) / len(images), decode_ms=1e3 * (end - mid) / len(images)))
+                                 encode_ms=1e3 * (mid - start) / len(images),
+                                 decode_ms=1e3 * (end - mid) / len(images)))
     return points
 
 

@@ -137,3 +137,22 @@ def test_pareto_and_closest_below():
     images = codec.to_uint8(grey(2))
     decoded, size = codec.classic_roundtrip(images, "webp", 50)
     assert decoded.shape == images.shape and size > 0
+
+
+def test_effect_consistency_known_answers():
+    from c2f.evaluate import effect_consistency
+
+    before = torch.zeros(3, 1, 2, 2)
+    same = before + torch.tensor([[1.0, 0], [0, 0]])
+    assert abs(effect_consistency(before, same) - 1) < 1e-12
+    flipped = same.clone()
+    flipped[1] *= -1  # pairs (0,1), (1,2) opposite, (0,2) equal: mean cosine (−1 −1 +1) / 3
+    assert abs(effect_consistency(before, flipped) + 1 / 3) < 1e-12
+    orthogonal = torch.eye(4).view(4, 1, 2, 2)
+    assert abs(effect_consistency(torch.zeros(4, 1, 2, 2), orthogonal)) < 1e-12
+
+
+def test_decode_latents_matches_the_posterior_mean_path():
+    m, x = model(), binary()
+    zs = [s["z"] for s in m.iterate(x, "posterior_mean")]
+    torch.testing.assert_close(m.decode_latents(zs), m.reconstruct(x))
