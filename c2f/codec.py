@@ -42,7 +42,7 @@ CLASSIC = {
     "jpeg2000": ("JPEG2000", [400, 200, 100, 60, 40, 25, 15, 10, 6, 3],
                  lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True, "no_jp2": True}),
     "webp": ("WEBP", [0, 5, 10, 20, 40, 60, 80, 90, 100], lambda q: {"quality": q, "method": 6}),
-    "avif": ("AVIF", [0, 5, 10, 20, 40, 60, 80, 90, 100], lambda q: {"quality": q}),
+    "avif": ("AVIF", [0, 10, 30, 50, 70, 90, 100], lambda q: {"quality": q}),
 }
 
 
