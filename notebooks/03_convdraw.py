@@ -58,7 +58,7 @@ import torch
 
 import c2f
 from c2f import codec, data, plots
-from c2f.evaluate import effect_consistency, evaluate
+from c2f.evaluate import describe, effect_consistency, evaluate
 from c2f.experiment import Trial, run_trials
 from c2f.models import VAE, ConvDRAW, ConvDRAWConfig, ProgressiveConfig, VAEConfig
 from c2f.models.progressive import make_variant
@@ -162,14 +162,9 @@ for name in likelihood_datasets:
 # {cite}`gregor2016conceptual`, and chapter 01's VAE on MNIST.
 
 # %%
-def cell(summary, k):
-    return f"{summary[k]:.2f}" + (f" ± {summary[k + '_std']:.2f} (worst {summary[k + '_worst']:.2f})"
-                                  if k + "_std" in summary else "")
-
-
-table = pd.DataFrame({(d, m): {"test ELBO": cell(o.summary, "test_elbo_nats"),
-                               f"test NLL (K={iw_samples})": cell(o.summary, "test_nll_nats"),
-                               "KL": cell(o.summary, "test_kl_nats")}
+table = pd.DataFrame({(d, m): {"test ELBO": describe(o.summary, "test_elbo_nats"),
+                               f"test NLL (K={iw_samples})": describe(o.summary, "test_nll_nats"),
+                               "KL": describe(o.summary, "test_kl_nats")}
                       for d, outs in likelihood.items() for m, o in outs.items()}).T
 display(table.style.set_caption(f"{test_size or 'all'} test images, fixed binarization; {run.profile} profile"))
 first = likelihood_datasets[0]
@@ -259,7 +254,8 @@ print(f"grey-level MNIST: test NLL {grey.summary['test_nll_nats']:.1f} nats (K={
       f"bytes per image as a lossless code (raw 8-bit pixels: 784 bytes)")
 
 # %% [markdown]
-# Every codec now compresses the same first `codec_images` grey test images. The learned codec runs at
+# Every codec now compresses the same first `codec_images` grey test images (with several seeds, the first
+# seed's model is the codec). The learned codec runs at
 # $t$ = 1…T for each grid step $\Delta$ in `codec_deltas`; its curve is the best PSNR reached at each rate
 # over those settings (a codec chooses its setting per rate like JPEG's quality). Metrics are named
 # `codec/<codec>/<data set>/bits@<setting>`, `psnr@<setting>` and `ssim@<setting>`, with the setting $t$ for
@@ -476,8 +472,8 @@ omni = likelihood.get("omniglot", {}).get("convdraw")
 n_draw = sum(p.numel() for p in ConvDRAW(cfg).parameters())
 n_vae = sum(p.numel() for p in VAE(VAEConfig(arch="conv", latent_dim=total_latents)).parameters())
 lines = [f"**Criticism 1: a VAE with as many latents.** Test NLL (K = {iw_samples}): " + "; ".join(
-    f"{d}: Conv-DRAW {likelihood[d]['convdraw'].summary['test_nll_nats']:.1f} nats, the VAE with the same "
-    f"{total_latents} latents {likelihood[d]['vae_same'].summary['test_nll_nats']:.1f} "
+    f"{d}: Conv-DRAW {describe(likelihood[d]['convdraw'].summary, 'test_nll_nats', 1)} nats, the VAE with the same "
+    f"{total_latents} latents {describe(likelihood[d]['vae_same'].summary, 'test_nll_nats', 1)} "
     f"(Conv-DRAW {'better' if g > 0 else 'worse'} by {abs(g):.1f})" for d, g in gap.items())
     + f". The VAE has {n_vae:,} parameters, Conv-DRAW {n_draw:,}, and both learned from {len(train):,} images of "
     "each data set: at that budget the comparison is one of fitting little data, and only the full-data profiles "
