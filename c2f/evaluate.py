@@ -204,6 +204,17 @@ def many_to_one_accuracy(clusters: torch.Tensor, labels: torch.Tensor, num_clust
     return float(table.max(1).values.sum() / table.sum())
 
 
+def effect_consistency(before: torch.Tensor, after: torch.Tensor) -> float:
+    """How alike the effect of one change is across images: the mean cosine similarity, over all pairs of
+    images, of the pixel changes after − before ([N, ...] each). 1: the same change everywhere; near 0:
+    unrelated changes."""
+    d = (after - before).flatten(1).double()
+    d = d / d.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    sim = d @ d.T
+    n = len(d)
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
 def summarise_worst(runs: list[dict], keys: list[str], higher_is_better: bool = True) -> dict:
     """For each of `keys`, the worst value over runs (the minimum when higher is better): ``name_worst``."""
     pick = min if higher_is_better else max

@@ -235,3 +235,21 @@ def mean_band(ax, x, runs, label: str | None = None, color=None, alpha: float = 
     line, = ax.plot(x, mean, lw=1.5, label=label, color=color)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=alpha, lw=0)
     return line
+
+
+def rate_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str, ax=None,
+                title: str | None = None, dashed: Sequence[str] = ()):
+    """Rate–distortion style curves: one line per codec or model (x, y), in its family colour; the names in
+    `dashed` are drawn dashed (e.g. a theoretical rate beside a real one)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    for name, (x, y) in curves.items():
+        order = np.argsort(x)
+        ax.plot(np.asarray(x)[order], np.asarray(y)[order], "--" if name in dashed else "o-", ms=3.5, lw=1.5,
+                color=model_color(name.split(" ")[0]), label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return ax.figure
