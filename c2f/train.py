@@ -3,7 +3,8 @@
 A model only has to provide ``loss(x, kl_weight=..., free_bits=...) -> (loss, {name: scalar})``. A model
 whose objective is optimised in several steps per minibatch (e.g. one per latent group) says so with an
 attribute ``steps_per_batch`` = n > 1; its loss then takes ``part=0..n-1`` and the loop steps after each
-part, logging the scalars of the last. The loop adds what every run needs: the optimizer and learning-rate
+part, logging the scalars of the last. A supervised model (``uses_labels = True``, the classifier) also gets
+the minibatch's labels as ``y``. The loop adds what every run needs: the optimizer and learning-rate
 schedule from :class:`TrainConfig`, KL warm-up, gradient clipping, bf16 autocast on CUDA, a progress bar
 with the live loss, a guard that stops on a non-finite loss, and an atomic checkpoint after every epoch from
 which a killed run resumes and ends with the same numbers as an uninterrupted one.
@@ -138,12 +139,13 @@ def fit(
         model.train()
         sums: dict[str, float] = {}
         window: dict[str, float] = {}
-        for i, (x, _) in enumerate(batches(data, cfg.batch_size, seed=_epoch_seed(cfg.seed, epoch))):
+        for i, (x, y) in enumerate(batches(data, cfg.batch_size, seed=_epoch_seed(cfg.seed, epoch))):
             step = epoch * steps_per_epoch + i
+            labels = {"y": y} if getattr(model, "uses_labels", False) else {}  # a supervised model (classifier)
             for part in range(parts):
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
                     loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits,
-                                            **({"part": part} if parts > 1 else {}))
+                                            **labels, **({"part": part} if parts > 1 else {}))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(model.parameters(),

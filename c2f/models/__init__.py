@@ -1,5 +1,6 @@
 """Model families, one file each."""
 
+from c2f.models.classifier import Classifier, ClassifierConfig
 from c2f.models.dvae import DVAE, DVAEConfig
 from c2f.models.hierarchical import HVAE, HierarchicalConfig, LadderVAE, MarkovHVAE, make_hierarchical
 from c2f.models.multistage import MSVAE, MSVAEConfig
@@ -13,4 +14,4 @@ from c2f.models.vlae import VLAE, VLAEConfig
 __all__ = ["VAE", "VAEConfig", "ProgressiveConfig", "GroupedVAE", "SingleVAE", "RecurrentVAE", "QuotientVAE",
            "MultipleVAE", "make_progressive", "PCAAE", "PCAAEConfig", "DVAE", "DVAEConfig",
            "HierarchicalConfig", "HVAE", "MarkovHVAE", "LadderVAE", "make_hierarchical", "VLAE", "VLAEConfig",
-           "SVAE", "SVAEConfig", "MSVAE", "MSVAEConfig"]
+           "SVAE", "SVAEConfig", "MSVAE", "MSVAEConfig", "Classifier", "ClassifierConfig"]
