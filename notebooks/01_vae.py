@@ -108,8 +108,8 @@ run.savefig(fig, "data")
 #
 # The training loss is the negative ELBO, summed over pixels and latent dimensions and averaged over the
 # batch. Averaging the reconstruction term over the 784 pixels instead would divide it by 784 while the KL
-# keeps its scale: it silently *up*-weights the KL relative to the reconstruction (a β-VAE with β = 784),
-# and gives blurry models that switch off most of their latents.
+# keeps its scale: it silently *up*-weights the KL relative to the reconstruction (a β-VAE
+# {cite}`higgins2017betavae` with β = 784), and gives blurry models that switch off most of their latents.
 #
 # ## Two VAEs
 #
@@ -207,7 +207,8 @@ for name, model in models.items():
 # criterion** $\mathbb E_x\,\mathrm{KL}\big(q(z_u \mid x)\,\|\,p(z_u)\big) > 0.1$ nats, and the text uses
 # that one; the table reports both. Inactive units have collapsed to the prior: their KL is near zero and
 # the decoder ignores them. A VAE typically switches off a part of its latents; this *posterior collapse*
-# of whole dimensions is the first sign of the ordering that later chapters try to impose on purpose.
+# {cite}`bowman2016generating` of whole dimensions is the first sign of the ordering that later chapters try
+# to impose on purpose.
 
 # %%
 first = {n: r.runs[0] for n, r in results.items()}  # the first seed's model, the one the figures show

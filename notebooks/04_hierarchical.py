@@ -152,7 +152,7 @@ print(f"MNIST: {len(train)} training, {len(valid)} validation and {len(test)} te
 # count is close to the LVAE's. If it matches the hierarchies, the hierarchy buys nothing at this budget.
 #
 # All models use ELU activations, batch normalisation in every deterministic block and a linear KL warm-up
-# over the first `warmup_epochs` epochs: the LVAE recipe, given to every model so that the comparison is
+# {cite}`bowman2016generating,sonderby2016ladder` over the first `warmup_epochs` epochs: the LVAE recipe, given to every model so that the comparison is
 # about the architecture. The LVAE is also trained without warm-up, without batch norm, and without either.
 
 # %%
