@@ -172,9 +172,9 @@ def build(kind, batch_norm=True, image_shape=(1, 28, 28)):
                              res_blocks=msvae_res_blocks, l1_weight=msvae_l1_weight, **common))
 
 
-def trial(name, kind, batch_norm=True, warmup=warmup_epochs, n_epochs=epochs, images=None):
+def trial(name, kind, batch_norm=True, warmup=warmup_epochs, n_epochs=epochs):
     return Trial(name, lambda: build(kind, batch_norm).to(device),
-                 TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=warmup), data=images)
+                 TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=warmup))
 
 
 train_eval = train.subset(test_size)  # the first training images: the ELBO on them shows the train–test gap
