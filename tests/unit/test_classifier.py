@@ -8,6 +8,7 @@ import torch
 from c2f import plots
 from c2f.evaluate import class_change_rate, kl_active_units
 from c2f.models import Classifier, ClassifierConfig
+from c2f.objectives import Supervised
 from c2f.train import TrainConfig, fit, train_or_load
 
 CFG = ClassifierConfig(channels=(4, 8), features=16, num_classes=4)
@@ -15,6 +16,7 @@ CFG = ClassifierConfig(channels=(4, 8), features=16, num_classes=4)
 
 def test_classifier_shapes_and_rejects_one_class():
     m = Classifier(CFG)
+    assert isinstance(m, Supervised) and m.uses_labels
     x = torch.rand(5, 1, 28, 28)
     assert m(x).shape == (5, 4)
     assert m.predict(x).shape == (5,) and m.predict(x).dtype == torch.long
