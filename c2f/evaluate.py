@@ -30,6 +30,16 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = 100, **model_
 
 
 @torch.no_grad()
+def iw_curve(model, x: torch.Tensor, ks, chunk: int = 100) -> list[float]:
+    """The mean IW estimate of the NLL, −L_K, for every K in `ks`, from one set of max(ks) samples per image
+    (L_K uses the first K of them): the whole curve costs one evaluation at the largest K, and its points
+    differ only by the samples added, not by fresh noise."""
+    k_max = max(ks)
+    logw = torch.cat([model.log_importance_weights(x, min(chunk, k_max - i)) for i in range(0, k_max, chunk)])
+    return [-(torch.logsumexp(logw[:k].float(), dim=0) - math.log(k)).mean().item() for k in ks]
+
+
+@torch.no_grad()
 def elbo(model, data: ImageSet, *, batch_size: int = 500, seed: int = 0) -> float:
     """Mean test ELBO in nats (one posterior sample per image; the KL in closed form)."""
     return evaluate(model, data, batch_size=batch_size, seed=seed)["elbo_nats"]
@@ -105,6 +115,20 @@ def active_units(means: torch.Tensor, threshold: float = 0.01) -> tuple[int, tor
     """
     variances = means.float().var(dim=0)
     return int((variances > threshold).sum()), variances
+
+
+def kl_active_units(kl_per_dim, threshold: float = 0.1) -> int:
+    """The per-unit KL criterion: unit u is active when its mean KL(q(z_u | x) || p(z_u)) over the data
+    exceeds `threshold` nats. Unlike :func:`active_units` it does not count a unit whose posterior mean
+    varies a little while its posterior stays on the prior (a unit that carries almost no information)."""
+    return int((torch.as_tensor(kl_per_dim) > threshold).sum())
+
+
+@torch.no_grad()
+def class_change_rate(classifier, before: torch.Tensor, after: torch.Tensor) -> float:
+    """The fraction of images whose predicted class differs between `before` and `after` (for example a
+    reconstruction and the same image decoded with one latent layer redrawn), under `classifier`."""
+    return (classifier.predict(before) != classifier.predict(after)).float().mean().item()
 
 
 def higher_is_better(name: str) -> bool | None:
@@ -223,10 +247,11 @@ def summarise_worst(runs: list[dict], keys: list[str], higher_is_better: bool = 
 
 @torch.no_grad()
 def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
-                 threshold: float = 0.01) -> dict:
+                 threshold: float = 0.01, kl_threshold: float = 0.1) -> dict:
     """:func:`evaluate` plus, for a model with latent layers (``model.layer_sizes``, ``kl_dims`` in layer
     order), the KL of each layer ``kl_layer_<l>`` and its active units ``active_units_layer_<l>`` (layer 1
-    nearest the image), and the totals ``active_units``. Scalar entries only."""
+    nearest the image), and the totals ``active_units``; ``kl_active_units_layer_<l>`` and ``kl_active_units``
+    count the units by their KL instead (:func:`kl_active_units`, `kl_threshold` nats). Scalar entries only."""
     out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size)
     kl_dims = torch.tensor(out.pop("kl_per_dim"))
     _, variances = active_units(latent_means(model, data, seed=seed), threshold)
@@ -234,5 +259,7 @@ def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
     for l, (kl, var) in enumerate(zip(kl_dims.split(sizes), variances.cpu().split(sizes)), 1):
         out[f"kl_layer_{l}"] = kl.sum().item()
         out[f"active_units_layer_{l}"] = int((var > threshold).sum())
+        out[f"kl_active_units_layer_{l}"] = kl_active_units(kl, kl_threshold)
     out["active_units"] = int((variances > threshold).sum())
+    out["kl_active_units"] = kl_active_units(kl_dims, kl_threshold)
     return out

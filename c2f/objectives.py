@@ -2,12 +2,14 @@
 
 Every model follows :class:`Trainable` (the training loop, :func:`c2f.train.fit`, needs only its ``loss``);
 every latent-variable model also follows :class:`LatentVariableModel` (what :mod:`c2f.evaluate` needs),
-returning its ELBO terms as one :class:`ElboTerms`. Two optional parts, written as protocols of their own:
+returning its ELBO terms as one :class:`ElboTerms`. Three optional parts, written as protocols of their own:
 
 * :class:`MultiStep` ``steps_per_batch`` = n > 1: the loss takes ``part=0..n-1`` and the loop takes one
   optimizer step after each part (e.g. one per latent group);
 * :class:`StageWise` ``num_stages`` and ``set_stage(s)``: trained one stage after another
-  (:func:`c2f.train.train_stages`), each stage freezing what the earlier ones trained.
+  (:func:`c2f.train.train_stages`), each stage freezing what the earlier ones trained;
+* :class:`Supervised` ``uses_labels = True``: the loss also takes the minibatch's labels ``y`` (the
+  classifier that measures what a latent edit does to the class).
 
 The helpers :func:`kl_penalty` (free bits) and :func:`kl_weight` (warm-up) are the parts of the objective
 that the models and the loop share.
@@ -91,6 +93,16 @@ class StageWise(Protocol):
     num_stages: int
 
     def set_stage(self, stage: int) -> object: ...
+
+
+@runtime_checkable
+class Supervised(Protocol):
+    """A model trained on labelled images: the loop passes the minibatch's labels as ``y``."""
+
+    uses_labels: bool
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, kl_weight: float = 1.0,
+             free_bits: float = 0.0) -> tuple[torch.Tensor, Scalars]: ...
 
 
 def kl_penalty(kl: torch.Tensor, free_bits: float = 0.0) -> torch.Tensor:

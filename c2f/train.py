@@ -3,11 +3,12 @@
 A model only has to provide ``loss(x, kl_weight=..., free_bits=...) -> (loss, {name: scalar})`` (the
 :class:`c2f.objectives.Trainable` protocol). A model whose objective is optimised in several steps per
 minibatch (e.g. one per latent group) says so with an attribute ``steps_per_batch`` = n > 1; its loss then
-takes ``part=0..n-1`` and the loop steps after each part, logging the scalars of the last. The loop adds
-what every run needs: the optimizer and learning-rate schedule from :class:`TrainConfig`, KL warm-up,
-gradient clipping, bf16 autocast on CUDA, a progress bar with the loss, a guard that stops on a non-finite
-loss or gradient, and an atomic checkpoint after every epoch from which a killed run resumes and ends with
-the same numbers as an uninterrupted one.
+takes ``part=0..n-1`` and the loop steps after each part, logging the scalars of the last. A supervised
+model (``uses_labels``) also gets the minibatch's labels as ``y``. The loop adds what every run needs: the
+optimizer and learning-rate schedule from :class:`TrainConfig`, KL warm-up, gradient clipping, bf16
+autocast on CUDA, a progress bar with the loss, a guard that stops on a non-finite loss or gradient, and an
+atomic checkpoint after every epoch from which a killed run resumes and ends with the same numbers as an
+uninterrupted one.
 
 The loop does not wait for the device at every step: the logged scalars and the guard's record of the
 first non-finite step stay on the device and come to the host once per logging window (``log_every``
@@ -129,12 +130,13 @@ def fit(
             model.train()
             log = _DeviceLog(device, f"{desc}: ", epoch, cfg, checkpoint)
             with log.guard():
-                for i, (x, _) in enumerate(batches(data, cfg.batch_size, seed=_epoch_seed(cfg.seed, epoch))):
+                for i, (x, y) in enumerate(batches(data, cfg.batch_size, seed=_epoch_seed(cfg.seed, epoch))):
                     step = epoch * steps_per_epoch + i
+                    labels = {"y": y} if getattr(model, "uses_labels", False) else {}  # objectives.Supervised
                     for part in range(parts):
                         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
-                            loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps),
-                                                    free_bits=cfg.free_bits, **({"part": part} if parts > 1 else {}))
+                            loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits,
+                                                    **labels, **({"part": part} if parts > 1 else {}))
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         grad_norm = nn.utils.clip_grad_norm_(model.parameters(),

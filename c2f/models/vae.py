@@ -85,6 +85,11 @@ class VAE(nn.Module):
         z = q.sample((k,))
         return self.decode(z).log_prob(x) + self.prior(x.shape[0]).log_prob(z) - q.log_prob(z)
 
+    @property
+    def layer_sizes(self) -> tuple[int]:
+        """One latent layer of ``latent_dim`` units (so per-layer reports treat it like a hierarchy)."""
+        return (self.cfg.latent_dim,)
+
     def latent_means(self, x):
         """E_q[z | x], used for active units and latent plots."""
         return self.encode(x).mean

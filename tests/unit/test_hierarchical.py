@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from c2f.evaluate import iw_log_likelihood, layer_report
+from c2f.evaluate import evaluate, iw_log_likelihood, layer_report
 from c2f.models import (HVAE, MSVAE, SVAE, VLAE, HierarchicalConfig, LadderVAE, MarkovHVAE, MSVAEConfig, SVAEConfig,
                         VLAEConfig, make_hierarchical)
 from c2f.models.layered import precision_weighted, resample_layer, split_layers, traverse_layer
@@ -161,6 +161,8 @@ def test_layer_report_has_per_layer_keys(make_images):
     assert r["nll_nats"] <= -r["elbo_nats"] + 1.0
     assert math.isclose(sum(r[f"kl_layer_{l}"] for l in (1, 2, 3)), r["kl_nats"], rel_tol=1e-4)
     assert len(split_layers(torch.zeros(2, 9), DIMS)) == 3
+    kl_dims = torch.tensor(evaluate(m, data)["kl_per_dim"])
+    assert r["kl_active_units"] == int((kl_dims > 0.1).sum()) == sum(r[f"kl_active_units_layer_{l}"] for l in (1, 2, 3))
 
 
 def test_svae_steps_and_msvae_stages():
