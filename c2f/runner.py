@@ -21,6 +21,7 @@ from typing import Any
 import nbformat
 
 from c2f.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
+from c2f.compare import describe_changes
 from c2f.utils import get_device, write_json
 
 BOOK_CHAPTERS = PROJECT_ROOT / "book" / "chapters"
@@ -130,9 +131,13 @@ REFERENCE_ENV = {"TQDM_DISABLE": "1", "C2F_THREADS": "1"}
 
 def regenerate_references(chapters: list[str] | None = None) -> None:
     """Re-execute the smoke profile of chapters into ``tests/notebooks`` (the nbval references), with a
-    fresh checkpoint cache so that every reference shows a run that trained from scratch."""
+    fresh checkpoint cache so that every reference shows a run that trained from scratch; print which
+    metrics moved against the previous reference (:func:`c2f.compare.describe_changes`)."""
     paths = [chapter_path(c) for c in chapters] if chapters else chapter_paths()
     with tempfile.TemporaryDirectory() as cache:
         for path in paths:
             print(f"smoke reference: {path.stem}", flush=True)
-            run_chapter(path, "smoke", out_dir=NBVAL_REFERENCES, env={"C2F_CACHE": cache, **REFERENCE_ENV})
+            previous = record_path(path, NBVAL_REFERENCES)
+            previous = json.loads(previous.read_text())["metrics"] if previous.exists() else {}
+            record = run_chapter(path, "smoke", out_dir=NBVAL_REFERENCES, env={"C2F_CACHE": cache, **REFERENCE_ENV})
+            print(describe_changes(previous, record["metrics"], record["params"]), flush=True)
