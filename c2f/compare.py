@@ -34,28 +34,29 @@ class Tolerance:
         return abs(got - expected) <= self.abs + self.rel * abs(expected)
 
 
-# First matching row wins. Spread: the largest difference measured between the runs described above.
+# First matching row wins. `spread`: the largest difference measured between those runs for the metrics of
+# the row (any chapter, model or seed); the tolerance is about five times that, or one unit of a count.
 TOLERANCES: list[Tolerance] = [
-    # counts: a unit whose KL sits at the 0.01-nat threshold (or a cluster with one image) can flip between
-    # CPU kernels; a mean over seeds then moves by 1/n_seeds
+    # a unit whose KL sits at the 0.01-nat threshold, or a cluster holding a few images, flips between CPU
+    # kernels (measured: 1 active unit in chapters 01 and 04); a mean over n seeds then moves by 1/n
     Tolerance(r".*/(active_units(_layer_\d+)?|clusters_used)(_std)?", 1.0, spread=1.0,
-              kind="counts (active units, clusters used)"),
-    # the toy problem of chapter 05: expected losses between 0.2178 (optimum) and 0.2222 (start)
-    Tolerance(r"toy/.*/final_loss(_std)?", 1e-6, spread=2e-8, kind="toy estimators: final expected loss"),
-    Tolerance(r"toy/.*/final_log_variance", 1e-3, spread=2e-6, kind="toy estimators: log-variance of the gradient"),
-    Tolerance(r"toy/.*/mean_abs_error_x1000", 1e-3, spread=5e-6, kind="toy estimators: gradient error ×1000"),
-    # discrete latents trained with sampled gradients: a different argmax tie moves a whole run
-    Tolerance(r"dvae.*accuracy(_std|_worst)?", 0.01, spread=0.0017, kind="clustering accuracies (fraction)"),
-    Tolerance(r"dvae.*_nats(_std|_worst)?", 1.5, spread=0.30, kind="D-VAE nats (ELBO, NLL, KL)"),
-    # continuous-latent models
-    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+|test_kl_nats)(_std)?", 0.02, spread=0.003,
-              kind="KL of a layer / group / the model (nats)"),
-    Tolerance(r".*/test_(elbo|nll|recon)_nats(@\d+)?(_std|_worst)?", 0.3, spread=0.055,
+              kind="counts: active units, clusters used"),
+    # chapter 05's toy problem: the expected loss is 0.2222 at the uniform start and 0.2178 at the optimum
+    Tolerance(r"toy/.*/final_loss(_std)?", 1e-6, spread=4.5e-8, kind="toy estimators: final expected loss"),
+    Tolerance(r"toy/.*/final_log_variance", 1e-4, spread=1.9e-6, kind="toy estimators: log-variance of the gradient"),
+    Tolerance(r"toy/.*/mean_abs_error_x1000", 1e-4, spread=4.3e-6, kind="toy estimators: gradient error ×1000"),
+    Tolerance(r".*accuracy(_std|_worst)?", 0.01, spread=0.0024, kind="accuracies (fraction of test images)"),
+    # discrete latents trained with sampled gradients (Concrete, REINFORCE, ...) drift furthest
+    Tolerance(r"dvae.*/test_kl_nats(_std)?", 0.75, spread=0.22, kind="D-VAE: KL (nats)"),
+    Tolerance(r"dvae.*_nats(_std|_worst)?", 1.5, spread=0.43, kind="D-VAE: ELBO, NLL (nats)"),
+    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+)", 0.02, spread=0.003, kind="KL of one layer or group of latents (nats)"),
+    Tolerance(r".*/test_kl_nats(_std)?", 0.25, spread=0.05, kind="KL of a model (nats)"),
+    Tolerance(r".*/test_(elbo|nll|recon)_nats(@\d+)?(_std|_worst)?", 1.0, spread=0.19,
               kind="ELBO, NLL, reconstruction (nats)"),
-    Tolerance(r".*bits_per_dim(_std)?", 1e-3, spread=3e-5, kind="bits per dimension"),
-    Tolerance(r".*/test_(sq_error|l1)(@\d+|_stage\d+|_step_\d+)", 0.2, spread=0.04,
+    Tolerance(r".*bits_per_dim(_std)?", 2e-3, spread=1.7e-4, kind="bits per dimension"),
+    Tolerance(r".*/test_(sq_error|l1)(@\d+|_stage\d+|_step_\d+)", 0.3, spread=0.063,
               kind="reconstruction errors (sum over pixels)"),
-    Tolerance(r".*/mean_abs_offdiag_cov", 2e-3, spread=1e-4, kind="mean |off-diagonal covariance|"),
+    Tolerance(r".*/mean_abs_offdiag_cov", 2e-3, spread=2.8e-4, kind="mean |off-diagonal covariance| of codes"),
 ]
 
 
@@ -121,3 +122,13 @@ def describe_changes(reference: dict[str, float], new: dict[str, float], params:
     outside = sum(c.outside for c in changes)
     lines = [f"  {len(changes)} metric(s) moved, {outside} outside their tolerance:"]
     return "\n".join(lines + [f"    {c}" for c in changes])
+
+
+def tolerance_table() -> str:
+    """:data:`TOLERANCES` as the Markdown table of the README (a unit test keeps the two the same)."""
+    rows = ["| metrics | pattern | tolerance | measured spread |", "|---|---|---|---|"]
+    for t in TOLERANCES:
+        tol = f"{t.abs:g}" + (f" + {t.rel:g} × reference" if t.rel else "")
+        kind, pattern = (text.replace("|", "\\|") for text in (t.kind, t.pattern))  # a | inside a cell
+        rows.append(f"| {kind} | `{pattern}` | {tol} | {t.spread:g} |")
+    return "\n".join(rows)

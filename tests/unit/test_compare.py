@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from c2f.compare import TOLERANCES, compare_metrics, describe_changes, diff_metrics, tolerance_for
+from c2f.compare import TOLERANCES, compare_metrics, describe_changes, diff_metrics, tolerance_for, tolerance_table
 from c2f.runner import NBVAL_REFERENCES
 
 REFERENCES = sorted(NBVAL_REFERENCES.glob("[0-9][0-9]_*.json"))
@@ -74,3 +74,10 @@ def test_describe_changes_lists_what_moved_deviations_first():
     assert text[1].startswith("    vae/test_kl_nats: 20 -> 25 (+5; OUTSIDE")
     assert "within" in text[2]
     assert describe_changes(ref, ref) == "  no metric moved"
+
+
+def test_the_readme_states_the_table():
+    from c2f.chapters import PROJECT_ROOT
+
+    assert tolerance_table() in (PROJECT_ROOT / "README.md").read_text(), (
+        "README.md's tolerance table differs from c2f.compare.TOLERANCES: paste c2f.compare.tolerance_table()")
