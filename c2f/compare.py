@@ -35,8 +35,8 @@ class Tolerance:
 
 
 # First matching row wins. `spread`: the largest difference measured between those runs for the metrics of
-# the row (any chapter, model or seed); the tolerance is 3 to 7 times that (10 to 50 times where the spread
-# is at rounding level), or one unit of a count.
+# the row (any chapter, model or seed); the tolerance is about three times that, rounded up (10 to 50 times
+# where the spread is at rounding level), or one unit of a count.
 TOLERANCES: list[Tolerance] = [
     # a unit whose KL sits at the 0.01-nat threshold, or a cluster holding a few images, flips between CPU
     # kernels (measured: 1 active unit in chapters 01 and 04); a mean over n seeds then moves by 1/n
@@ -50,14 +50,14 @@ TOLERANCES: list[Tolerance] = [
     # discrete latents trained with sampled gradients (Concrete, REINFORCE, ...) drift furthest
     Tolerance(r"dvae.*/test_kl_nats(_std)?", 0.75, spread=0.22, kind="D-VAE: KL (nats)"),
     Tolerance(r"dvae.*_nats(_std|_worst)?", 1.5, spread=0.43, kind="D-VAE: ELBO, NLL (nats)"),
-    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+)", 0.02, spread=0.0032, kind="KL of one layer or group of latents (nats)"),
-    Tolerance(r".*/test_kl_nats(_std)?", 0.25, spread=0.05, kind="KL of a model (nats)"),
-    Tolerance(r".*/test_(elbo|nll|recon)_nats(@\d+)?(_std|_worst)?", 1.0, spread=0.19,
+    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+)", 0.01, spread=0.0032, kind="KL of one layer or group of latents (nats)"),
+    Tolerance(r".*/test_kl_nats(_std)?", 0.15, spread=0.05, kind="KL of a model (nats)"),
+    Tolerance(r".*/test_(elbo|nll|recon)_nats(@\d+)?(_std|_worst)?", 0.6, spread=0.19,
               kind="ELBO, NLL, reconstruction (nats)"),
-    Tolerance(r".*bits_per_dim(_std)?", 2e-3, spread=1.7e-4, kind="bits per dimension"),
-    Tolerance(r".*/test_(sq_error|l1)(@\d+|_stage\d+|_step_\d+)", 0.3, spread=0.063,
+    Tolerance(r".*bits_per_dim(_std)?", 1e-3, spread=1.7e-4, kind="bits per dimension"),
+    Tolerance(r".*/test_(sq_error|l1)(@\d+|_stage\d+|_step_\d+)", 0.2, spread=0.063,
               kind="reconstruction errors (sum over pixels)"),
-    Tolerance(r".*/mean_abs_offdiag_cov", 2e-3, spread=2.8e-4, kind="mean |off-diagonal covariance| of codes"),
+    Tolerance(r".*/mean_abs_offdiag_cov", 1e-3, spread=2.8e-4, kind="mean |off-diagonal covariance| of codes"),
 ]
 
 
