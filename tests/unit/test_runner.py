@@ -145,3 +145,18 @@ def test_a_chapter_that_writes_no_record_is_an_error_even_with_an_old_record(cha
         run_chapter("99_tiny", "smoke", out_dir=out, env={"C2F_TEST_NOTEBOOKS": str(chapter.parent)})
     assert "source_sha256" not in json.loads(record_path("99_tiny", out).read_text())
     assert is_stale("99_tiny", "smoke", out)
+
+
+def test_make_refs_prints_what_moved(chapter, tmp_path, monkeypatch, capsys):
+    """`make refs` (regenerate_references) says which metrics moved against the previous reference."""
+    import c2f.runner
+
+    monkeypatch.setattr(c2f.runner, "NBVAL_REFERENCES", tmp_path / "refs")
+    monkeypatch.setenv("C2F_TEST_NOTEBOOKS", str(chapter.parent))
+    (tmp_path / "refs").mkdir()
+    record_path("99_tiny", tmp_path / "refs").write_text(json.dumps({"metrics": {"tiny/value": 3.0}}))
+    c2f.runner.regenerate_references(["99_tiny"])
+    out = capsys.readouterr().out
+    assert "2 metric(s) moved, 2 outside their tolerance" in out and "tiny/first_draw: new metric" in out
+    assert "tiny/value: 3 -> 2: no row of c2f.compare.TOLERANCES matches" in out  # not a known kind of metric
+    assert json.loads(record_path("99_tiny", tmp_path / "refs").read_text())["metrics"]["tiny/value"] == 2.0
