@@ -50,7 +50,8 @@ TOLERANCES: list[Tolerance] = [
     # discrete latents trained with sampled gradients (Concrete, REINFORCE, ...) drift furthest
     Tolerance(r"dvae.*/test_kl_nats(_std)?", 0.75, spread=0.22, kind="D-VAE: KL (nats)"),
     Tolerance(r"dvae.*_nats(_std|_worst)?", 1.5, spread=0.43, kind="D-VAE: ELBO, NLL (nats)"),
-    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+)", 0.01, spread=0.0032, kind="KL of one layer or group of latents (nats)"),
+    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+)", 0.01, spread=0.0032,
+              kind="KL of one layer or group of latents (nats)"),
     Tolerance(r".*/test_kl_nats(_std)?", 0.15, spread=0.05, kind="KL of a model (nats)"),
     Tolerance(r".*/test_(elbo|nll|recon)_nats(@\d+)?(_std|_worst)?", 0.6, spread=0.19,
               kind="ELBO, NLL, reconstruction (nats)"),
