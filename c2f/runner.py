@@ -23,6 +23,7 @@ from typing import Any
 import nbformat
 
 from c2f.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
+from c2f.compare import describe_changes
 from c2f.records import file_sha256
 from c2f.utils import get_device, uncommitted_changes, write_json
 
@@ -261,11 +262,17 @@ REFERENCE_ENV = {"TQDM_DISABLE": "1", "C2F_THREADS": "1"}
 
 def regenerate_references(chapters: list[str] | None = None, **execution) -> None:
     """Re-execute the smoke profile of chapters into ``tests/notebooks`` (the nbval references), with a
-    fresh checkpoint cache so that every reference shows a run that trained from scratch. `execution` goes
+    fresh checkpoint cache so that every reference shows a run that trained from scratch, and print which
+    metrics moved against the previous reference (:func:`c2f.compare.describe_changes`). `execution` goes
     to :func:`c2f.executors.execute`; every reference runs with one thread (:data:`REFERENCE_ENV`)."""
     from c2f.executors import Task, execute
 
     paths = [chapter_path(c) for c in chapters] if chapters else chapter_paths()
+    previous = {p.stem: json.loads(record_path(p, NBVAL_REFERENCES).read_text())["metrics"]
+                for p in paths if record_path(p, NBVAL_REFERENCES).exists()}
     with tempfile.TemporaryDirectory() as cache:
-        execute([Task(str(p), "smoke", str(NBVAL_REFERENCES), env={"C2F_CACHE": cache, **REFERENCE_ENV})
-                 for p in paths], **execution)
+        records = execute([Task(str(p), "smoke", str(NBVAL_REFERENCES), env={"C2F_CACHE": cache, **REFERENCE_ENV})
+                           for p in paths], **execution)
+    for stem, record in records.items():
+        moved = describe_changes(previous.get(stem, {}), record["metrics"], record["params"])
+        print(f"smoke reference {stem}:\n{moved}", flush=True)
