@@ -356,16 +356,17 @@ class HierarchicalPixelVAE(nn.Module):
         return self.generate(self.p1(z2).sample(), noise)
 
 
-def sampling_time(model, n: int, seed: int = 0) -> float:
-    """Seconds per image to draw n images pixel by pixel as one batch (on the model's device)."""
-    torch.manual_seed(seed)
-    if model.device.type == "cuda":
+def timed_sample(model, n: int, noise=None) -> tuple[torch.Tensor, float]:
+    """n images from ``model.sample`` drawn as one batch, and the seconds per image it took (on the model's
+    device, synchronised on a GPU)."""
+    cuda = next(model.parameters()).device.type == "cuda"
+    if cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
-    model.sample(n)
-    if model.device.type == "cuda":
+    images = model.sample(n) if noise is None else model.sample(n, noise)
+    if cuda:
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n
+    return images, (time.perf_counter() - start) / n
 
 
 def receptive_field_rows(layers: int, kernel_size: int) -> int:
