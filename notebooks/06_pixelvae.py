@@ -16,9 +16,9 @@
 #
 # A VAE with a factorised decoder, $p(x \mid z) = \prod_i p(x_i \mid z)$, must put everything it wants to
 # reproduce into $z$, the exact position of every stroke included; what it cannot afford to encode comes out
-# as blur. A PixelCNN {cite}`oord2016pixelrnn,oord2016conditional` is the opposite end: it models every pixel
-# given the ones before it, $p(x) = \prod_i p(x_i \mid x_{<i})$, paints sharp local detail, and has no
-# global code at all. PixelVAE {cite}`gulrajani2016pixelvae` puts a *short* PixelCNN behind a VAE,
+# as blur. A PixelCNN {cite}`vandenoord2016pixelrnn,vandenoord2016pixelcnn` is the opposite end: it models
+# every pixel given the ones before it, $p(x) = \prod_i p(x_i \mid x_{<i})$, paints sharp local detail, and
+# has no global code at all. PixelVAE {cite}`gulrajani2017pixelvae` puts a *short* PixelCNN behind a VAE,
 #
 # $$
 # p(x \mid z) = \prod_i p(x_i \mid x_{<i}, z),
@@ -35,10 +35,10 @@
 profile = "default"  # the parameter profile this run was executed with
 seed = 0  # base seed: run i of n_seeds uses seed + i
 n_seeds = 1  # independent training runs per model (mean ± std and worst seed reported when > 1)
-train_size = 4000  # training images (0 means all 50000)
-test_size = 500  # first test images used by every evaluation (0 means all 10000)
-batch_size = 64
-lr = 1e-3
+train_size = 3000  # training images (0 means all 50000)
+test_size = 300  # first test images used by every evaluation (0 means all 10000)
+batch_size = 32
+lr = 3e-3
 epochs = 2
 kl_warmup_epochs = 1.0  # linear KL weight 0 -> 1 over this many epochs (the paper: 10,000 iterations)
 latent_dim = 16
@@ -95,7 +95,7 @@ print(f"binarized MNIST (static): {len(train)} training and {len(test)} test ima
 # convolutions that never look at pixel $i$ or later (raster order). The first layer must exclude the
 # current pixel (*mask A*); later layers may include their own position, which only holds information about
 # earlier pixels (*mask B*). Stacking masked $k \times k$ convolutions leaves a blind spot to the upper right;
-# the gated PixelCNN {cite}`oord2016conditional` removes it with two streams, a *vertical* stack that sees
+# the gated PixelCNN {cite}`vandenoord2016pixelcnn` removes it with two streams, a *vertical* stack that sees
 # all rows above and a *horizontal* stack that sees the current row to the left and receives the vertical
 # one shifted down a row. Each layer is gated,
 #

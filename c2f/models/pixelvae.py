@@ -11,7 +11,7 @@ The first layer excludes the current pixel (mask A), later layers may include th
 z enters the decoder in one of two ways (the paper's MNIST variants):
 * ``"bias"`` (without upsampling; the official code's ``cond_z_bias``): a linear map of z is added to the
   pre-activations of every gated layer, a per-channel bias shared by all positions;
-* ``"upsample"``: z is decoded by the conv VAE's transposed convolutions to a feature map of the image's
+* ``"upsample"``: z is decoded by the conv VAE's transposed convolutions to a feature map s(z) of the image's
   size, concatenated with the image at the input of the first layer.
 
 ``latent_dim = 0`` gives the z-free PixelCNN (an exact likelihood); ``layers = 0`` with upsampling gives a
@@ -40,6 +40,13 @@ def _gate(h: torch.Tensor) -> torch.Tensor:
     """tanh(a) ⊙ σ(b) for h = [a, b] split along channels."""
     a, b = h.chunk(2, dim=1)
     return torch.tanh(a) * torch.sigmoid(b)
+
+
+class Gate(nn.Module):
+    """The gated activation as a module."""
+
+    def forward(self, h):
+        return _gate(h)
 
 
 def shift_down(x: torch.Tensor) -> torch.Tensor:
@@ -131,11 +138,11 @@ class PixelCNNDecoder(nn.Module):
                        cfg.kernel_size + 2 if i == 0 else cfg.kernel_size, mask_a=i == 0, cond_dim=self.bias_dim)
             for i in range(cfg.layers))
         head_in = cfg.channels if cfg.layers else cfg.up_channels
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(head_in, cfg.channels, 1), nn.ReLU(),
-                                  nn.Conv2d(cfg.channels, c, 1))
+        self.head = nn.Sequential(nn.Conv2d(head_in, 2 * cfg.channels, 1), Gate(),  # the official code's output
+                                  nn.Conv2d(cfg.channels, 2 * cfg.channels, 1), Gate(), nn.Conv2d(cfg.channels, c, 1))
 
     def features(self, z):
-        """What z contributes: the bias vector, or the upsampled feature map (None for a PixelCNN)."""
+        """What z contributes: the vector itself, or its upsampled feature map (None for a PixelCNN)."""
         if z is None:
             return None
         return self.upsample(z) if self.upsample is not None else z
@@ -147,7 +154,7 @@ class PixelCNNDecoder(nn.Module):
         rows ≤ r, which sampling uses to avoid computing rows not yet drawn."""
         if self.upsample is not None:
             up = cond[:, :, :x.shape[2]]
-            if not self.layers:
+            if not self.layers:  # a factorised conv decoder
                 return self.head(up)
             x, cond = torch.cat([x, up], dim=1), None
         v = h = x
@@ -286,7 +293,8 @@ class HierarchicalPixelVAE(nn.Module):
         self.q1 = GaussianHead(dec.conv_features, d1)
         self.q2 = nn.Sequential(mlp([dec.conv_features, cfg.hidden], dec.activation, last_activation=True),
                                 GaussianHead(cfg.hidden, d2))
-        self.p1 = nn.Sequential(mlp([d2, cfg.hidden], dec.activation, last_activation=True), GaussianHead(cfg.hidden, d1))
+        self.p1 = nn.Sequential(mlp([d2, cfg.hidden], dec.activation, last_activation=True),
+                                GaussianHead(cfg.hidden, d1))
         self.decoder = PixelCNNDecoder(dec, d1)
 
     @property

@@ -20,12 +20,15 @@ VARIANTS = {"pixelcnn": dict(latent_dim=0), "bias": dict(latent_dim=3, condition
             "upsample": dict(latent_dim=3, conditioning="upsample")}
 
 
-def build(variant: str, layers: int = 3, image_shape=(1, 28, 28)) -> PixelVAE:
+S = 12  # image side for most tests: 144 sampling steps instead of 784
+
+
+def build(variant: str, layers: int = 3, image_shape=(1, S, S)) -> PixelVAE:
     torch.manual_seed(0)
     return PixelVAE(PixelVAEConfig(layers=layers, image_shape=image_shape, **SMALL, **VARIANTS[variant]))
 
 
-def batch(n: int = 4, size: int = 28, seed: int = 0) -> torch.Tensor:
+def batch(n: int = 4, size: int = S, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.bernoulli(torch.full((n, 1, size, size), 0.3), generator=g)
 
@@ -126,7 +129,7 @@ def test_iw_bound_above_elbo(variant):
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_loss_decreases(variant, make_images):
     data = make_images(64, seed=3)
-    model = build(variant, layers=2)
+    model = build(variant, layers=2, image_shape=(1, 28, 28))
     before = model.loss(data.x)[0].item()
     fit(model, data, TrainConfig(epochs=6, batch_size=16, lr=3e-3, kl_warmup_epochs=2, seed=0))
     assert model.loss(data.x)[0].item() < before - 10
@@ -135,9 +138,9 @@ def test_loss_decreases(variant, make_images):
 def test_sampling_fixed_noise_and_batch():
     model = build("bias")
     z = torch.randn(3, 3)
-    u = torch.rand(3, 1, 28, 28)
+    u = torch.rand(3, 1, S, S)
     a, b = model.generate(z, noise=u), model.generate(z, noise=u)
-    assert a.shape == (3, 1, 28, 28) and torch.equal(a, b)
+    assert a.shape == (3, 1, S, S) and torch.equal(a, b)
     assert set(a.unique().tolist()) <= {0.0, 1.0}
     # drawing a batch at once equals drawing each image alone
     assert torch.equal(model.generate(z[1:2], noise=u[1:2]), a[1:2])
@@ -145,13 +148,13 @@ def test_sampling_fixed_noise_and_batch():
     with torch.no_grad():
         p = torch.sigmoid(model.decoder(a, model.decoder.features(z)))
     assert torch.equal((u < p).float(), a)
-    assert model.sample(2).shape == (2, 1, 28, 28)
-    assert build("pixelcnn").sample(2).shape == (2, 1, 28, 28)
+    assert model.sample(2).shape == (2, 1, S, S)
+    assert build("pixelcnn").sample(2).shape == (2, 1, S, S)
 
 
 def test_hierarchical_pixelvae():
     torch.manual_seed(0)
-    cfg = HierarchicalPixelVAEConfig(latent_dims=(4, 2), hidden=16, decoder=PixelVAEConfig(layers=2, **SMALL))
+    cfg = HierarchicalPixelVAEConfig(latent_dims=(4, 2), hidden=16, decoder=PixelVAEConfig(layers=2, image_shape=(1, S, S), **SMALL))
     model = HierarchicalPixelVAE(cfg)
     assert model.cfg.decoder.latent_dim == 4
     x = batch(8)
@@ -169,7 +172,7 @@ def test_hierarchical_pixelvae():
     report = layer_report(model, ImageSet("t", "test", x, None, "static"), iw_samples=3)
     assert {"kl_layer_1", "kl_layer_2", "active_units_layer_1", "active_units_layer_2"} <= set(report)
     for level in ("z2", "z1", "pixels"):
-        assert model.resample(x[:2], level).shape == (2, 1, 28, 28)
+        assert model.resample(x[:2], level).shape == (2, 1, S, S)
     with pytest.raises(ValueError):
         model.resample(x[:2], "z3")
     with pytest.raises(ValueError):
@@ -177,6 +180,6 @@ def test_hierarchical_pixelvae():
 
 
 def test_evaluate_runs_on_pixelcnn(make_images):
-    data = make_images(10)
+    data = make_images(10, shape=(1, S, S))
     out = evaluate(build("pixelcnn"), data, iw_samples=3)
     assert out["kl_nats"] == 0 and out["nll_nats"] == pytest.approx(-out["elbo_nats"], abs=1e-3)
