@@ -103,15 +103,43 @@ def active_units(means: torch.Tensor, threshold: float = 0.01) -> tuple[int, tor
     return int((variances > threshold).sum()), variances
 
 
+def higher_is_better(name: str) -> bool | None:
+    """Whether a larger value of metric `name` is better (ELBO, accuracy, PSNR ...), worse (NLL, bits,
+    errors, losses), or neither (KL, counts of active units): True, False or None."""
+    name = name.lower()
+    if any(k in name for k in ("nll", "bits", "error", "loss", "recon", "l1", "time")):
+        return False
+    if any(k in name for k in ("elbo", "accuracy", "psnr", "ssim", "iou", "success")):
+        return True
+    return None
+
+
 def summarise(runs: list[dict]) -> dict:
-    """Mean and standard deviation over runs (e.g. seeds) of each scalar metric: ``name`` and ``name_std``."""
-    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
+    """Summary over runs (e.g. seeds) of each scalar metric: the mean ``name`` and, with two runs or more,
+    the standard deviation ``name_std`` and, for metrics with a direction (:func:`higher_is_better`), the
+    worst run ``name_worst``. A single run has no spread to report, so it gets neither."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     out = {}
     for k in keys:
         values = torch.tensor([float(r[k]) for r in runs], dtype=torch.float64)
         out[k] = values.mean().item()
-        out[f"{k}_std"] = values.std(unbiased=True).item() if len(runs) > 1 else 0.0
+        if len(runs) > 1:
+            out[f"{k}_std"] = values.std(unbiased=True).item()
+            better = higher_is_better(k)
+            if better is not None:
+                out[f"{k}_worst"] = (values.min() if better else values.max()).item()
     return out
+
+
+def describe(summary: dict, key: str, digits: int = 2, scale: float = 1.0, unit: str = "") -> str:
+    """``mean ± std (worst w)`` of one summarised metric as text (just the mean for a single run)."""
+    text = f"{scale * summary[key]:.{digits}f}"
+    if f"{key}_std" in summary:
+        text += f" ± {scale * summary[key + '_std']:.{digits}f}"
+    text += unit
+    if f"{key}_worst" in summary:
+        text += f" (worst {scale * summary[key + '_worst']:.{digits}f}{unit})"
+    return text
 
 
 # --- clustering -----------------------------------------------------------------------------------------

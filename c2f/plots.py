@@ -13,6 +13,34 @@ from torchvision.utils import make_grid
 
 PALETTE = "colorblind"
 
+# One colour per model family, the same in every figure of the book. A name matches the longest family
+# name it starts with, after dropping a data-set or variant tag ("fashion_lvae" -> "lvae"); other names get
+# a colour from a stable hash, so they too keep it from one figure to the next.
+_CB, _TAB = sns.color_palette("colorblind", 10), sns.color_palette("tab20", 20)
+FAMILY_COLORS = {
+    "no_latents": (0.45, 0.45, 0.45), "pca": (0.6, 0.6, 0.6),
+    "vae": _CB[0], "vae_mlp": _CB[0], "vae_conv": _CB[9], "standard": _CB[0],
+    "single": _CB[1], "multiple": _CB[2], "rnn": _CB[3], "quotient": _CB[4], "pcaae": _CB[5],
+    "hvae": _TAB[0], "markov_hvae": _TAB[2], "lvae": _TAB[4], "vlae": _TAB[6], "svae": _TAB[8],
+    "msvae": _TAB[10], "dvae": _CB[7], "dvae_st": _CB[8],
+    "convdraw": _TAB[12], "pixelcnn": _TAB[14], "pixelvae": _TAB[16], "air": _TAB[18], "dair": _TAB[19],
+    "jpeg": _TAB[1], "jpeg2000": _TAB[3], "webp": _TAB[5], "avif": _TAB[7],
+}
+_TAGS = ("fashion_", "cb_", "omniglot_", "mnist_", "static_", "dynamic_")
+
+
+def model_color(name: str):
+    """The colour of a model family in every figure of the book (see :data:`FAMILY_COLORS`)."""
+    key = name.lower().rsplit("/", 1)[-1]
+    for tag in _TAGS:
+        key = key.removeprefix(tag)
+    matches = [f for f in FAMILY_COLORS if key == f or key.startswith(f + "_") or key.startswith(f + "-")]
+    if matches:
+        return FAMILY_COLORS[max(matches, key=len)]
+    import zlib
+
+    return _TAB[zlib.crc32(key.encode()) % len(_TAB)]
+
 
 def use_style() -> None:
     """The book's plot style (applied on import)."""
@@ -55,7 +83,8 @@ def training_curves(histories: dict[str, dict], keys: Sequence[str] = ("elbo", "
     labels = labels or {"elbo": "ELBO (nats)", "recon": "reconstruction −log p(x|z) (nats)", "kl": "KL (nats)"}
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for color, (name, h) in zip(sns.color_palette(PALETTE), histories.items()):
+        for name, h in histories.items():
+            color = model_color(name)
             steps_per_epoch = h["steps"]["step"][-1] / h["epochs"]["epoch"][-1]
             epochs = np.array(h["steps"]["step"]) / steps_per_epoch
             ax.plot(epochs, h["steps"][key], "o-" if len(epochs) < 20 else "-", ms=3, lw=1.5, color=color,
@@ -66,7 +95,7 @@ def training_curves(histories: dict[str, dict], keys: Sequence[str] = ("elbo", "
         ax.set_xlabel("epoch")
         ax.set_title(labels.get(key, key))
         _zoom_past_first_steps(ax)
-    axes[0, 0].legend(fontsize="small")
+    axes[0, -1].legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")  # beside the panels
     fig.tight_layout()
     return fig
 
@@ -146,7 +175,8 @@ def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str |
     group, a reconstruction error per number of latents); `errors` (same keys) draws ± bands."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
-    for color, (name, values) in zip(sns.color_palette(PALETTE, max(10, len(series))), series.items()):
+    for name, values in series.items():
+        color = model_color(name)
         g = np.arange(1, len(values) + 1)
         ax.plot(g, values, "o-", ms=4, lw=1.5, color=color, label=name)
         if errors is not None and name in errors:

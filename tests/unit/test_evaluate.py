@@ -11,7 +11,7 @@ from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 from c2f.data import ImageSet
-from c2f.evaluate import active_units, evaluate, iw_log_likelihood, summarise
+from c2f.evaluate import active_units, describe, evaluate, iw_log_likelihood, summarise
 
 D_Z, D_X, SIGMA = 2, 6, 0.5
 
@@ -203,12 +203,22 @@ def test_active_units_counts_dimensions_whose_mean_varies():
     assert active_units(means, threshold=0.5)[0] == 1
 
 
-def test_summarise_gives_mean_and_sample_std():
-    """Mean and unbiased std of each numeric metric over runs; lists are skipped; one run has std 0."""
-    runs = [{"nll": 90.0, "au": 10, "kl_per_dim": [1.0]}, {"nll": 92.0, "au": 12, "kl_per_dim": [2.0]},
-            {"nll": 94.0, "au": 14, "kl_per_dim": [3.0]}]
+def test_summarise_gives_mean_sample_std_and_worst():
+    """Mean and unbiased std of each numeric metric over runs, and the worst run of metrics with a
+    direction (NLL: the largest; accuracy: the smallest; active units: none); lists are skipped; a single
+    run gives the mean alone, since it has no spread."""
+    runs = [{"nll": 90.0, "au": 10, "accuracy": 0.9, "kl_per_dim": [1.0]},
+            {"nll": 92.0, "au": 12, "accuracy": 0.7, "kl_per_dim": [2.0]},
+            {"nll": 94.0, "au": 14, "accuracy": 0.8, "kl_per_dim": [3.0]}]
     s = summarise(runs)
-    assert set(s) == {"nll", "nll_std", "au", "au_std"}
-    assert s["nll"] == pytest.approx(92.0) and s["nll_std"] == pytest.approx(2.0)
+    assert set(s) == {"nll", "nll_std", "nll_worst", "au", "au_std", "accuracy", "accuracy_std", "accuracy_worst"}
+    assert s["nll"] == pytest.approx(92.0) and s["nll_std"] == pytest.approx(2.0) and s["nll_worst"] == 94.0
     assert s["au"] == pytest.approx(12.0) and s["au_std"] == pytest.approx(2.0)
-    assert summarise(runs[:1]) == {"nll": 90.0, "nll_std": 0.0, "au": 10.0, "au_std": 0.0}
+    assert s["accuracy_worst"] == pytest.approx(0.7)
+    assert summarise(runs[:1]) == {"nll": 90.0, "au": 10.0, "accuracy": 0.9}
+
+
+def test_describe_formats_mean_std_and_worst():
+    s = summarise([{"test_nll_nats": 90.0}, {"test_nll_nats": 94.0}])
+    assert describe(s, "test_nll_nats", digits=1, unit=" nats") == "92.0 ± 2.8 nats (worst 94.0 nats)"
+    assert describe({"acc": 0.5}, "acc", digits=1, scale=100, unit=" %") == "50.0 %"

@@ -1,0 +1,98 @@
+"""One experiment: models × seeds → train (or load from the cache) → score → mean ± std and worst → record.
+
+A chapter describes each model as a :class:`Trial` (a name, a function that builds it untrained, its
+training configuration) and hands the list to :func:`run_trials` with the seeds and a score function::
+
+    results = run_trials([Trial("vae_conv", lambda: VAE(cfg).to(device), TrainConfig(epochs=6))],
+                         train, seeds=[0, 1, 2], score=lambda model, seed: {...}, run=run, key="01")
+    results["vae_conv"].summary["test_nll_nats"], results["vae_conv"].model
+
+Every model is built right after ``torch.manual_seed(seed)``, so its initial weights depend on the seed alone
+(not on what was trained or loaded before it), and trained with that seed. The summary of each model (see
+:func:`c2f.evaluate.summarise`) is logged to the chapter's record under the model's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from c2f.data import ImageSet
+from c2f.evaluate import summarise
+from c2f.train import TrainConfig, train_or_load, train_stages
+
+
+@dataclass
+class Trial:
+    """One model of an experiment."""
+
+    name: str  # its name in the record, the figures and the checkpoint cache, e.g. "vae_conv"
+    build: Callable[[], nn.Module]  # returns the untrained model on the run's device
+    train: TrainConfig  # how to train it; the seed is set per seed
+    data: ImageSet | None = None  # its training images, when they differ from the experiment's
+
+
+@dataclass
+class Outcome:
+    """What one model of an experiment gave, for every seed (in the order of the seeds)."""
+
+    name: str
+    seeds: list[int]
+    models: list[nn.Module] = field(default_factory=list)
+    histories: list[Any] = field(default_factory=list)  # fit's history (a list of them for stage-wise models)
+    runs: list[dict] = field(default_factory=list)  # the score of each seed
+    summary: dict = field(default_factory=dict)  # mean, and with several seeds `_std` and `_worst`
+
+    @property
+    def model(self) -> nn.Module:
+        """The model of the first seed (the one the figures show)."""
+        return self.models[0]
+
+    @property
+    def history(self):
+        return self.histories[0]
+
+
+def train_model(model: nn.Module, data: ImageSet, cfg: TrainConfig, *, name: str, valid: ImageSet | None = None,
+                retrain: bool = False):
+    """Train `model` (or load it from the cache): stage by stage when it has ``num_stages`` > 1."""
+    if int(getattr(model, "num_stages", 1)) > 1:
+        return train_stages(model, data, cfg, name=name, valid=valid, retrain=retrain)
+    return train_or_load(model, data, cfg, name=name, valid=valid, retrain=retrain)
+
+
+def run_trials(trials: Sequence[Trial], train: ImageSet, *, seeds: Sequence[int],
+               score: Callable[[nn.Module, int], dict], run=None, key: str, valid: ImageSet | None = None,
+               retrain: bool = False, log_prefix: str = "", keep_models: bool = True) -> dict[str, Outcome]:
+    """Train every trial with every seed, score each trained model, summarise over seeds.
+
+    `score(model, seed)` returns the metrics of one trained model (scalars; other values are kept in
+    ``runs`` but not summarised). The checkpoint of a model is cached as ``{key}-{name}-seed{seed}``, so
+    `key` (the chapter, e.g. ``"01"``, plus any tag) keeps chapters apart. With `run` (a
+    :class:`c2f.records.Run`) each summary is logged as ``{log_prefix}{name}/<metric>``. With
+    `keep_models` False only the first seed's model is kept (the others are released after scoring).
+    """
+    names = [t.name for t in trials]
+    if len(set(names)) != len(names):
+        raise ValueError(f"trial names must be unique, got {names}")
+    if not seeds:
+        raise ValueError("run_trials needs at least one seed")
+    results = {t.name: Outcome(t.name, list(seeds)) for t in trials}
+    for trial in trials:
+        out = results[trial.name]
+        for s in seeds:
+            torch.manual_seed(s)
+            model = trial.build()
+            history = train_model(model, trial.data or train, replace(trial.train, seed=s),
+                                  name=f"{key}-{trial.name}-seed{s}", valid=valid, retrain=retrain)
+            out.runs.append(score(model, s))
+            out.histories.append(history)
+            if keep_models or not out.models:
+                out.models.append(model)
+        out.summary = summarise(out.runs)
+        if run is not None:
+            run.log(f"{log_prefix}{trial.name}", out.summary)
+    return results
