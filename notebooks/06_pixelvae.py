@@ -58,17 +58,16 @@ n_show = 8  # images per row in the image figures
 retrain = False  # ignore cached checkpoints and train again
 
 # %%
-from dataclasses import replace
-
 import pandas as pd
 import torch
 
 import c2f
 from c2f import data, plots
-from c2f.evaluate import active_units, evaluate, latent_means, layer_report, summarise, summarise_worst
+from c2f.evaluate import active_units, describe, evaluate, latent_means, layer_report
+from c2f.experiment import Trial, run_trials
 from c2f.models import HierarchicalPixelVAE, HierarchicalPixelVAEConfig, PixelVAE, PixelVAEConfig, VAE, VAEConfig
 from c2f.models.pixelvae import receptive_field_rows, timed_sample
-from c2f.train import TrainConfig, train_or_load
+from c2f.train import TrainConfig
 
 run = c2f.Run.start("06_pixelvae", globals())
 device = run.device
@@ -145,43 +144,28 @@ print(f"PixelVAE decoder: {layers} gated layers of {channels} channels, kernels 
 # images of its posterior mean exceeds 0.01).
 
 # %%
-def train_model(name, build, train_set, s):
-    torch.manual_seed(s)
-    model = build().to(device)
-    history = train_or_load(model, train_set, replace(train_cfg, seed=s),
-                            name=f"06-{name}-seed{s}", retrain=retrain)
-    return model, history
+def score_on(test_set):
+    def score(model, s):
+        r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch)
+        units, _ = active_units(latent_means(model, test_set, seed=s))
+        return {"test_elbo_nats": r["elbo_nats"], "test_nll_nats": r["nll_nats"], "kl_nats": r["kl_nats"],
+                "recon_nats": r["recon_nats"], "active_units": units, "kl_per_dim": r["kl_per_dim"]}
+    return score
 
 
-def score(model, test_set, s):
-    r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch)
-    units, variances = active_units(latent_means(model, test_set, seed=s))
-    return {"test_elbo_nats": r["elbo_nats"], "test_nll_nats": r["nll_nats"], "kl_nats": r["kl_nats"],
-            "recon_nats": r["recon_nats"], "active_units": units}, r["kl_per_dim"]
+def trials(names, train_set, test_set, dataset, key="06"):
+    """Train and score each model for every seed (cached); log the summary as <model>/<dataset>/<metric>."""
+    out = run_trials([Trial(n, lambda n=n: builds[n]().to(device), train_cfg) for n in names], train_set,
+                     seeds=seeds, score=score_on(test_set), key=key, retrain=retrain)
+    for name, outcome in out.items():
+        results[name, dataset] = outcome
+        run.log(f"{name}/{dataset}", outcome.summary)
+        print(f"{name:12s} {dataset}: ELBO {describe(outcome.summary, 'test_elbo_nats')}, NLL (K={iw_samples}) "
+              f"{describe(outcome.summary, 'test_nll_nats')}, KL {describe(outcome.summary, 'kl_nats')} nats, "
+              f"active units {describe(outcome.summary, 'active_units', 1)}/{latent_dim}")
 
 
-def trials(names, train_set, test_set, dataset):
-    """Train and score each model for every seed; log mean, std and worst seed under <model>/<dataset>."""
-    for name in names:
-        runs = []
-        for s in seeds:
-            model, history = train_model(name, builds[name], train_set, s)
-            metrics, kl_dims = score(model, test_set, s)
-            runs.append(metrics)
-            if s == seeds[0]:
-                trained[name, dataset], histories[name, dataset], kl_per_dim[name, dataset] = model, history, kl_dims
-        summary = summarise(runs)
-        if n_seeds > 1:
-            summary.update(summarise_worst(runs, ["test_elbo_nats"]))
-            summary.update(summarise_worst(runs, ["test_nll_nats"], higher_is_better=False))
-        results[name, dataset] = summary
-        run.log(f"{name}/{dataset}", summary)
-        print(f"{name:12s} {dataset}: ELBO {summary['test_elbo_nats']:8.2f}, NLL (K={iw_samples}) "
-              f"{summary['test_nll_nats']:7.2f}, KL {summary['kl_nats']:6.2f} nats, active units "
-              f"{summary['active_units']:.1f}/{latent_dim}")
-
-
-trained, histories, kl_per_dim, results = {}, {}, {}, {}
+results = {}
 trials(["vae_conv", "pixelcnn", "pixelvae", "pixelvae_up"], train, test, "binarized_mnist")
 
 # %% [markdown]
@@ -194,17 +178,15 @@ trials(["vae_conv", "pixelcnn", "pixelvae", "pixelvae_up"], train, test, "binari
 # VAE ≤ 87.41.
 
 # %%
-def pm(name, dataset, key):
-    s = results[name, dataset]
-    return f"{s[key]:.2f}" + (f" ± {s[key + '_std']:.2f}" if n_seeds > 1 else "")
+def pm(name, key, scale=1.0):
+    return describe(results[name, "binarized_mnist"].summary, key, scale=scale)
 
 
 labels = {"vae_conv": "conv VAE", "pixelcnn": "PixelCNN (no z)", "pixelvae": "PixelVAE, z as bias",
           "pixelvae_up": "PixelVAE, z upsampled"}
-table = pd.DataFrame({labels[n]: {"−ELBO": pm(n, "binarized_mnist", "test_elbo_nats").lstrip("-"),
-                                  f"NLL (K={iw_samples})": pm(n, "binarized_mnist", "test_nll_nats"),
-                                  "KL": pm(n, "binarized_mnist", "kl_nats"),
-                                  "active units": pm(n, "binarized_mnist", "active_units")}
+table = pd.DataFrame({labels[n]: {"−ELBO": pm(n, "test_elbo_nats", -1),
+                                  f"NLL (K={iw_samples})": pm(n, "test_nll_nats"),
+                                  "KL": pm(n, "kl_nats"), "active units": pm(n, "active_units")}
                       for n in labels}).T
 display(table.style.set_caption(f"static binarized MNIST, nats; {len(test)} test images, {len(train)} training "
                                 f"images, {epochs} epochs; {run.profile} profile, {n_seeds} seed(s)").set_uuid("t1"))
@@ -214,7 +196,7 @@ display(table.style.set_caption(f"static binarized MNIST, nats; {len(test)} test
 # `kl_warmup_epochs` epochs).
 
 # %%
-fig = plots.training_curves({n: histories[n, "binarized_mnist"] for n in labels})
+fig = plots.training_curves({n: results[n, "binarized_mnist"].history for n in labels})
 run.savefig(fig, "training_curves")
 
 # %% [markdown]
@@ -228,7 +210,7 @@ run.savefig(fig, "training_curves")
 torch.manual_seed(seed)
 rows, names = [], []
 for name in labels:
-    images, seconds = timed_sample(trained[name, "binarized_mnist"], n_show)
+    images, seconds = timed_sample(results[name, "binarized_mnist"].model, n_show)
     run.log(f"{name}/binarized_mnist", {"sampling_s_per_image": seconds})
     rows.append(images)
     names.append(f"{labels[name]}\n{seconds * 1000:.1f} ms/image")
@@ -249,16 +231,14 @@ for n_layers in layer_sweep:
 sweep_name = {l: "vae_conv" if l == 0 else "pixelvae" if l == layers else f"pixelvae_L{l}" for l in layer_sweep}
 trials([n for n in sweep_name.values() if (n, "binarized_mnist") not in results], train, test, "binarized_mnist")
 for l in layer_sweep:
-    run.log(f"pixelvae_L{l}/binarized_mnist", {k: results[sweep_name[l], "binarized_mnist"][k]
+    run.log(f"pixelvae_L{l}/binarized_mnist", {k: results[sweep_name[l], "binarized_mnist"].summary[k]
                                                for k in ("kl_nats", "test_nll_nats", "test_elbo_nats", "active_units")})
 
 # %%
-sweep = pd.DataFrame({l: {"rows seen above": receptive_field_rows(l, kernel_size) if l else "–",
-                          "KL": results[sweep_name[l], "binarized_mnist"]["kl_nats"],
-                          "NLL": results[sweep_name[l], "binarized_mnist"]["test_nll_nats"],
-                          "−ELBO": -results[sweep_name[l], "binarized_mnist"]["test_elbo_nats"],
-                          "active units": results[sweep_name[l], "binarized_mnist"]["active_units"]}
-                      for l in layer_sweep}).T
+depth = {l: results[sweep_name[l], "binarized_mnist"].summary for l in layer_sweep}
+sweep = pd.DataFrame({l: {"rows seen above": receptive_field_rows(l, kernel_size) if l else "–", "KL": r["kl_nats"],
+                          "NLL": r["test_nll_nats"], "−ELBO": -r["test_elbo_nats"], "active units": r["active_units"]}
+                      for l, r in depth.items()}).T
 display(sweep.style.format(precision=2).set_caption(
     f"PixelVAE (z as bias) against its number of gated layers (0: conv VAE); static MNIST, nats, "
     f"K={iw_samples}").set_uuid("sweep"))
@@ -275,7 +255,8 @@ run.savefig(fig, "kl_nll_versus_layers")
 # KL per latent dimension, sorted, for each depth: a collapsed dimension sits at zero.
 
 # %%
-fig = plots.kl_per_dimension({f"L={l}": kl_per_dim[sweep_name[l], "binarized_mnist"] for l in layer_sweep})
+fig = plots.kl_per_dimension({f"L={l}": results[sweep_name[l], "binarized_mnist"].runs[0]["kl_per_dim"]
+                              for l in layer_sweep})
 run.savefig(fig, "kl_per_dimension")
 
 # %% [markdown]
@@ -288,7 +269,7 @@ torch.manual_seed(seed)
 one = x_show[:1].expand(n_show, -1, -1, -1)
 rows = [one]
 for l in layer_sweep:
-    m = trained[sweep_name[l], "binarized_mnist"]
+    m = results[sweep_name[l], "binarized_mnist"].model
     rows.append(m.reconstruct(one) if l else torch.bernoulli(m.reconstruct(one)))
 fig = plots.image_rows(rows, ["image"] + [f"L={l}" for l in layer_sweep],
                        title="z fixed at the posterior mean, pixels drawn eight times (L=0: independent pixels)")
@@ -304,7 +285,7 @@ run.savefig(fig, "collapse_in_samples")
 # 2.5 around a test image's posterior mean, the pixels' noise fixed.
 
 # %%
-pvae, vae = trained["pixelvae", "binarized_mnist"], trained["vae_conv", "binarized_mnist"]
+pvae, vae = results["pixelvae", "binarized_mnist"].model, results["vae_conv", "binarized_mnist"].model
 torch.manual_seed(seed)
 rows = [x_show, vae.reconstruct(x_show)] + [pvae.reconstruct(x_show) for _ in range(3)]
 fig = plots.image_rows(rows, ["data", "conv VAE", "PixelVAE 1", "PixelVAE 2", "PixelVAE 3"],
@@ -321,7 +302,7 @@ values = torch.linspace(-2.5, 2.5, 7)
 u7 = u[:1].expand(len(values), -1, -1, -1)
 for name, model, generate in (("pixelvae", pvae, lambda z: pvae.generate(z, noise=u7)),
                               ("vae_conv", vae, vae.generate)):
-    top = torch.tensor(kl_per_dim[name, "binarized_mnist"]).argsort(descending=True)[:3].tolist()
+    top = torch.tensor(results[name, "binarized_mnist"].runs[0]["kl_per_dim"]).argsort(descending=True)[:3].tolist()
     fig = plots.traversal(generate, model.latent_means(x_show[:1]), top, values,
                           title=f"(c) {labels[name]}: the 3 highest-KL dimensions, −2.5 to 2.5")
     run.savefig(fig, f"{name}_traversals")
@@ -343,15 +324,22 @@ for name, model, generate in (("pixelvae", pvae, lambda z: pvae.generate(z, nois
 # %%
 builds["pixelvae_2level"] = lambda: HierarchicalPixelVAE(HierarchicalPixelVAEConfig(
     latent_dims=tuple(hier_latent_dims), hidden=hier_hidden, decoder=PixelVAEConfig(layers=layers, **common)))
-torch.manual_seed(seed)
-hier, _ = train_model("pixelvae_2level", builds["pixelvae_2level"], train, seed)
-r = layer_report(hier, test, iw_samples=iw_samples, seed=seed)
-hier_metrics = {"test_elbo_nats": r["elbo_nats"], "test_nll_nats": r["nll_nats"], "kl_nats": r["kl_nats"],
-                **{k: v for k, v in r.items() if k.startswith(("kl_layer", "active_units"))}}
-run.log("pixelvae_2level/binarized_mnist", hier_metrics)
-print(f"two-level PixelVAE: ELBO {r['elbo_nats']:.2f}, NLL (K={iw_samples}) {r['nll_nats']:.2f} nats; KL of z1 "
-      f"{r['kl_layer_1']:.2f}, of z2 {r['kl_layer_2']:.2f} nats; active units z1 "
-      f"{r['active_units_layer_1']}/{hier_latent_dims[0]}, z2 {r['active_units_layer_2']}/{hier_latent_dims[1]}")
+
+
+def hier_score(model, s):
+    r = layer_report(model, test, iw_samples=iw_samples, seed=s)
+    return {"test_elbo_nats": r["elbo_nats"], "test_nll_nats": r["nll_nats"], "kl_nats": r["kl_nats"],
+            **{k: v for k, v in r.items() if k.startswith(("kl_layer", "active_units"))}}
+
+
+out = run_trials([Trial("pixelvae_2level", lambda: builds["pixelvae_2level"]().to(device), train_cfg)], train,
+                 seeds=seeds, score=hier_score, key="06", retrain=retrain)["pixelvae_2level"]
+hier, r = out.model, out.summary
+run.log("pixelvae_2level/binarized_mnist", r)
+print(f"two-level PixelVAE: ELBO {r['test_elbo_nats']:.2f}, NLL (K={iw_samples}) {r['test_nll_nats']:.2f} nats; "
+      f"KL of z1 {r['kl_layer_1']:.2f}, of z2 {r['kl_layer_2']:.2f} nats; active units z1 "
+      f"{r['active_units_layer_1']:.0f}/{hier_latent_dims[0]}, "
+      f"z2 {r['active_units_layer_2']:.0f}/{hier_latent_dims[1]}")
 
 # %% [markdown]
 # **Resample one level, keep the other.** Rows redraw, for the same test images: $z_2$ from its prior (and
@@ -385,24 +373,24 @@ if dynamic:
 # nothing).
 
 # %%
-S = {n: results[n, "binarized_mnist"] for n in labels}
+S = {n: results[n, "binarized_mnist"].summary for n in labels}
 gain = S["vae_conv"]["test_nll_nats"] - S["pixelvae"]["test_nll_nats"]
 print(f"PixelVAE (bias) against conv VAE: NLL {S['pixelvae']['test_nll_nats']:.2f} vs "
       f"{S['vae_conv']['test_nll_nats']:.2f} nats ({gain:+.2f} in the PixelVAE's favour); against the PixelCNN "
       f"without z: {S['pixelcnn']['test_nll_nats'] - S['pixelvae']['test_nll_nats']:+.2f} nats")
 print(f"with upsampling: NLL {S['pixelvae_up']['test_nll_nats']:.2f}, KL {S['pixelvae_up']['kl_nats']:.2f}; "
       f"as bias: KL {S['pixelvae']['kl_nats']:.2f} nats")
-kls = [results[sweep_name[l], "binarized_mnist"]["kl_nats"] for l in layer_sweep]
+kls = [depth[l]["kl_nats"] for l in layer_sweep]
 falling = all(a > b for a, b in zip(kls, kls[1:]))
-collapsed = [l for l in layer_sweep if results[sweep_name[l], "binarized_mnist"]["active_units"] == 0]
+collapsed = [l for l in layer_sweep if depth[l]["active_units"] == 0]
 print("KL against layers " + ", ".join(f"L={l}: {k:.2f}" for l, k in zip(layer_sweep, kls))
       + f" nats: {'falls with every layer' if falling else 'not monotone'}; "
       + (f"z collapsed (no active unit) from L={collapsed[0]}" if collapsed else "z never fully collapses here"))
 nll = S["pixelvae"]["test_nll_nats"]
 print(f"target (full profile, all data, K=1000): PixelVAE NLL ≤ 79.0 nats; this run: {nll:.2f} nats with "
       f"K={iw_samples} on {len(test)} test images — {'met' if nll <= 79.0 and iw_samples >= 1000 else 'not met'}")
-glue_shares = hier_metrics["kl_layer_2"] / max(hier_metrics["kl_nats"], 1e-9)
-print(f"two-level model: z2 carries {100 * glue_shares:.0f}% of the KL")
+share = r["kl_layer_2"] / max(r["kl_nats"], 1e-9)
+print(f"two-level model: z2 carries {100 * share:.0f}% of its KL ({r['kl_layer_2']:.2f} of {r['kl_nats']:.2f} nats)")
 
 # %% [markdown]
 # ### Answers to the chapter's questions
