@@ -69,14 +69,13 @@ class ImageSet:
 
     def subset(self, n: int, seed: int | None = None) -> "ImageSet":
         """The first `n` images (all of them when n is 0 or larger than the set); with `seed`, n images drawn
-        at random without replacement, the same for the same seed: the way to take part of a split stored in
-        class order (Larochelle's binarized MNIST test set runs from all the zeros to all the nines)."""
+        at random without replacement, in random order, the same for the same seed: the way to take part of a
+        split stored in class order (Larochelle's binarized MNIST test set runs from the zeros to the nines)."""
         if n <= 0 or n >= len(self):
             return self
         if seed is None:
             return replace(self, x=self.x[:n], y=None if self.y is None else self.y[:n])
-        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-        keep = keep.to(self.x.device)
+        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].to(self.x.device)
         selection = ", ".join(filter(None, [self.selection, f"random {n} (seed {seed})"]))
         return replace(self, x=self.x[keep], y=None if self.y is None else self.y[keep], selection=selection)
 
