@@ -478,7 +478,7 @@ if dynamic:
 # used; those models had factorised decoders. Here the decoder is a PixelCNN, and the hierarchy above it is
 # switched off before the first level is even used.
 #
-# **Dynamically binarized MNIST.** The PixelVAE and the conv VAE land within about half a nat of their
+# **Dynamically binarized MNIST.** The PixelVAE and the conv VAE land within two nats of their
 # static-binarization numbers (printed above) and enter the book-wide table with the same caveat: 188 steps
 # of training, not the book's longer CPU runs of chapters 01 and 04.
 
