@@ -38,6 +38,8 @@ class Tolerance:
 # the row (any chapter, model or seed); the tolerance is about three times that, rounded up (10 to 50 times
 # where the spread is at rounding level), or one unit of a count.
 TOLERANCES: list[Tolerance] = [
+    # wall-clock timings (seconds) depend on the machine and its load: recorded, never compared
+    Tolerance(r".*(_s_per_\w+|_s)", math.inf, kind="wall-clock timings (seconds): not compared"),
     # a unit whose KL sits at the 0.01-nat threshold, or a cluster holding a few images, flips between CPU
     # kernels (measured: 1 active unit in chapters 01 and 04); a mean over n seeds then moves by 1/n
     Tolerance(r".*/(active_units(_layer_\d+)?|clusters_used)(_std)?", 1.0, spread=1.0,

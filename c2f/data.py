@@ -67,11 +67,17 @@ class ImageSet:
         spec = {"name": self.name, "split": self.split, "binarize": self.binarize, "n": len(self)}
         return {**spec, "selection": self.selection} if self.selection else spec
 
-    def subset(self, n: int) -> "ImageSet":
-        """The first `n` images (all of them when n is 0 or larger than the set)."""
+    def subset(self, n: int, seed: int | None = None) -> "ImageSet":
+        """The first `n` images (all of them when n is 0 or larger than the set); with `seed`, n images drawn
+        at random without replacement, in random order, the same for the same seed: the way to take part of a
+        split stored in class order (Larochelle's binarized MNIST test set runs from the zeros to the nines)."""
         if n <= 0 or n >= len(self):
             return self
-        return replace(self, x=self.x[:n], y=None if self.y is None else self.y[:n])
+        if seed is None:
+            return replace(self, x=self.x[:n], y=None if self.y is None else self.y[:n])
+        keep = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].to(self.x.device)
+        selection = ", ".join(filter(None, [self.selection, f"random {n} (seed {seed})"]))
+        return replace(self, x=self.x[keep], y=None if self.y is None else self.y[keep], selection=selection)
 
     def fixed_binarization(self, seed: int = 0) -> "ImageSet":
         """Sample one binarization with `seed` and keep it, so that evaluations are repeatable."""

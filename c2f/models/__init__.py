@@ -14,6 +14,7 @@ _FAMILIES = {
     "hierarchical": ["HVAE", "HierarchicalConfig", "LadderVAE", "MarkovHVAE", "make_hierarchical"],
     "multistage": ["MSVAE", "MSVAEConfig"],
     "pcaae": ["PCAAE", "PCAAEConfig"],
+    "pixelvae": ["HierarchicalPixelVAE", "HierarchicalPixelVAEConfig", "PixelVAE", "PixelVAEConfig"],
     "progressive": ["GroupedVAE", "MultipleVAE", "ProgressiveConfig", "QuotientVAE", "RecurrentVAE", "SingleVAE",
                     "make_progressive"],
     "sequential": ["SVAE", "SVAEConfig"],

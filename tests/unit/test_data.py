@@ -216,6 +216,10 @@ def test_subset_and_spec():
     assert len(d.subset(10)) == 10 and torch.equal(d.subset(10).x, d.x[:10])
     assert d.subset(0) is d and d.subset(1000) is d
     assert d.subset(10).spec == {"name": "grey", "split": "train", "binarize": "dynamic", "n": 10}
+    r = d.subset(10, seed=3)
+    assert len(r) == 10 and torch.equal(r.x, d.subset(10, seed=3).x) and not torch.equal(r.x, d.subset(10, seed=4).x)
+    assert r.spec["selection"] == "random 10 (seed 3)" and r.spec != d.subset(10).spec
+    assert len({tuple(row.flatten().tolist()) for row in r.x}) == 10  # without replacement
 
 
 # --- missing data: a clear error, no network ---------------------------------------------------------------
