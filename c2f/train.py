@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Callable
@@ -108,7 +109,7 @@ def fit(
     """Train `model` on `data`; return the history.
 
     The history has ``steps`` (scalars averaged over every `log_every` steps) and ``epochs`` (means per
-    epoch, plus the validation ELBO when `valid` is given). With `checkpoint`, training resumes from that
+    epoch, the wall time ``time_s`` of its training steps, and the validation ELBO when `valid` is given). With `checkpoint`, training resumes from that
     file when it exists and writes it atomically after every epoch.
     """
     device = next(model.parameters()).device
@@ -134,6 +135,7 @@ def fit(
     warmup_steps = int(cfg.kl_warmup_epochs * steps_per_epoch)
     bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step")
     for epoch in range(start, cfg.epochs):
+        started = time.perf_counter()
         torch.manual_seed(_epoch_seed(cfg.seed, epoch))
         model.train()
         sums: dict[str, float] = {}
@@ -170,7 +172,8 @@ def fit(
                 window = {}
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{values['loss']:.2f}", refresh=False)
-        summary = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}}
+        summary = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()},
+                   "time_s": time.perf_counter() - started}  # training only, without the validation
         if valid is not None:
             from c2f.evaluate import elbo
 

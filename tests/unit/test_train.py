@@ -147,7 +147,9 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(make_images, tmp_pat
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    times = [h["epochs"].pop("time_s") for h in (resumed_history, straight_history)]  # wall times differ
     assert resumed_history == straight_history
+    assert all(len(t) == 3 and min(t) > 0 for t in times)  # every epoch's training time, also the resumed run's
     sa, sb = torch.load(straight_ckpt, weights_only=True), torch.load(ckpt, weights_only=True)
     assert sa["epoch"] == sb["epoch"] == 3 and sa["complete"] and sb["complete"]
     for pid, state in sa["optimizer"]["state"].items():
