@@ -76,14 +76,46 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     return out
 
 
-def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500) -> list[dict]:
+@torch.no_grad()
+def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
+                 iw_batch: int = 20_000) -> list[dict]:
     """:func:`evaluate` for every prefix: entry g−1 is the model that decodes latent groups 1..g only.
 
-    The model must have ``num_groups`` and accept ``groups=g`` in ``elbo_terms`` and
-    ``log_importance_weights``. Every prefix is evaluated with the same seed, so the curves repeat.
+    The model must have ``prefix_elbo_terms(x)`` and ``prefix_log_importance_weights(x, k)``: every prefix
+    is scored on the same posterior samples, drawn in one pass (the last prefix's numbers are those of
+    ``evaluate(model, data)`` with the same seed), so the curve repeats and costs one evaluation.
     """
-    return [evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size, groups=g)
-            for g in range(1, model.num_groups + 1)]
+    was_training = model.training
+    model.eval()
+    data = data.fixed_binarization(seed)
+    sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
+    kl_dims = 0.0
+    devices = [data.x.device] if data.x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for x, _ in batches(data, batch_size, shuffle=False):
+            t = model.prefix_elbo_terms(x)
+            for key in ("elbo", "log_px", "kl"):
+                sums[key] = sums[key] + t[key].sum(-1).double()
+            kl_dims = kl_dims + t["kl_dims"].sum(0)
+            if iw_samples > 0:
+                chunk = max(1, iw_batch // x.shape[0])
+                logw = torch.cat([model.prefix_log_importance_weights(x, min(chunk, iw_samples - i))
+                                  for i in range(0, iw_samples, chunk)], 1)
+                sums["nll"] = sums["nll"] - (torch.logsumexp(logw.float(), 1) - math.log(iw_samples)).sum(-1).double()
+    model.train(was_training)
+    n, pixels = len(data), math.prod(data.image_shape)
+    size = model.cfg.group_size
+    curve = []
+    for g in range(len(sums["elbo"])):
+        out = {"elbo_nats": sums["elbo"][g].item() / n, "recon_nats": -sums["log_px"][g].item() / n,
+               "kl_nats": sums["kl"][g].item() / n,
+               "kl_per_dim": [v if d < (g + 1) * size else 0.0 for d, v in enumerate((kl_dims / n).tolist())]}
+        if iw_samples > 0:
+            out["nll_nats"] = sums["nll"][g].item() / n
+        out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
+        curve.append(out)
+    return curve
 
 
 def evaluate_prefixes(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0) -> dict:

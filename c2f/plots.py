@@ -31,7 +31,7 @@ _TAGS = ("fashion_", "cb_", "omniglot_", "mnist_", "static_", "dynamic_")
 
 def model_color(name: str):
     """The colour of a model family in every figure of the book (see :data:`FAMILY_COLORS`)."""
-    key = name.lower().rsplit("/", 1)[-1]
+    key = name.lower().rsplit("/", 1)[-1].replace(" ", "_")  # "no latents", "standard (rest from prior)"
     for tag in _TAGS:
         key = key.removeprefix(tag)
     matches = [f for f in FAMILY_COLORS if key == f or key.startswith(f + "_") or key.startswith(f + "-")]
@@ -171,16 +171,18 @@ def kl_per_dimension(kls: dict[str, Sequence[float]], variances: dict[str, torch
 
 def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str | None = None, ax=None,
                    xlabel: str = "number of latent groups decoded, g", errors: dict | None = None,
-                   references: dict[str, float] | None = None, legend: bool = True):
+                   references: dict[str, float] | None = None, dashed: Sequence[str] = (), legend: bool = True):
     """One line per model of a quantity indexed by latent group g = 1..G (a prefix curve, the KL of each
-    group, a reconstruction error per number of latents); `errors` (same keys) draws ± bands and
-    `references` horizontal dashed lines (e.g. a model with no latents)."""
+    group, a reconstruction error per number of latents); `errors` (same keys) draws ± bands, the series
+    named in `dashed` are drawn dashed (e.g. a control of a family) and `references` are horizontal dashed
+    lines (e.g. a model with no latents)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
     for name, values in series.items():
         color = model_color(name)
         g = np.arange(1, len(values) + 1)
-        ax.plot(g, values, "o-", ms=4, lw=1.5, color=color, label=name)
+        ax.plot(g, values, "o--" if name in dashed else "o-", ms=4, lw=1.5, color=color, label=name,
+                mfc="white" if name in dashed else color)
         if errors is not None and name in errors:
             e = np.asarray(errors[name])
             ax.fill_between(g, np.asarray(values) - e, np.asarray(values) + e, color=color, alpha=0.2)

@@ -175,6 +175,34 @@ class _GroupModel(nn.Module):
             logw = logw + standard_normal(z.shape, z.device).log_prob(z) - q.log_prob(z)
         return logw.view(k, b)
 
+    def _prefix_pass(self, x, sample: bool = True):
+        """One pass through groups 1..default_groups: the posteriors, the latents and log p(x | z_≤g) of
+        every prefix g ([G', B], G' = default_groups), so a whole prefix curve costs one pass."""
+        qs, zs, log_px = [], [], []
+        for q, z, logits in self._steps(x, self.default_groups, sample):
+            qs.append(q)
+            zs.append(z)
+            log_px.append(self.likelihood(logits).log_prob(x))
+        return qs, zs, torch.stack(log_px)
+
+    @torch.no_grad()
+    def prefix_elbo_terms(self, x):
+        """:meth:`elbo_terms` of every prefix g = 1..G' from one posterior sample: ``log_px``, ``kl`` and
+        ``elbo`` [G', B], and ``kl_dims`` [B, G*k] (prefix g's are those of groups ≤ g)."""
+        qs, _, log_px = self._prefix_pass(x)
+        kl_dims = self._kl_dims(qs, x.shape[0])
+        kl = self.kl_groups(kl_dims)[:, :len(qs)].cumsum(-1).T
+        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl, "elbo": log_px - kl}
+
+    @torch.no_grad()
+    def prefix_log_importance_weights(self, x, k: int):
+        """:meth:`log_importance_weights` of every prefix g = 1..G' from the same k samples: [G', k, B]."""
+        b = x.shape[0]
+        xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+        qs, zs, log_px = self._prefix_pass(xk)
+        ratio = torch.stack([standard_normal(z.shape, z.device).log_prob(z) - q.log_prob(z) for q, z in zip(qs, zs)])
+        return (log_px + ratio.cumsum(0)).view(len(qs), k, b)
+
     @torch.no_grad()
     def latent_means(self, x):
         """Posterior means of all groups, concatenated: [B, G*k] (recurrent models: along the mean path)."""
@@ -228,6 +256,12 @@ class _ModularModel(_GroupModel):
         """q(z_g | x) of every group; here they do not depend on each other."""
         h = self.encoder(x)
         return [head(h) for head in self.heads]
+
+    def _steps(self, x, g, sample=True):
+        qs = self.group_posteriors(x)[:g]
+        zs = [q.rsample() if sample else q.mean for q in qs]
+        for i in range(g):
+            yield qs[i], zs[i], self.decoder(zs[:i + 1])
 
     def _run(self, x, g, sample=True):
         # the heads do not depend on earlier groups: decode once, not once per prefix

@@ -230,6 +230,17 @@ def test_prefix_evaluation(make_images):
     assert sum(metrics[f"kl_group_{g}"] for g in range(1, G + 1)) == pytest.approx(metrics["test_kl_nats"])
 
 
+def test_one_pass_prefix_curve_equals_evaluating_each_prefix(variant, make_images):
+    """The prefix curve scores every prefix on one sample path; on one batch (so the same noise) entry g−1
+    is exactly evaluate(..., groups=g), and the KL per dimension of prefix g stops at group g."""
+    m, data = model(variant), make_images(20)
+    curve = prefix_curve(m, data)
+    for g, c in enumerate(curve, 1):
+        each = evaluate(m, data, groups=g)
+        assert c["elbo_nats"] == pytest.approx(each["elbo_nats"], rel=1e-5)
+        assert c["kl_per_dim"] == pytest.approx(each["kl_per_dim"], rel=1e-4, abs=1e-6)
+
+
 def test_prior_completed_curve_is_the_elbo_with_the_rest_drawn_from_the_prior(make_images):
     """With every group inferred, the prior-completed bound is the model's own ELBO (same noise); with none,
     it is log p(x | z ~ prior) with no KL; the curve's NLL is an upper bound's mirror: −NLL ≥ ELBO − noise."""
