@@ -169,6 +169,9 @@ def kl_per_dimension(kls: dict[str, Sequence[float]], variances: dict[str, torch
     return fig
 
 
+_VARIANT_STYLES = [("o", "-"), ("s", ":"), ("^", "-."), ("D", (0, (5, 1))), ("v", (0, (3, 1, 1, 1, 1, 1)))]
+
+
 def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str | None = None, ax=None,
                    xlabel: str = "number of latent groups decoded, g", errors: dict | None = None,
                    references: dict[str, float] | None = None, dashed: Sequence[str] = (), legend: bool = True):
@@ -178,11 +181,15 @@ def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str |
     lines (e.g. a model with no latents)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
+    seen: dict = {}
     for name, values in series.items():
         color = model_color(name)
+        variant = seen.setdefault(color, [])  # variants of one family: same colour, other marker and line
+        variant.append(name)
+        marker, line = _VARIANT_STYLES[(len(variant) - 1) % len(_VARIANT_STYLES)]
         g = np.arange(1, len(values) + 1)
-        ax.plot(g, values, "o--" if name in dashed else "o-", ms=4, lw=1.5, color=color, label=name,
-                mfc="white" if name in dashed else color)
+        ax.plot(g, values, marker=marker, ls="--" if name in dashed else line, ms=4, lw=1.5, color=color,
+                label=name, mfc="white" if name in dashed else color)
         if errors is not None and name in errors:
             e = np.asarray(errors[name])
             ax.fill_between(g, np.asarray(values) - e, np.asarray(values) + e, color=color, alpha=0.2)

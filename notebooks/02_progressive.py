@@ -629,8 +629,8 @@ if {"single", "single_steps"} <= curves.keys():
     display(Markdown(
         f"**`single_steps` against `single`.** Taking one optimizer step per group term instead of one per "
         f"minibatch changes the prefix ELBO by {diff[0]:+.2f} nats at g = 1 and {diff[-1]:+.2f} at g = {groups} "
-        f"(the difference falls from one g to the next at {widening} of {groups - 1} steps), so `single_steps` "
-        f"{'falls further behind as groups are added' if worse else 'does not fall further behind as groups are added'}. "
+        f"(the difference falls from one g to the next at {widening} of {groups - 1} steps), so relative to `single` "
+        f"it {'loses ground as groups are added' if worse else 'does not lose ground as groups are added'}. "
         f"A reading consistent with this (not tested here): every minibatch moves the shared encoder and decoder "
         f"{groups} times, once per term, with Adam's moments shared between the {groups} objectives and {groups} "
         f"times the updates of `single` at the same learning rate; a later group's term depends on every earlier "
