@@ -354,6 +354,12 @@ def test_linear_pca_errors_decrease_to_zero():
 def test_progressive_figures():
     fig = plots.lines_by_group({"a": [1.0, 2.0], "b": [0.5, 0.7]}, "ELBO", errors={"a": [0.1, 0.1]})
     assert len(fig.axes[0].lines) == 2
+    fig = plots.lines_by_group({"single": [1.0, 2.0], "single_steps": [0.5, 0.7], "standard (rest from prior)": [0, 1]},
+                               "ELBO", references={"no latents": 0.2}, dashed=["standard (rest from prior)"])
+    single, steps, control, floor = fig.axes[0].lines
+    assert single.get_color() == steps.get_color() and single.get_marker() != steps.get_marker()
+    assert control.get_color() == plots.model_color("standard") and control.get_linestyle() == "--"
+    assert list(floor.get_ydata()) == [0.2, 0.2] and floor.get_color() == plots.model_color("no_latents")
     fig = plots.image_rows([torch.rand(4, 1, 28, 28)] * 3, ["x", "1", "1–2"], title="t")
     assert len(fig.axes) == 3
     fig = plots.correlation_matrices({"a": torch.eye(3), "b": -torch.eye(3)})
