@@ -1,7 +1,8 @@
 """Command line: ``python -m c2f {run,list,book,refs}``.
 
     python -m c2f run notebooks/01_vae.py --profile full -p epochs_conv 50 -p n_seeds 3
-    python -m c2f list
+    python -m c2f run 01_vae --profile smoke --out /tmp/try --allow-dirty
+    python -m c2f list            # chapters, profiles, parameters, and why a page is stale
     python -m c2f book            # execute stale chapters with this machine's profile, build the HTML
     python -m c2f refs            # regenerate the nbval references (smoke profile) in tests/notebooks
 """
@@ -13,31 +14,28 @@ import json
 import sys
 from pathlib import Path
 
-from c2f.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_overrides
-from c2f.runner import BOOK_CHAPTERS, build_book, is_stale, machine_profile, record_path, regenerate_references, \
-    run_chapter
+from c2f.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_names
+from c2f.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, build_book, can_run_here, is_stale, \
+    machine_profile, record_path, regenerate_references, run_chapter
 
 
 def _list() -> None:
     for path in chapter_paths():
         record = record_path(path)
-        profiles = [p for p in PROFILES if p == "default" or _has_profile(path, p)]
+        profiles = [p for p in PROFILES if p in profile_names(path)]
         if record.exists():
             r = json.loads(record.read_text())
-            state = "stale" if is_stale(path, r["profile"]) else "up to date"
+            reasons = is_stale(path)
+            state = "STALE" if reasons else "up to date"
+            if reasons and not can_run_here(r["profile"]):
+                state += f" (and profile {r['profile']!r} cannot run on this machine: the page stays as it is)"
             status = f"page: profile {r['profile']}, {len(r['metrics'])} metrics, {r['wall_time_s']} s, {state}"
         else:
-            status = "page: missing"
+            reasons, status = [], "page: missing"
         print(f"{path.stem:24s} profiles: {', '.join(profiles):22s} {status}")
+        for reason in reasons:
+            print(f"{'':24s}   stale: {reason}")
         print(f"{'':24s} parameters: {', '.join(declared_parameters(path))}")
-
-
-def _has_profile(path: Path, profile: str) -> bool:
-    try:
-        profile_overrides(path, profile)
-        return True
-    except ParameterError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                      help="override one parameter (repeatable); VALUE is parsed as YAML")
     run.add_argument("--out", default=str(BOOK_CHAPTERS), help="folder for the executed notebook and record")
+    run.add_argument("--allow-dirty", action="store_true",
+                     help="run from uncommitted code even into the book (the record says dirty)")
     sub.add_parser("list", help="chapters, their profiles and parameters, and the state of their pages")
     book = sub.add_parser("book", help="execute chapters whose page is missing or stale, then build the book")
     book.add_argument("--profile", default=None)
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             path = chapter_path(args.notebook)
-            record = run_chapter(path, args.profile or machine_profile(), dict(args.param), out_dir=args.out)
+            record = run_chapter(path, args.profile or machine_profile(), dict(args.param), out_dir=args.out,
+                                 allow_dirty=args.allow_dirty)
             print(f"{path.stem}: {len(record['metrics'])} metrics in {record['wall_time_s']} s -> "
                   f"{Path(args.out) / (path.stem + '.ipynb')}")
         elif args.command == "list":
@@ -70,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             build_book(args.profile, args.force)
         elif args.command == "refs":
             regenerate_references(args.chapters or None)
-    except (ParameterError, FileNotFoundError) as err:
+    except (ParameterError, FileNotFoundError, DirtyTreeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ChapterFailed as err:  # the chapter's own error last, not papermill's wall of traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,8 +1,9 @@
 """Evaluation: ELBO, importance-weighted NLL, bits/dim, KL per latent dimension, active units, summaries.
 
-Models provide ``elbo_terms(x)`` (per-example ``log_px``, ``kl``, ``kl_dims``, ``elbo``),
-``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``; evaluation runs on a fixed
-binarization of the data so that numbers repeat.
+Models follow :class:`c2f.objectives.LatentVariableModel`: ``elbo_terms(x)`` (an
+:class:`~c2f.objectives.ElboTerms` of per-example ``log_px``, ``kl_dims``, ``kl``, ``elbo``),
+``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``. Evaluation runs on a fixed
+binarization of the data so that numbers repeat, and leaves the model in the mode it found it in.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
         for x, _ in batches(data, batch_size, shuffle=False):
             t = model.elbo_terms(x, **model_kwargs)
             for key in ("elbo", "log_px", "kl"):
-                sums[key] += t[key].sum().item()
-            kl_dims = kl_dims + t["kl_dims"].sum(0)
+                sums[key] += getattr(t, key).sum().item()
+            kl_dims = kl_dims + t.kl_dims.sum(0)
             if iw_samples > 0:
                 chunk = max(1, iw_batch // x.shape[0])
                 sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs).sum().item()
@@ -94,10 +95,10 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for x, _ in batches(data, batch_size, shuffle=False):
-            t = model.prefix_elbo_terms(x)
+            terms = model.prefix_elbo_terms(x)
             for key in ("elbo", "log_px", "kl"):
-                sums[key] = sums[key] + t[key].sum(-1).double()
-            kl_dims = kl_dims + t["kl_dims"].sum(0)
+                sums[key] = sums[key] + torch.stack([getattr(t, key).sum() for t in terms]).double()
+            kl_dims = kl_dims + torch.stack([t.kl_dims.sum(0) for t in terms])
             if iw_samples > 0:
                 chunk = max(1, iw_batch // x.shape[0])
                 logw = torch.cat([model.prefix_log_importance_weights(x, min(chunk, iw_samples - i))
@@ -105,12 +106,10 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
                 sums["nll"] = sums["nll"] - (torch.logsumexp(logw.float(), 1) - math.log(iw_samples)).sum(-1).double()
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
-    size = model.cfg.group_size
     curve = []
     for g in range(len(sums["elbo"])):
         out = {"elbo_nats": sums["elbo"][g].item() / n, "recon_nats": -sums["log_px"][g].item() / n,
-               "kl_nats": sums["kl"][g].item() / n,
-               "kl_per_dim": [v if d < (g + 1) * size else 0.0 for d, v in enumerate((kl_dims / n).tolist())]}
+               "kl_nats": sums["kl"][g].item() / n, "kl_per_dim": (kl_dims[g] / n).tolist()}
         if iw_samples > 0:
             out["nll_nats"] = sums["nll"][g].item() / n
         out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
@@ -205,9 +204,12 @@ def marginal_bernoulli_log_likelihood(train: ImageSet, test: ImageSet, *, seed: 
 @torch.no_grad()
 def latent_means(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
     """E_q[z | x] for every image of a fixed binarization of `data`: shape [N, D]."""
+    was_training = model.training
     model.eval()
     data = data.fixed_binarization(seed)
-    return torch.cat([model.latent_means(x) for x, _ in batches(data, batch_size, shuffle=False)])
+    means = torch.cat([model.latent_means(x) for x, _ in batches(data, batch_size, shuffle=False)])
+    model.train(was_training)
+    return means
 
 
 def active_units(means: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Shared building blocks: MLP and convolutional stacks, and heads that return torch distributions."""
+"""Shared building blocks: MLP and convolutional stacks, the Gaussian head, the pixel likelihoods."""
 
 from __future__ import annotations
 
@@ -10,6 +10,17 @@ from torch import nn
 from torch.distributions import Bernoulli, ContinuousBernoulli, Independent, Normal
 
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+class ImageConfig:
+    """Mixin for the models' dataclass configs, which all have ``image_shape`` (C, H, W)."""
+
+    image_shape: tuple[int, int, int]
+
+    @property
+    def pixels(self) -> int:
+        """C·H·W, the number of values in one image."""
+        return math.prod(self.image_shape)
 
 
 def mlp(sizes: Sequence[int], activation: str = "relu", batch_norm: bool = False, last_activation: bool = False):
@@ -72,15 +83,27 @@ class ConvDecoder(nn.Module):
 
 
 class GaussianHead(nn.Module):
-    """A linear map to the mean and log-variance of a diagonal Gaussian over `dim` variables."""
+    """A linear map to the mean and log-variance of a diagonal Gaussian over `dim` variables.
 
-    def __init__(self, in_features: int, dim: int):
+    ``head(h)`` is the distribution q = N(mean, exp(logvar)) (an ``Independent`` over the last dimension);
+    ``head.params(h)`` the raw (mean, log-variance) pair, for models that combine Gaussians by their
+    parameters. With `logvar_bound` = b the log-variance is squashed softly into (−b, b), b·tanh(v / b).
+    Both are float32, also under bf16 autocast.
+    """
+
+    def __init__(self, in_features: int, dim: int, logvar_bound: float | None = None):
         super().__init__()
         self.linear = nn.Linear(in_features, 2 * dim)
+        self.logvar_bound = logvar_bound
+
+    def params(self, h) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.linear(h).float().chunk(2, dim=-1)
+        if self.logvar_bound is not None:
+            logvar = self.logvar_bound * torch.tanh(logvar / self.logvar_bound)
+        return mean, logvar
 
     def forward(self, h) -> Independent:
-        mean, logvar = self.linear(h).float().chunk(2, dim=-1)  # float32 even under bf16 autocast
-        return diag_gaussian(mean, logvar)
+        return diag_gaussian(*self.params(h))
 
 
 def diag_gaussian(mean: torch.Tensor, logvar: torch.Tensor) -> Independent:

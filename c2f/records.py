@@ -3,15 +3,19 @@
 A chapter starts with ``run = c2f.Run.start("01_vae", globals())`` and ends with ``run.finish()``. The
 record is a JSON file named after the chapter in ``$C2F_RECORD_DIR`` (the runner points it next to the
 executed notebook; interactively it is ``./runs``), with the fields ``chapter``, ``profile``, ``params``,
-``seed``, ``git_commit``, ``versions``, ``device``, ``started``, ``wall_time_s`` and ``metrics`` (a flat
-``name -> number`` map such as ``"vae_mlp/test_nll_nats"``).
+``seed``, ``git_commit``, ``versions``, ``device``, ``started``, ``wall_time_s``, ``metrics`` (a flat
+``name -> number`` map such as ``"vae_mlp/test_nll_nats"``) and ``code_sha256`` (the sha256 of every ``c2f``
+module the kernel had imported, by path: the code the run used, which tells ``c2f.runner.is_stale`` when a
+page no longer matches the code).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import os
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,12 +100,28 @@ class Run:
     def finish(self) -> dict[str, Any]:
         """Write the JSON record and show the metrics; returns the record."""
         record = {**self.provenance(), "wall_time_s": round(time.perf_counter() - self._t0, 1),
-                  "metrics": dict(sorted(self.metrics.items()))}
+                  "metrics": dict(sorted(self.metrics.items())), "code_sha256": code_hashes()}
         path = write_json(self.dir / f"{self.chapter}.json", record)
         lines = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in record["metrics"].items())
         _display_markdown(f"**Metrics** (record written to `{path.name}`; wall time {record['wall_time_s']} s)"
                           f"\n\n| metric | value |\n|---|---|\n{lines}")
         return record
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def code_hashes() -> dict[str, str]:
+    """``{"c2f/models/vae.py": sha256, ...}`` for every module of the ``c2f`` package imported so far."""
+    root = Path(__file__).resolve().parent  # the c2f package this process runs
+    hashes = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if (name == "c2f" or name.startswith("c2f.")) and file and Path(file).suffix == ".py":
+            path = Path(file).resolve()
+            hashes[path.relative_to(root.parent).as_posix()] = file_sha256(path)
+    return dict(sorted(hashes.items()))
 
 
 def _display_markdown(text: str) -> None:

@@ -1,9 +1,11 @@
 """Execute chapters: jupytext (py:percent -> ipynb) -> papermill (with a parameter profile) -> record.
 
 ``run_chapter`` writes ``<out>/<stem>.ipynb`` (the executed notebook) and ``<out>/<stem>.json`` (its record,
-plus ``source_sha256``, the hash of the chapter source and its resolved parameters, used to tell whether a
-record is stale). A failing chapter leaves the previous page and record untouched and keeps the failed
-notebook as ``<stem>.failed.ipynb`` for inspection.
+plus ``source_sha256``, the hash of the chapter source and its resolved parameters, and ``dirty``, what was
+uncommitted when it ran). ``is_stale`` says why a page no longer matches its source, its parameters or the
+``c2f`` code it ran. Pages of the book and the smoke references come from committed code only. A failing
+chapter leaves the previous page and record untouched and keeps the failed notebook as
+``<stem>.failed.ipynb`` for inspection.
 """
 
 from __future__ import annotations
@@ -20,11 +22,27 @@ from typing import Any
 
 import nbformat
 
-from c2f.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
-from c2f.utils import get_device, write_json
+from c2f.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
+from c2f.records import file_sha256
+from c2f.utils import get_device, uncommitted_changes, write_json
 
 BOOK_CHAPTERS = PROJECT_ROOT / "book" / "chapters"
 NBVAL_REFERENCES = PROJECT_ROOT / "tests" / "notebooks"
+PROFILE_ORDER = ("smoke", "default", "gpu", "full")  # `make book` never replaces a page by a lower one
+GPU_PROFILES = ("gpu", "full")
+
+
+class DirtyTreeError(RuntimeError):
+    """A book page or smoke reference asked for from uncommitted code."""
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised: its own error (``ename``, ``evalue``) and the executed notebook that keeps the trace."""
+
+    def __init__(self, chapter: str, ename: str, evalue: str, failed_notebook: Path | None):
+        self.ename, self.evalue, self.failed_notebook = ename, evalue, failed_notebook
+        kept = f"\nthe full traceback is in {failed_notebook}" if failed_notebook else ""
+        super().__init__(f"{chapter} failed: {ename}: {evalue}{kept}")
 
 
 def machine_profile() -> str:
@@ -43,24 +61,100 @@ def record_path(chapter: str | Path, out_dir: Path = BOOK_CHAPTERS) -> Path:
     return Path(out_dir) / f"{chapter_path(chapter).stem}.json"
 
 
-def is_stale(chapter: str | Path, profile: str, out_dir: Path = BOOK_CHAPTERS) -> bool:
-    """True when the chapter has no page or record in `out_dir`, or they came from other source/params."""
+def can_run_here(profile: str) -> bool:
+    """False for a GPU profile on a machine without CUDA."""
+    return profile not in GPU_PROFILES or get_device().type == "cuda"
+
+
+def is_stale(chapter: str | Path, profile: str | None = None, out_dir: Path = BOOK_CHAPTERS) -> list[str]:
+    """Why the page of `chapter` in `out_dir` is stale; an empty list when it is current.
+
+    A page is current when it was made from committed code and its record matches the chapter source, the
+    parameters of `profile` (by default the page's own profile) and every ``c2f`` file the run imported."""
     path = chapter_path(chapter)
-    record = record_path(path, out_dir)
-    if not record.exists() or not (Path(out_dir) / f"{path.stem}.ipynb").exists():
-        return True
-    params = resolve_parameters(path, profile)
-    return json.loads(record.read_text()).get("source_sha256") != source_hash(path, params)
+    page, record_file = Path(out_dir) / f"{path.stem}.ipynb", record_path(path, out_dir)
+    missing = [f.name for f in (page, record_file) if not f.exists()]
+    if missing:
+        return [f"no {' and no '.join(missing)} in {out_dir}"]
+    record = json.loads(record_file.read_text())
+    made = record.get("profile")
+    profile = profile or made
+    reasons = [] if profile == made else [f"made with profile {made!r}, not {profile!r}"]
+    try:
+        params = json.loads(json.dumps(resolve_parameters(path, profile)))
+    except ParameterError as err:
+        return reasons + [f"profile {profile!r} no longer resolves: {err}"]
+    if record.get("source_sha256") != source_hash(path, params):
+        recorded = record.get("params") or {}
+        if recorded != params:
+            reasons.append("parameters changed: " + ", ".join(
+                f"{k} {recorded.get(k, '(none)')!r} -> {params.get(k, '(none)')!r}"
+                for k in sorted(set(recorded) | set(params)) if recorded.get(k) != params.get(k)))
+        if record.get("source_sha256") != source_hash(path, recorded):
+            reasons.append(f"chapter source {path.name} changed")
+    if record.get("dirty") or str(record.get("git_commit", "")).endswith("-dirty"):
+        reasons.append(f"made from uncommitted code (commit {record.get('git_commit')}: "
+                       f"{'; '.join(record.get('dirty') or ['tracked files changed'])})")
+    return reasons + code_changes(record)
+
+
+def code_changes(record: dict) -> list[str]:
+    """The ``c2f`` files that changed or vanished since the run that made `record` imported them."""
+    hashes = record.get("code_sha256")
+    if hashes is None:
+        return ["the record lists no c2f code (made before code hashes were recorded)"]
+    changes = []
+    for name, sha in hashes.items():
+        file = PROJECT_ROOT / name
+        if not file.exists():
+            changes.append(f"{name} vanished")
+        elif file_sha256(file) != sha:
+            changes.append(f"{name} changed")
+    return changes
+
+
+def uncommitted(chapter: str | Path) -> list[str]:
+    """What keeps the chapter from being committed code: uncommitted changes to tracked files in its git
+    checkout (other than the generated pages, ``utils.GENERATED``), or its source (or profiles) not tracked.
+    An empty list when everything is committed."""
+    path = chapter_path(chapter).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(path.parent), *args], capture_output=True, text=True)
+
+    changed = uncommitted_changes(path.parent)
+    if changed is None:
+        return [f"{path.parent} is not in a git checkout"]
+    problems = [f"uncommitted changes in {name}" for name in changed]
+    for file in (path, path.with_suffix(".yml")):
+        if file.exists() and git("ls-files", "--error-unmatch", file.name).returncode:
+            problems.append(f"{file.name} is not tracked by git")
+    return problems
+
+
+def _protected(out_dir: Path) -> bool:
+    """The book's pages and the smoke references: only committed code may write there."""
+    return Path(out_dir).resolve() in (BOOK_CHAPTERS.resolve(), NBVAL_REFERENCES.resolve())
 
 
 def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[str, Any] | None = None,
-                out_dir: str | Path = BOOK_CHAPTERS, env: dict[str, str] | None = None) -> dict:
-    """Execute one chapter with a profile and overrides; return its record."""
+                out_dir: str | Path = BOOK_CHAPTERS, env: dict[str, str] | None = None,
+                allow_dirty: bool = False) -> dict:
+    """Execute one chapter with a profile and overrides; return its record.
+
+    Into the book or the smoke references only from committed code, unless `allow_dirty`; the record's
+    ``dirty`` lists what was uncommitted. A chapter that raises gives :class:`ChapterFailed`."""
     import jupytext
     import papermill
 
     path = chapter_path(chapter)
-    params = resolve_parameters(path, profile, overrides)  # fails here, before any training, on a bad key
+    params = resolve_parameters(path, profile, overrides)  # fails here, before any training, on a bad value
+    dirty = uncommitted(path)
+    if dirty and _protected(out_dir) and not allow_dirty:
+        raise DirtyTreeError(
+            f"{path.stem}: refusing to write into {out_dir} from uncommitted code (its pages must be "
+            f"reproducible from a commit); commit first, or run with --out DIR (and --allow-dirty to force):\n  "
+            + "\n  ".join(dirty))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,9 +168,13 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(out_dir), progress_bar=False, log_output=False)
-        except Exception:
+        except Exception as err:
+            failed = None
             if executed.exists():
-                os.replace(executed, out_dir / f"{path.stem}.failed.ipynb")
+                failed = out_dir / f"{path.stem}.failed.ipynb"
+                os.replace(executed, failed)
+            if isinstance(err, papermill.PapermillExecutionError):
+                raise ChapterFailed(path.stem, err.ename, err.evalue, failed) from err
             raise
         finally:
             os.environ.clear()
@@ -87,6 +185,7 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
             raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish()")
         record = json.loads(record_file.read_text())
         record["source_sha256"] = source_hash(path, params)
+        record["dirty"] = dirty
         figures = records / f"{path.stem}_figures"
         if figures.exists():
             shutil.rmtree(out_dir / figures.name, ignore_errors=True)
@@ -109,16 +208,43 @@ def _tag_parameter_cells(notebook: Path) -> None:
     nbformat.write(nb, notebook)
 
 
-def build_book(profile: str | None = None, force: bool = False) -> None:
-    """Execute every chapter whose page is missing or stale (with the machine's profile), then build HTML."""
-    profile = profile or machine_profile()
+def _rank(profile: str | None) -> int:
+    return PROFILE_ORDER.index(profile) if profile in PROFILE_ORDER else -1
+
+
+def recorded_profile(chapter: str | Path, out_dir: Path = BOOK_CHAPTERS) -> str | None:
+    record = record_path(chapter, out_dir)
+    return json.loads(record.read_text()).get("profile") if record.exists() else None
+
+
+def build_book(profile: str | None = None, force: bool = False, out_dir: Path | None = None) -> None:
+    """Execute every chapter whose page is missing or stale, then build the HTML.
+
+    Without an explicit `profile` a chapter runs with the machine's profile, a page is current when it
+    matches its own profile, and a page of a higher profile (``PROFILE_ORDER``) is never replaced: it is
+    skipped, saying why. With `profile`, every page not made with it is re-executed."""
+    explicit, profile = profile is not None, profile or machine_profile()
+    out_dir = Path(out_dir or BOOK_CHAPTERS)
     for path in chapter_paths():
-        if force or is_stale(path, profile):
-            print(f"executing {path.stem} with profile {profile!r} ...", flush=True)
-            record = run_chapter(path, profile)
+        made = recorded_profile(path, out_dir)
+        if not explicit and _rank(made) > _rank(profile):
+            reasons = is_stale(path, None, out_dir)
+            state = f"stale ({'; '.join(reasons)})" if reasons else "up to date"
+            print(f"{path.stem}: skipped: its page has profile {made!r}, above this machine's {profile!r}, and is "
+                  f"{state}; `--profile {profile}` would replace it", flush=True)
+            continue
+        own = None if _rank(made) >= _rank("default") else profile  # a smoke page is never a book page
+        reasons = ["--force"] if force else is_stale(path, profile if explicit else own, out_dir)
+        if reasons:
+            print(f"executing {path.stem} with profile {profile!r} ({'; '.join(reasons)}) ...", flush=True)
+            record = run_chapter(path, profile, out_dir=out_dir)
             print(f"  done in {record['wall_time_s']} s", flush=True)
         else:
             print(f"{path.stem}: page is up to date", flush=True)
+    build_html()
+
+
+def build_html() -> None:
     subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(PROJECT_ROOT), "--warningiserror",
                     "--nitpick", "--keep-going"], check=True, cwd=PROJECT_ROOT)
     print(f"book: {PROJECT_ROOT / '_build' / 'html' / 'index.html'}")

@@ -89,18 +89,35 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+# folders of generated pages and references: rewriting them leaves the code clean (a book is made page by page)
+GENERATED = ("book/chapters", "tests/notebooks")
+
+
+def _git(cwd: str | Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def uncommitted_changes(cwd: str | Path | None = None) -> list[str] | None:
+    """Tracked files of the checkout at `cwd` (default: this package's) with uncommitted changes, outside
+    :data:`GENERATED`; None outside git."""
+    cwd = cwd or Path(__file__).resolve().parent
+    excluded = [f":(top,exclude){folder}" for folder in GENERATED]
+    try:
+        status = _git(cwd, "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return [line[3:] for line in status.splitlines() if line.strip()]
+
+
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The checkout's HEAD commit, suffixed '-dirty' when tracked files have changed; 'unknown' outside git."""
+    """The checkout's HEAD commit, suffixed '-dirty' when tracked files (other than generated pages) have
+    changed; 'unknown' outside git."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
-        run = lambda *args: subprocess.run(  # noqa: E731
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        commit = run("rev-parse", "HEAD")
-        dirty = run("status", "--porcelain", "--untracked-files=no")
+        commit = _git(cwd, "rev-parse", "HEAD").strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return commit + ("-dirty" if dirty else "")
+    return commit + ("-dirty" if uncommitted_changes(cwd) else "")
 
 
 def versions() -> dict[str, str]:

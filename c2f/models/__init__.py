@@ -1,16 +1,35 @@
-"""Model families, one file each."""
+"""Model families, one file each.
 
-from c2f.models.dvae import DVAE, DVAEConfig
-from c2f.models.hierarchical import HVAE, HierarchicalConfig, LadderVAE, MarkovHVAE, make_hierarchical
-from c2f.models.multistage import MSVAE, MSVAEConfig
-from c2f.models.pcaae import PCAAE, PCAAEConfig
-from c2f.models.progressive import (GroupedVAE, MultipleVAE, ProgressiveConfig, QuotientVAE, RecurrentVAE,
-                                    SingleVAE, make_progressive)
-from c2f.models.sequential import SVAE, SVAEConfig
-from c2f.models.vae import VAE, VAEConfig
-from c2f.models.vlae import VLAE, VLAEConfig
+Imports are lazy (PEP 562): ``from c2f.models import VAE`` loads ``c2f.models.vae`` only, so a chapter's
+record lists just the model files it used (``c2f.records.code_hashes``) and a change in one family leaves
+the other chapters' pages current.
+"""
 
-__all__ = ["VAE", "VAEConfig", "ProgressiveConfig", "GroupedVAE", "SingleVAE", "RecurrentVAE", "QuotientVAE",
-           "MultipleVAE", "make_progressive", "PCAAE", "PCAAEConfig", "DVAE", "DVAEConfig",
-           "HierarchicalConfig", "HVAE", "MarkovHVAE", "LadderVAE", "make_hierarchical", "VLAE", "VLAEConfig",
-           "SVAE", "SVAEConfig", "MSVAE", "MSVAEConfig"]
+import importlib
+
+_FAMILIES = {
+    "dvae": ["DVAE", "DVAEConfig"],
+    "hierarchical": ["HVAE", "HierarchicalConfig", "LadderVAE", "MarkovHVAE", "make_hierarchical"],
+    "multistage": ["MSVAE", "MSVAEConfig"],
+    "pcaae": ["PCAAE", "PCAAEConfig"],
+    "progressive": ["GroupedVAE", "MultipleVAE", "ProgressiveConfig", "QuotientVAE", "RecurrentVAE", "SingleVAE",
+                    "make_progressive"],
+    "sequential": ["SVAE", "SVAEConfig"],
+    "vae": ["VAE", "VAEConfig"],
+    "vlae": ["VLAE", "VLAEConfig"],
+}
+_MODULE_OF = {name: module for module, names in _FAMILIES.items() for name in names}
+
+__all__ = [name for names in _FAMILIES.values() for name in names]
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from c2f.chapters import (ParameterError, chapter_path, chapter_paths, declared_parameters, profile_overrides,
-                          resolve_parameters)
+from c2f.chapters import (SECTIONS, ParameterError, chapter_path, chapter_paths, declared_choices, declared_comments,
+                          declared_parameters, minimum, profile_names, profile_overrides, resolve_parameters)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,6 +119,8 @@ def test_every_profile_names_only_declared_parameters_with_valid_types(path):
     profiles_file = path.with_suffix(".yml")
     profiles = (yaml.safe_load(profiles_file.read_text()) or {}) if profiles_file.exists() else {}
     for profile, values in profiles.items():
+        if profile in SECTIONS:
+            continue
         unknown = set(values or {}) - set(declared)
         assert not unknown, f"{profiles_file.name}: profile {profile!r} sets undeclared {sorted(unknown)}"
         resolve_parameters(path, profile)
@@ -165,3 +168,92 @@ def test_cli_rejects_a_wrong_type(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "c2f", "run", "01_vae", "-p", "epochs_mlp", "abc",
                            "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and "epochs_mlp" in proc.stderr
+
+
+@pytest.mark.parametrize("chapter, key, value, message", [
+    ("01_vae", "epochs_conv", "-3", "'epochs_conv' must be >= 1, got -3"),
+    ("01_vae", "epochs_mlp", 0, "'epochs_mlp' must be >= 1"),
+    ("01_vae", "lr", 0, "'lr' must be > 0"),
+    ("01_vae", "lr", "-1e-3", "'lr' must be > 0"),
+    ("01_vae", "iw_samples", 0, "'iw_samples' must be >= 1"),
+    ("01_vae", "n_seeds", 0, "'n_seeds' must be >= 1"),
+    ("01_vae", "train_size", -1, "'train_size' must be >= 0"),
+    ("01_vae", "batch_size", 0, "'batch_size' must be >= 1"),
+    ("01_vae", "kl_warmup_epochs", -0.5, "'kl_warmup_epochs' must be >= 0"),
+    ("01_vae", "dataset", "cifar10", "'dataset' has unknown value(s) ['cifar10']"),
+    ("01_vae", "schedule", "linear", "'schedule' has unknown value(s) ['linear']"),
+    ("02_progressive", "models", "[standard, bogus]", "'models' has unknown value(s) ['bogus']"),
+    ("02_progressive", "fashion_epochs", 0, "'fashion_epochs' must be >= 1"),
+    ("04_hierarchical", "ablations", "[no_warmup, no_dropout]", "'ablations' has unknown value(s) ['no_dropout']"),
+    ("05_discrete", "big_estimators", "[exact, straight_through]", "'big_estimators' has unknown value(s)"),
+    ("05_discrete", "toy_batch_sizes", "[1, 0]", "'toy_batch_sizes' must be >= 1, got [1, 0]"),
+    ("05_discrete", "toy_seeds", 0, "'toy_seeds' must be >= 1"),
+    ("05_discrete", "omniglot_alphabets", "[Greek, Klingon]", "'omniglot_alphabets' has unknown value(s) ['Klingon']"),
+])
+def test_a_value_out_of_range_or_an_unknown_name_is_named(chapter, key, value, message):
+    with pytest.raises(ParameterError, match=re.escape(f"{chapter}: parameter {message}")):
+        resolve_parameters(chapter, "smoke", {key: value})
+
+
+@pytest.mark.parametrize("chapter, key, value", [
+    ("01_vae", "kl_warmup_epochs", 0), ("01_vae", "train_size", 0), ("01_vae", "test_size", 0),
+    ("04_hierarchical", "warmup_epochs", 0.0), ("02_progressive", "fashion_models", []),
+    ("05_discrete", "compare_train_size", 0), ("05_discrete", "marginal_weight", 0.0),
+    ("05_discrete", "omniglot_alphabets", ["Latin", "Korean"]),
+])
+def test_zero_where_it_means_something_and_known_names_are_accepted(chapter, key, value):
+    assert resolve_parameters(chapter, "smoke", {key: value})[key] == value
+
+
+def test_minimum_by_name_and_the_comment_convention():
+    """Counts are >= 1; a declaration whose comment says what 0 means (or a warm-up) allows 0; lr > 0;
+    other numbers are unbounded."""
+    assert minimum("epochs") == (1, False) and minimum("fashion_epochs") == (1, False)
+    assert minimum("train_size", "training images (0 means all 50000)") == (0, False)
+    assert minimum("train_size") == (1, False) and minimum("batch_size") == (1, False)
+    assert minimum("warmup_epochs") == (0, False) and minimum("kl_warmup_epochs") == (0, False)
+    assert minimum("lr") == (0, True) and minimum("iw_samples") == (1, False) and minimum("n_seeds") == (1, False)
+    assert minimum("seed") is None and minimum("marginal_weight", "(0 gives the plain ELBO)") is None
+    assert declared_comments("01_vae")["train_size"].endswith("(0 means all 50000)")
+    assert declared_comments("01_vae")["batch_size"] == ""
+
+
+def test_choices_are_the_names_the_code_knows():
+    """The YAML's choices list what the package accepts: every progressive variant, every estimator,
+    data sets that c2f.data loads, and (where the data is present) Omniglot's background alphabets."""
+    from c2f import data
+    from c2f.estimators import ESTIMATORS
+    from c2f.models.progressive import VARIANTS
+
+    assert sorted(declared_choices("02_progressive")["models"]) == sorted(VARIANTS)
+    assert declared_choices("05_discrete")["estimators"] == list(ESTIMATORS)
+    assert set(declared_choices("01_vae")["dataset"]) <= set(data.DATASETS)
+    assert set(declared_choices("05_discrete")["datasets"]) <= set(data.DATASETS)
+    try:
+        alphabets = set(data.omniglot_alphabets("train"))
+    except (data.DataNotFoundError, FileNotFoundError):
+        pytest.skip("no Omniglot data here")
+    assert set(declared_choices("05_discrete")["omniglot_alphabets"]) == alphabets
+
+
+def test_choices_is_no_profile_and_must_name_declared_parameters(tmp_path):
+    chapter = tmp_path / "98_names.py"
+    chapter.write_text('# %% tags=["parameters"]\nseed = 0\nmodel = "a"\n')
+    chapter.with_suffix(".yml").write_text("smoke:\n  seed: 1\nchoices:\n  model: [a, b]\n")
+    assert profile_names(chapter) == ["default", "smoke"]
+    with pytest.raises(ParameterError, match="no profile 'choices'"):
+        resolve_parameters(chapter, "choices")
+    assert resolve_parameters(chapter, "smoke", {"model": "b"})["model"] == "b"
+    chapter.with_suffix(".yml").write_text("choices:\n  modle: [a, b]\n")
+    with pytest.raises(ParameterError, match="modle"):
+        resolve_parameters(chapter)
+
+
+def test_cli_stops_a_negative_epoch_count_at_once(tmp_path, capsys):
+    """`-p epochs_conv -3` used to fail late inside a plot; now it exits 2 before any execution."""
+    from c2f.__main__ import main
+
+    out = tmp_path / "out"
+    assert main(["run", "01_vae", "-p", "epochs_conv", "-3", "--out", str(out)]) == 2
+    assert "parameter 'epochs_conv' must be >= 1, got -3" in capsys.readouterr().err
+    assert not out.exists()

@@ -11,10 +11,10 @@ import torch
 
 import c2f
 from c2f.chapters import declared_parameters
-from c2f.records import Run, record_dir
+from c2f.records import Run, code_hashes, file_sha256, record_dir
 
 FIELDS = {"chapter", "profile", "params", "seed", "git_commit", "versions", "device", "started", "wall_time_s",
-          "metrics"}
+          "metrics", "code_sha256"}
 
 
 @pytest.fixture
@@ -44,6 +44,37 @@ def test_record_has_exactly_the_documented_fields(run, isolated_records):
     # only numbers are recorded, flat and prefixed; lists and bools are skipped
     assert on_disk["metrics"] == {"vae_mlp/active_units": 17.0, "vae_mlp/test_nll_nats": 91.5}
     assert [p.name for p in isolated_records.iterdir()] == ["01_vae.json"]  # no temporary file left
+    assert on_disk["code_sha256"] == code_hashes()
+
+
+def test_code_hashes_cover_the_imported_c2f_modules_only():
+    """Every imported c2f module, by path relative to the package's parent, with its file's sha256; the
+    model families are imported lazily, so `from c2f.models import VAE` adds c2f/models/vae.py only."""
+    import sys
+    from pathlib import Path
+
+    from c2f.models import VAE  # noqa: F401
+
+    hashes = code_hashes()
+    root = Path(c2f.__file__).resolve().parents[1]
+    imported = {name for name in sys.modules if name == "c2f" or name.startswith("c2f.")}
+    assert {"c2f/__init__.py", "c2f/records.py", "c2f/models/__init__.py", "c2f/models/vae.py"} <= set(hashes)
+    assert len(hashes) == len(imported)
+    assert all(hashes[name] == file_sha256(root / name) for name in hashes)
+    assert all(name.startswith("c2f/") and name.endswith(".py") for name in hashes)
+
+
+def test_model_families_load_lazily():
+    """A fresh interpreter that imports VAE from c2f.models loads no other model family; every name in
+    c2f.models.__all__ still resolves."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from c2f.models import VAE; import c2f.models as m; "
+            "print(sorted(n for n in sys.modules if n.startswith('c2f.models.'))); "
+            "assert all(getattr(m, n) for n in m.__all__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['c2f.models.vae']"
 
 
 def test_start_seeds_every_generator(run):

@@ -1,6 +1,7 @@
 """The runner end to end on a throwaway two-cell chapter: parameters reach the kernel, the record and the
-executed page are written with the source hash, staleness is detected, and a failing chapter leaves the
-previous page and record untouched.
+executed page are written with the source hash and the code hashes, staleness is detected with its reasons,
+a failing chapter leaves the previous page and record untouched and reports its own error, only committed
+code writes into the book, and `build_book` never replaces a page by one of a lower profile.
 
 Chapters are looked up under ``c2f.chapters.NOTEBOOKS``; the test points it at a temporary folder
 (``chapter_path`` reads the module global at call time, so no edit of c2f is needed). The kernel is a
@@ -12,13 +13,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 import torch
 
 import c2f.chapters
-from c2f.chapters import chapter_path, chapter_paths, resolve_parameters
-from c2f.runner import is_stale, record_path, run_chapter, source_hash
+from c2f import runner
+from c2f.__main__ import main
+from c2f.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
+from c2f.records import file_sha256
+from c2f.utils import git_commit
+from c2f.runner import ChapterFailed, DirtyTreeError, is_stale, record_path, run_chapter, source_hash
 
 CHAPTER = '''# ---
 # jupyter:
@@ -92,24 +98,33 @@ def test_run_chapter_end_to_end(chapter, tmp_path):
     on_disk = json.loads(record_path("99_tiny", out).read_text())
     assert on_disk == record and on_disk["source_sha256"] == source_hash(chapter, params)
     assert set(on_disk) == {"chapter", "profile", "params", "seed", "git_commit", "versions", "device", "started",
-                            "wall_time_s", "metrics", "source_sha256"}
+                            "wall_time_s", "metrics", "source_sha256", "code_sha256", "dirty"}
+    # the kernel imported c2f, its records, chapters and utils, and no model family: it hashed exactly those
+    assert set(on_disk["code_sha256"]) == {"c2f/__init__.py", "c2f/records.py", "c2f/chapters.py", "c2f/utils.py"}
+    assert on_disk["code_sha256"]["c2f/records.py"] == file_sha256(PROJECT_ROOT / "c2f" / "records.py")
+    assert on_disk["dirty"] == [f"{chapter.parent.resolve()} is not in a git checkout"]  # outside the book: allowed
     page = json.loads((out / "99_tiny.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in page["cells"])
     assert sorted(p.name for p in out.iterdir()) == ["99_tiny.ipynb", "99_tiny.json"]
     assert dict(os.environ) == env_before  # the runner restored the environment
 
     # 2. staleness: fresh for this profile, stale for another profile or after an edit of the source
-    assert not is_stale("99_tiny", "smoke", out)
-    assert is_stale("99_tiny", "default", out)
+    on_disk["dirty"], on_disk["git_commit"] = [], "abc"  # (dirt is tested below; this checkout may be dirty)
+    record_path("99_tiny", out).write_text(json.dumps(on_disk))
+    assert is_stale("99_tiny", "smoke", out) == [] and is_stale("99_tiny", None, out) == []
+    assert is_stale("99_tiny", "default", out) == ["made with profile 'smoke', not 'default'",
+                                                   "parameters changed: n 1 -> 3, profile 'smoke' -> 'default'"]
     good_source = chapter.read_text()
     chapter.write_text(good_source.replace("scale * n", "n * scale"))
-    assert is_stale("99_tiny", "smoke", out)
+    assert is_stale("99_tiny", "smoke", out) == ["chapter source 99_tiny.py changed"]
 
     # 3. a failing chapter: the error propagates, the previous page and record stay, the failure is kept
     page_bytes, record_bytes = (out / "99_tiny.ipynb").read_bytes(), record_path("99_tiny", out).read_bytes()
     chapter.write_text(CHAPTER.replace("{failure}", 'raise RuntimeError("chapter broke")'))
-    with pytest.raises(Exception, match="chapter broke"):
+    with pytest.raises(ChapterFailed, match="chapter broke") as failure:
         run_chapter("99_tiny", "smoke", out_dir=out, env=env)
+    assert failure.value.ename == "RuntimeError" and failure.value.evalue == "chapter broke"
+    assert failure.value.failed_notebook == out / "99_tiny.failed.ipynb"
     assert (out / "99_tiny.ipynb").read_bytes() == page_bytes
     assert record_path("99_tiny", out).read_bytes() == record_bytes
     assert (out / "99_tiny.failed.ipynb").exists()
@@ -145,3 +160,131 @@ def test_a_chapter_that_writes_no_record_is_an_error_even_with_an_old_record(cha
         run_chapter("99_tiny", "smoke", out_dir=out, env={"C2F_TEST_NOTEBOOKS": str(chapter.parent)})
     assert "source_sha256" not in json.loads(record_path("99_tiny", out).read_text())
     assert is_stale("99_tiny", "smoke", out)
+
+
+def _page(out, stem="99_tiny", **fields) -> dict:
+    """A page and record in `out` as run_chapter writes them, for the smoke profile of the tiny chapter."""
+    params = resolve_parameters(stem, fields.get("profile", "smoke"))
+    record = {"chapter": stem, "profile": params["profile"], "params": params, "git_commit": "abc",
+              "source_sha256": source_hash(stem, params), "dirty": [], "wall_time_s": 1.0, "metrics": {"m": 1.0},
+              "code_sha256": {"c2f/records.py": file_sha256(PROJECT_ROOT / "c2f" / "records.py")}, **fields}
+    out.mkdir(exist_ok=True)
+    (out / f"{stem}.ipynb").write_text("{}")
+    record_path(stem, out).write_text(json.dumps(record))
+    return record
+
+
+def test_stale_reasons_name_the_code_the_parameters_and_the_dirt(chapter, tmp_path):
+    out = tmp_path / "out"
+    assert is_stale("99_tiny", "smoke", out) == [f"no 99_tiny.ipynb and no 99_tiny.json in {out}"]
+    _page(out)
+    assert is_stale("99_tiny", None, out) == []
+    _page(out, code_sha256={"c2f/records.py": "0" * 64, "c2f/gone.py": "1" * 64})
+    assert is_stale("99_tiny", None, out) == ["c2f/records.py changed", "c2f/gone.py vanished"]
+    _page(out, **{"code_sha256": {}, "git_commit": "abc-dirty", "dirty": ["uncommitted changes in c2f/train.py"]})
+    assert is_stale("99_tiny", None, out) == ["made from uncommitted code (commit abc-dirty: "
+                                              "uncommitted changes in c2f/train.py)"]
+    chapter.with_suffix(".yml").write_text("smoke:\n  n: 2\n")  # the profile itself changed
+    assert is_stale("99_tiny", None, out)[0] == "parameters changed: n 1 -> 2"
+    chapter.with_suffix(".yml").write_text("other:\n  n: 2\n")  # ... or vanished
+    assert "profile 'smoke' no longer resolves" in is_stale("99_tiny", None, out)[0]
+
+
+def test_a_record_without_code_hashes_is_stale(chapter, tmp_path):
+    record = _page(tmp_path / "out")
+    del record["code_sha256"]
+    record_path("99_tiny", tmp_path / "out").write_text(json.dumps(record))
+    assert is_stale("99_tiny", None, tmp_path / "out") == [
+        "the record lists no c2f code (made before code hashes were recorded)"]
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                   capture_output=True)
+
+
+def test_only_committed_code_writes_into_the_book(chapter, tmp_path, monkeypatch):
+    """`uncommitted` lists changed tracked files and an untracked chapter; run_chapter refuses to write
+    into the book's folder (or the smoke references) then, before executing anything."""
+    repo = chapter.parent
+    assert runner.uncommitted(chapter) == [f"{repo.resolve()} is not in a git checkout"]
+    _git(repo, "init", "-q")
+    assert runner.uncommitted(chapter) == ["99_tiny.py is not tracked by git", "99_tiny.yml is not tracked by git"]
+    _git(repo, "add", "99_tiny.py", "99_tiny.yml")
+    _git(repo, "commit", "-q", "-m", "tiny")
+    assert runner.uncommitted(chapter) == []
+    pages = repo / "book" / "chapters"  # generated pages: rewriting one does not make the code dirty
+    pages.mkdir(parents=True)
+    (pages / "99_tiny.ipynb").write_text("{}")
+    _git(repo, "add", "book")
+    _git(repo, "commit", "-q", "-m", "page")
+    (pages / "99_tiny.ipynb").write_text('{"new": 1}')
+    assert runner.uncommitted(chapter) == [] and git_commit(repo).endswith("-dirty") is False
+    chapter.write_text(chapter.read_text() + "\n# an edit\n")
+    assert runner.uncommitted(chapter) == ["uncommitted changes in 99_tiny.py"]
+    assert git_commit(repo).endswith("-dirty")
+
+    book = tmp_path / "book"
+    monkeypatch.setattr(runner, "BOOK_CHAPTERS", book)
+    with pytest.raises(DirtyTreeError, match="uncommitted changes in 99_tiny.py"):
+        run_chapter("99_tiny", "smoke", out_dir=book)
+    assert not book.exists()
+    assert main(["run", "99_tiny", "--profile", "smoke", "--out", str(book)]) == 2
+    # forced: the page is written, and its record says what was uncommitted, which makes it stale
+    record = run_chapter("99_tiny", "smoke", out_dir=book, allow_dirty=True,
+                         env={"C2F_TEST_NOTEBOOKS": str(repo), "TQDM_DISABLE": "1"})
+    assert record["dirty"] == ["uncommitted changes in 99_tiny.py"]
+    assert any(r.startswith("made from uncommitted code") for r in is_stale("99_tiny", None, book))
+
+
+def test_list_says_why_each_page_is_stale(capsys):
+    """`python -m c2f list` prints every reason of every committed page under it."""
+    assert main(["list"]) == 0
+    printed = capsys.readouterr().out
+    for path in chapter_paths():
+        assert path.stem in printed
+        if record_path(path).exists():
+            for reason in is_stale(path):
+                assert f"stale: {reason}" in printed
+
+
+def test_cli_ends_with_the_chapters_own_error(chapter, tmp_path, monkeypatch, capsys):
+    chapter.write_text(CHAPTER.replace("{failure}", 'raise FileNotFoundError("no MNIST in /nowhere: set C2F_DATA")'))
+    monkeypatch.setenv("C2F_TEST_NOTEBOOKS", str(chapter.parent))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert main(["run", "99_tiny", "--profile", "smoke", "--out", str(tmp_path / "out")]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert last == ["error: 99_tiny failed: FileNotFoundError: no MNIST in /nowhere: set C2F_DATA",
+                    f"the full traceback is in {tmp_path / 'out' / '99_tiny.failed.ipynb'}"]
+
+
+def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkeypatch, capsys):
+    """A `full` page on a `default` machine is skipped, stale or not, unless the profile is given; a current
+    page of its own profile is kept; a missing page is made with the machine's profile."""
+    out = tmp_path / "out"
+    runs = []
+    monkeypatch.setattr(runner, "run_chapter", lambda path, profile, out_dir: runs.append(profile) or {
+        "wall_time_s": 0})
+    monkeypatch.setattr(runner, "build_html", lambda: None)
+    monkeypatch.setattr(runner, "machine_profile", lambda: "default")
+    chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n")
+    runner.build_book(out_dir=out)
+    assert runs == ["default"]  # missing
+
+    _page(out, profile="full", code_sha256={"c2f/records.py": "0" * 64})  # stale: code changed
+    runner.build_book(out_dir=out)
+    runner.build_book(out_dir=out, force=True)
+    assert runs == ["default"]
+    printed = capsys.readouterr().out
+    assert "99_tiny: skipped: its page has profile 'full', above this machine's 'default'" in printed
+    assert "c2f/records.py changed" in printed
+    runner.build_book("default", out_dir=out)  # told to
+    assert runs == ["default", "default"]
+
+    _page(out, profile="default")  # current for its own profile: kept, also where the machine could do more
+    monkeypatch.setattr(runner, "machine_profile", lambda: "full")
+    runner.build_book(out_dir=out)
+    assert runs == ["default", "default"]
+    _page(out, profile="smoke")  # a smoke page never stays in the book
+    runner.build_book(out_dir=out)
+    assert runs == ["default", "default", "full"]
