@@ -56,6 +56,14 @@ class Outcome:
     def history(self):
         return self.histories[0]
 
+    @property
+    def train_seconds(self) -> list[float]:
+        """Training wall time of each seed: the sum of its epochs' ``time_s`` (every stage of a stage-wise
+        model), as measured when it was trained (a cached model keeps the time of the run that trained it)."""
+        def total(h):
+            return sum(total(s) for s in h) if isinstance(h, list) else sum(h["epochs"].get("time_s", [float("nan")]))
+        return [total(h) for h in self.histories]
+
 
 def train_model(model: nn.Module, data: ImageSet, cfg: TrainConfig, *, name: str, valid: ImageSet | None = None,
                 retrain: bool = False):

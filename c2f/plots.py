@@ -31,7 +31,7 @@ _TAGS = ("fashion_", "cb_", "omniglot_", "mnist_", "static_", "dynamic_")
 
 def model_color(name: str):
     """The colour of a model family in every figure of the book (see :data:`FAMILY_COLORS`)."""
-    key = name.lower().rsplit("/", 1)[-1]
+    key = name.lower().rsplit("/", 1)[-1].replace(" ", "_")  # "no latents", "standard (rest from prior)"
     for tag in _TAGS:
         key = key.removeprefix(tag)
     matches = [f for f in FAMILY_COLORS if key == f or key.startswith(f + "_") or key.startswith(f + "-")]
@@ -174,25 +174,39 @@ def kl_per_dimension(kls: dict[str, Sequence[float]], variances: dict[str, torch
     return fig
 
 
+_VARIANT_STYLES = [("o", "-"), ("s", ":"), ("^", "-."), ("D", (0, (5, 1))), ("v", (0, (3, 1, 1, 1, 1, 1)))]
+
+
 def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str | None = None, ax=None,
-                   xlabel: str = "number of latent groups decoded, g", errors: dict | None = None):
+                   xlabel: str = "number of latent groups decoded, g", errors: dict | None = None,
+                   references: dict[str, float] | None = None, dashed: Sequence[str] = (), legend: bool = True):
     """One line per model of a quantity indexed by latent group g = 1..G (a prefix curve, the KL of each
-    group, a reconstruction error per number of latents); `errors` (same keys) draws ± bands."""
+    group, a reconstruction error per number of latents); `errors` (same keys) draws ± bands, the series
+    named in `dashed` are drawn dashed (e.g. a control of a family) and `references` are horizontal dashed
+    lines (e.g. a model with no latents)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
+    seen: dict = {}
     for name, values in series.items():
         color = model_color(name)
+        variant = seen.setdefault(color, [])  # variants of one family: same colour, other marker and line
+        variant.append(name)
+        marker, line = _VARIANT_STYLES[(len(variant) - 1) % len(_VARIANT_STYLES)]
         g = np.arange(1, len(values) + 1)
-        ax.plot(g, values, "o-", ms=4, lw=1.5, color=color, label=name)
+        ax.plot(g, values, marker=marker, ls="--" if name in dashed else line, ms=4, lw=1.5, color=color,
+                label=name, mfc="white" if name in dashed else color)
         if errors is not None and name in errors:
             e = np.asarray(errors[name])
             ax.fill_between(g, np.asarray(values) - e, np.asarray(values) + e, color=color, alpha=0.2)
+    for name, value in (references or {}).items():
+        ax.axhline(value, ls="--", lw=1.2, color=model_color(name), label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    if legend:
+        ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax.figure
 
 
@@ -223,18 +237,26 @@ def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], title: str |
     return fig
 
 
-def correlation_matrices(matrices: dict[str, torch.Tensor], title: str | None = None):
-    """Heatmaps of correlation (or covariance) matrices in [−1, 1], one panel per model."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(3.1 * len(matrices) + 0.6, 3.0), squeeze=False)
-    for ax, (name, m) in zip(axes[0], matrices.items()):
+def correlation_matrices(matrices: dict[str, torch.Tensor], title: str | None = None, ncols: int = 4,
+                         annotate: bool = False):
+    """Heatmaps of correlation (or covariance) matrices in [−1, 1], one panel per model, `ncols` per row;
+    with `annotate` every cell shows its value (one decimal)."""
+    nrows = -(-len(matrices) // ncols)
+    ncols = min(ncols, len(matrices))
+    size = 3.6 if annotate else 3.0
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.8, size * nrows + 0.4), squeeze=False)
+    for ax, (name, m) in zip(axes.flat, matrices.items()):
         m = m.detach().cpu().numpy()
-        sns.heatmap(m, vmin=-1, vmax=1, center=0, cmap="vlag", square=True, cbar=ax is axes[0, -1], ax=ax,
+        sns.heatmap(m, vmin=-1, vmax=1, center=0, cmap="vlag", square=True, cbar=False, ax=ax,
+                    annot=annotate, fmt=".1f", annot_kws={"fontsize": 6},
                     xticklabels=np.arange(1, len(m) + 1), yticklabels=np.arange(1, len(m) + 1))
-        ax.set_title(name, fontsize="small")
-        ax.tick_params(labelsize=6)
+        ax.set_title(name, fontsize="medium")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(matrices):]:
+        ax.set_axis_off()
+    fig.colorbar(axes.flat[0].collections[0], ax=axes, shrink=0.6, location="right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -266,3 +288,32 @@ def rate_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], xlab
         ax.set_title(title)
     ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return ax.figure
+
+
+# --- images computed from a model with ordered latent groups (see c2f.models.progressive) ---------------
+
+
+@torch.no_grad()
+def decoded_rows(model, x, order: Sequence[int] | None = None, cumulative: bool = True) -> list[torch.Tensor]:
+    """Images for the conceptual-compression figures: row r decodes the groups order[0..r] (cumulative) or
+    group order[r] alone (not cumulative), each at its posterior mean. `order` defaults to 1..G."""
+    model.eval()
+    zs = model.split_groups(model.latent_means(x))
+    order = list(range(len(zs))) if order is None else list(order)
+    rows = []
+    for r in range(len(order)):
+        keep = set(order[:r + 1]) if cumulative else {order[r]}
+        rows.append(model.decode_groups([z if i in keep else None for i, z in enumerate(zs)]))
+    return rows
+
+
+@torch.no_grad()
+def pair_traversal(model, i: int, j: int, values: torch.Tensor) -> torch.Tensor:
+    """Decode a grid over (z_i, z_j) (first latent of groups i and j) with every other latent at 0: [n², C, H, W],
+    row-major with z_i down the rows and z_j along the columns."""
+    values = values.to(next(model.parameters()).device)
+    n, k = len(values), model.cfg.group_size
+    z = torch.zeros(n * n, model.cfg.latent_dim, device=values.device)
+    z[:, i * k] = values.repeat_interleave(n)
+    z[:, j * k] = values.repeat(n)
+    return model.decode_groups(model.split_groups(z))

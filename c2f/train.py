@@ -101,7 +101,7 @@ def fit(
     """Train `model` on `data`; return the history.
 
     The history has ``steps`` (scalars averaged over every `log_every` steps) and ``epochs`` (means per
-    epoch, plus the validation ELBO when `valid` is given). With `checkpoint`, training resumes from that
+    epoch, the wall time ``time_s`` of its training steps, and the validation ELBO when `valid` is given). With `checkpoint`, training resumes from that
     file when it exists (one that cannot be read is moved aside, see :func:`load_checkpoint`) and writes it
     atomically after every epoch. A non-finite loss or gradient raises :class:`TrainingDiverged` at the end
     of its logging window, naming the step; the checkpoint then still holds the last good epoch, while the
@@ -126,6 +126,7 @@ def fit(
     warmup_steps = int(cfg.kl_warmup_epochs * steps_per_epoch)
     with tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step") as bar:
         for epoch in range(start, cfg.epochs):
+            started = time.perf_counter()
             torch.manual_seed(_epoch_seed(cfg.seed, epoch))
             model.train()
             log = _DeviceLog(device, f"{desc}: ", epoch, cfg, checkpoint)
@@ -151,7 +152,8 @@ def fit(
                         _append(history["steps"], {"step": step + 1, **means})
                         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}", refresh=False)
                     bar.update()
-            summary = {"epoch": epoch + 1, **log.epoch_means}
+            summary = {"epoch": epoch + 1, **log.epoch_means,
+                       "time_s": time.perf_counter() - started}  # training only, without the validation
             if valid is not None:
                 from c2f.evaluate import elbo
 

@@ -168,6 +168,35 @@ class _GroupModel(nn.Module):
             logw = logw + standard_normal(z.shape, z.device).log_prob(z) - q.log_prob(z)
         return logw.view(k, b)
 
+    def _prefix_pass(self, x, sample: bool = True):
+        """One pass through groups 1..default_groups: the posteriors, the latents and log p(x | z_≤g) of
+        every prefix g ([G', B], G' = default_groups), so a whole prefix curve costs one pass."""
+        qs, zs, log_px = [], [], []
+        for q, z, logits in self._steps(x, self.default_groups, sample):
+            qs.append(q)
+            zs.append(z)
+            log_px.append(self.likelihood(logits).log_prob(x))
+        return qs, zs, torch.stack(log_px)
+
+    @torch.no_grad()
+    def prefix_elbo_terms(self, x) -> list[ElboTerms]:
+        """:meth:`elbo_terms` of every prefix g = 1..G' from one posterior sample (entry g − 1; the KLs of
+        the groups after g are 0 in it)."""
+        qs, _, log_px = self._prefix_pass(x)
+        kl_dims = self._kl_dims(qs, x.shape[0])
+        k = self.cfg.group_size
+        return [ElboTerms(log_px[g], F.pad(kl_dims[:, :(g + 1) * k], (0, kl_dims.shape[-1] - (g + 1) * k)))
+                for g in range(len(qs))]
+
+    @torch.no_grad()
+    def prefix_log_importance_weights(self, x, k: int):
+        """:meth:`log_importance_weights` of every prefix g = 1..G' from the same k samples: [G', k, B]."""
+        b = x.shape[0]
+        xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+        qs, zs, log_px = self._prefix_pass(xk)
+        ratio = torch.stack([standard_normal(z.shape, z.device).log_prob(z) - q.log_prob(z) for q, z in zip(qs, zs)])
+        return (log_px + ratio.cumsum(0)).view(len(qs), k, b)
+
     @torch.no_grad()
     def latent_means(self, x):
         """Posterior means of all groups, concatenated: [B, G*k] (recurrent models: along the mean path)."""
@@ -216,6 +245,17 @@ class _ModularModel(_GroupModel):
         self.encoder = _encoder(cfg)
         self.heads = nn.ModuleList(GaussianHead(cfg.hidden[-1], cfg.group_size) for _ in range(cfg.groups))
         self.decoder = ModularDecoder(cfg)
+
+    def group_posteriors(self, x) -> list:
+        """q(z_g | x) of every group; here they do not depend on each other."""
+        h = self.encoder(x)
+        return [head(h) for head in self.heads]
+
+    def _steps(self, x, g, sample=True):
+        qs = self.group_posteriors(x)[:g]
+        zs = [q.rsample() if sample else q.mean for q in qs]
+        for i in range(g):
+            yield qs[i], zs[i], self.decoder(zs[:i + 1])
 
     def _run(self, x, g, sample=True):
         # the heads do not depend on earlier groups: decode once, not once per prefix
@@ -334,6 +374,26 @@ class QuotientVAE(RecurrentVAE):
             cfg = ProgressiveConfig(**{**cfg.__dict__, "merge": "quotient", "reconstruction": True})
         super().__init__(cfg)
 
+    @torch.no_grad()
+    def precisions(self, x) -> dict[str, torch.Tensor]:
+        """Along the mean path, per image and latent [B, G*k]: the precision 1/σ₁² of the numerator q(z_g|x),
+        the precision 1/σ₂² divided out (after the lift of σ₂², see :func:`gaussian_quotient`), and the
+        precision of the quotient posterior, their difference."""
+        hx = self.encoder(x)
+        recon = torch.sigmoid(self.canvas).expand(x.shape[0], *self.cfg.image_shape)
+        acc, out = 0, {"numerator": [], "divided_out": [], "quotient": []}
+        for i in range(self.cfg.groups):
+            qx, qr = self.heads[i](hx), self.heads[i](self.encoder(recon))
+            var1, var2 = qx.variance, qr.variance
+            lifted = var1 + F.softplus(var2 - var1).clamp_min(1e-8)
+            mean, logvar = gaussian_quotient(qx.mean, var1.log(), qr.mean, var2.log())
+            out["numerator"].append(1 / var1)
+            out["divided_out"].append(1 / lifted)
+            out["quotient"].append((-logvar).exp())
+            acc = acc + self.decoder.project(i, mean)
+            recon = torch.sigmoid(self.decoder.trunk(acc))
+        return {k: torch.cat(v, -1) for k, v in out.items()}
+
 
 class _SmallVAE(nn.Module):
     """One member of :class:`MultipleVAE`: an MLP encoder, one Gaussian head and an MLP decoder to logits."""
@@ -369,6 +429,7 @@ class MultipleVAE(_GroupModel):
 
     @property
     def num_stages(self) -> int:
+        """Trained in G stages, one small VAE each (see :func:`c2f.train.train_stages`)."""
         return self.cfg.groups
 
     def set_stage(self, stage: int) -> "MultipleVAE":
@@ -442,68 +503,3 @@ def make_variant(name: str, base: ProgressiveConfig) -> _GroupModel:
         raise ValueError(f"unknown variant {name!r}; choose one of {sorted(VARIANTS)}")
     kind, overrides = VARIANTS[name]
     return make_progressive(kind, ProgressiveConfig(**{**base.__dict__, **overrides}))
-
-
-def is_stagewise(model) -> bool:
-    """Models trained one stage at a time (``set_stage``): MultipleVAE and PCA-AE."""
-    return hasattr(model, "set_stage")
-
-
-def evaluate_prefixes(model, data, *, iw_samples: int = 0, seed: int = 0) -> dict:
-    """The chapter's metrics of one model: ``test_elbo_nats@g`` and (with `iw_samples` = K > 0) the
-    importance-sampled ``test_nll_nats@g`` for every prefix g, the full model's ``test_elbo_nats``,
-    ``test_recon_nats``, ``test_kl_nats`` and ``test_nll_nats``, and ``kl_group_g`` (the KL of each group,
-    nats)."""
-    from c2f.evaluate import prefix_curve
-
-    curve = prefix_curve(model, data, iw_samples=iw_samples, seed=seed)
-    full = curve[model.default_groups - 1]  # the same evaluation as without ``groups``: same seed, same prefix
-    out = {f"test_elbo_nats@{g}": c["elbo_nats"] for g, c in enumerate(curve, 1)}
-    if iw_samples > 0:
-        out.update({f"test_nll_nats@{g}": c["nll_nats"] for g, c in enumerate(curve, 1)})
-    out.update({f"test_{k}": full[k] for k in ("elbo_nats", "recon_nats", "kl_nats", "nll_nats") if k in full})
-    kl_groups = model.kl_groups(torch.tensor(full["kl_per_dim"]))
-    out.update({f"kl_group_{g}": v for g, v in enumerate(kl_groups.tolist(), 1)})
-    return out
-
-
-@torch.no_grad()
-def decoded_rows(model, x, order: Sequence[int] | None = None, cumulative: bool = True) -> list[torch.Tensor]:
-    """Images for the conceptual-compression figures: row r decodes the groups order[0..r] (cumulative) or
-    group order[r] alone (not cumulative), each at its posterior mean. `order` defaults to 1..G."""
-    model.eval()
-    zs = model.split_groups(model.latent_means(x))
-    order = list(range(len(zs))) if order is None else list(order)
-    rows = []
-    for r in range(len(order)):
-        keep = set(order[:r + 1]) if cumulative else {order[r]}
-        rows.append(model.decode_groups([z if i in keep else None for i, z in enumerate(zs)]))
-    return rows
-
-
-@torch.no_grad()
-def pair_traversal(model, i: int, j: int, values: torch.Tensor) -> torch.Tensor:
-    """Decode a grid over (z_i, z_j) (first latent of groups i and j) with every other latent at 0: [n², C, H, W],
-    row-major with z_i down the rows and z_j along the columns."""
-    values = values.to(next(model.parameters()).device)
-    n, k = len(values), model.cfg.group_size
-    z = torch.zeros(n * n, model.cfg.latent_dim, device=values.device)
-    z[:, i * k] = values.repeat_interleave(n)
-    z[:, j * k] = values.repeat(n)
-    return model.decode_groups(model.split_groups(z))
-
-
-def train_variant(name: str, base: ProgressiveConfig, data, cfg, *, key: str, valid=None, retrain: bool = False,
-                  device=None):
-    """Build the variant `name` (seeded by ``cfg.seed``) and train it with the book's one training loop:
-    once for jointly trained models, once per stage for stage-wise ones (cached under `key`). Returns the
-    model and its history (the last stage's for stage-wise models)."""
-    from c2f.train import train_or_load, train_stages
-
-    torch.manual_seed(cfg.seed)
-    model = make_variant(name, base).to(device or data.x.device)
-    if is_stagewise(model):
-        history = train_stages(model, data, cfg, name=key, valid=valid, retrain=retrain)[-1]
-    else:
-        history = train_or_load(model, data, cfg, name=key, valid=valid, retrain=retrain)
-    return model, history

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from c2f import plots
-from c2f.evaluate import evaluate, iw_log_likelihood, prefix_curve
+from c2f.evaluate import (evaluate, evaluate_prefixes, iw_log_likelihood, marginal_bernoulli_log_likelihood,
+                          prefix_curve, prior_completed_curve)
+from c2f.experiment import train_model
 from c2f.models import PCAAE, PCAAEConfig, ProgressiveConfig
 from c2f.models.pcaae import covariance_penalty, pca_reconstruction_errors
-from c2f.models.progressive import (VARIANTS, decoded_rows, evaluate_prefixes, gaussian_quotient, make_variant,
-                                    pair_traversal)
+from c2f.models.progressive import VARIANTS, gaussian_quotient, make_variant
+from c2f.plots import decoded_rows, pair_traversal
 from c2f.train import TrainConfig, train_stages
 
 B, G, K = 5, 3, 2  # batch, groups, latents per group
@@ -228,6 +230,68 @@ def test_prefix_evaluation(make_images):
     assert sum(metrics[f"kl_group_{g}"] for g in range(1, G + 1)) == pytest.approx(metrics["test_kl_nats"])
 
 
+def test_one_pass_prefix_curve_equals_evaluating_each_prefix(variant, make_images):
+    """The prefix curve scores every prefix on one sample path; on one batch (so the same noise) entry g−1
+    is exactly evaluate(..., groups=g), and the KL per dimension of prefix g stops at group g."""
+    m, data = model(variant), make_images(20)
+    curve = prefix_curve(m, data)
+    for g, c in enumerate(curve, 1):
+        each = evaluate(m, data, groups=g)
+        assert c["elbo_nats"] == pytest.approx(each["elbo_nats"], rel=1e-5)
+        assert c["kl_per_dim"] == pytest.approx(each["kl_per_dim"], rel=1e-4, abs=1e-6)
+
+
+def test_prior_completed_curve_is_the_elbo_with_the_rest_drawn_from_the_prior(make_images):
+    """With every group inferred, the prior-completed bound is the model's own ELBO (same noise); with none,
+    it is log p(x | z ~ prior) with no KL; the curve's NLL is an upper bound's mirror: −NLL ≥ ELBO − noise."""
+    from c2f.evaluate import _prior_completed_terms
+
+    m, x = model("standard"), batch()
+    torch.manual_seed(0)
+    log_px, kl, log_ratio = _prior_completed_terms(m, x, set(range(G)), 1)
+    torch.manual_seed(0)
+    t = m.elbo_terms(x)
+    torch.testing.assert_close(log_px[0], t.log_px)
+    torch.testing.assert_close(kl[0], t.kl)
+    log_px, kl, log_ratio = _prior_completed_terms(m, x, set(), 3)
+    assert log_px.shape == (3, B) and not kl.any() and not log_ratio.any()
+    curve = prior_completed_curve(m, make_images(40), [2, 0, 1], iw_samples=50)
+    assert len(curve) == G
+    assert all(-c["nll_nats"] >= c["elbo_nats"] - 2.0 for c in curve)
+    assert curve[0]["kl_nats"] < curve[1]["kl_nats"] < curve[2]["kl_nats"]
+
+
+def test_no_latent_baseline_hand_computed(make_images):
+    """Grey 0.5 everywhere in training gives p = 0.5 per pixel: log p(x) = 784 log ½ for any binary image."""
+    train = make_images(10)
+    train = type(train)(**{**train.__dict__, "x": torch.full_like(train.x, 0.5), "binarize": "none"})
+    got = marginal_bernoulli_log_likelihood(train, make_images(7))
+    assert got == pytest.approx(784 * math.log(0.5))
+
+
+def test_experiment_trains_multiple_stage_by_stage(make_images, isolated_cache):
+    m = make_variant("multiple_combined", BASE)
+    assert m.num_stages == G
+    histories = train_model(m, make_images(32), TrainConfig(epochs=1, batch_size=16), name="mult")
+    assert len(histories) == G and m.stage == G
+    assert len(list(isolated_cache.glob("mult-stage*.pt"))) == G
+
+
+def test_quotient_divides_out_a_precision_below_one_over_ln2():
+    """The lift σ₂² ← σ₁² + softplus(σ₂² − σ₁²) ≥ ln(1 + e^{σ₁²}) > ln 2 bounds the precision the quotient
+    divides out by 1/ln 2 ≈ 1.44, whatever the two Gaussians; the quotient's precision is the difference."""
+    torch.manual_seed(0)
+    logvar1, logvar2 = (3 * torch.randn(1000, dtype=torch.float64) for _ in range(2))
+    _, logvar = gaussian_quotient(torch.zeros_like(logvar1), logvar1, torch.zeros_like(logvar1), logvar2)
+    divided = (-logvar1).exp() - (-logvar).exp()
+    assert (divided > 0).all() and divided.max() < 1 / math.log(2)
+    m = model("quotient")
+    p = m.precisions(batch())
+    assert set(p) == {"numerator", "divided_out", "quotient"} and p["quotient"].shape == (B, G * K)
+    torch.testing.assert_close(p["quotient"], p["numerator"] - p["divided_out"], rtol=1e-4, atol=1e-4)
+    assert (p["divided_out"] < 1 / math.log(2)).all()
+
+
 # --- PCA-AE ----------------------------------------------------------------------------------------------
 
 
@@ -297,6 +361,12 @@ def test_linear_pca_errors_decrease_to_zero():
 def test_progressive_figures():
     fig = plots.lines_by_group({"a": [1.0, 2.0], "b": [0.5, 0.7]}, "ELBO", errors={"a": [0.1, 0.1]})
     assert len(fig.axes[0].lines) == 2
+    fig = plots.lines_by_group({"single": [1.0, 2.0], "single_steps": [0.5, 0.7], "standard (rest from prior)": [0, 1]},
+                               "ELBO", references={"no latents": 0.2}, dashed=["standard (rest from prior)"])
+    single, steps, control, floor = fig.axes[0].lines
+    assert single.get_color() == steps.get_color() and single.get_marker() != steps.get_marker()
+    assert control.get_color() == plots.model_color("standard") and control.get_linestyle() == "--"
+    assert list(floor.get_ydata()) == [0.2, 0.2] and floor.get_color() == plots.model_color("no_latents")
     fig = plots.image_rows([torch.rand(4, 1, 28, 28)] * 3, ["x", "1", "1–2"], title="t")
     assert len(fig.axes) == 3
     fig = plots.correlation_matrices({"a": torch.eye(3), "b": -torch.eye(3)})
