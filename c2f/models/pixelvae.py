@@ -31,7 +31,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, mlp, pixel_likelihood, standard_normal
-from c2f.train import kl_penalty
+from c2f.objectives import ElboTerms, kl_penalty
 
 CONDITIONINGS = ("bias", "upsample")
 
@@ -218,18 +218,17 @@ class PixelVAE(nn.Module):
         For the PixelCNN, log_px is the exact log-likelihood and the KL is 0."""
         if not self.cfg.latent_dim:
             log_px = self.decode(x, None).log_prob(x)
-            return {"log_px": log_px, "kl_dims": x.new_zeros(x.shape[0], 0), "kl": torch.zeros_like(log_px),
-                    "elbo": log_px}
+            return ElboTerms(log_px, x.new_zeros(x.shape[0], 0))
         q = self.encode(x)
         log_px = self.decode(x, q.rsample()).log_prob(x)
         kl_dims = kl_divergence(q.base_dist, self.prior(x.shape[0]).base_dist)
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl_dims.sum(-1), "elbo": log_px - kl_dims.sum(-1)}
+        return ElboTerms(log_px, kl_dims)
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """The negative ELBO averaged over the batch, the KL weighted (warm-up) and optionally free bits."""
         t = self.elbo_terms(x)
-        loss = -t["log_px"].mean() + kl_weight * kl_penalty(t["kl_dims"], free_bits)
-        return loss, {"elbo": t["elbo"].mean(), "recon": -t["log_px"].mean(), "kl": t["kl"].mean()}
+        loss = -t.log_px.mean() + kl_weight * kl_penalty(t.kl_dims, free_bits)
+        return loss, {"elbo": t.elbo.mean(), "recon": -t.log_px.mean(), "kl": t.kl.mean()}
 
     def log_importance_weights(self, x, k: int):
         """log p(x, z_i) − log q(z_i | x) for k samples z_i ~ q(z | x): shape [k, B] (k copies of the
@@ -320,14 +319,14 @@ class HierarchicalPixelVAE(nn.Module):
         kl1 = kl_divergence(q1.base_dist, self.p1(z2).base_dist)
         kl2 = kl_divergence(q2.base_dist, standard_normal(z2.shape, x.device).base_dist)
         kl_dims = torch.cat([kl1, kl2], dim=-1)
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl_dims.sum(-1), "elbo": log_px - kl_dims.sum(-1)}
+        return ElboTerms(log_px, kl_dims)
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         t = self.elbo_terms(x)
         d1 = self.layer_sizes[0]
-        loss = -t["log_px"].mean() + kl_weight * kl_penalty(t["kl_dims"], free_bits)
-        return loss, {"elbo": t["elbo"].mean(), "recon": -t["log_px"].mean(), "kl": t["kl"].mean(),
-                      "kl_1": t["kl_dims"][:, :d1].sum(-1).mean(), "kl_2": t["kl_dims"][:, d1:].sum(-1).mean()}
+        loss = -t.log_px.mean() + kl_weight * kl_penalty(t.kl_dims, free_bits)
+        return loss, {"elbo": t.elbo.mean(), "recon": -t.log_px.mean(), "kl": t.kl.mean(),
+                      "kl_1": t.kl_dims[:, :d1].sum(-1).mean(), "kl_2": t.kl_dims[:, d1:].sum(-1).mean()}
 
     def log_importance_weights(self, x, k: int):
         """log p(x|z_1) + log p(z_1|z_2) + log p(z_2) − log q(z_1|x) − log q(z_2|x), z ~ q: shape [k, B]."""

@@ -76,7 +76,7 @@ def test_pixelcnn_likelihood_normalises():
         torch.nn.init.normal_(p, std=0.5)
     images = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).view(16, 1, 2, 2)
     with torch.no_grad():
-        log_p = model.elbo_terms(images)["log_px"]
+        log_p = model.elbo_terms(images).log_px
     assert torch.logsumexp(log_p.double(), 0).exp().item() == pytest.approx(1.0, abs=1e-5)
     assert log_p.std() > 0.1  # not trivially uniform
 
@@ -87,8 +87,8 @@ def test_shapes_and_gradients_reach_every_parameter(variant):
     x = batch()
     t = model.elbo_terms(x)
     d = model.cfg.latent_dim
-    assert t["log_px"].shape == t["kl"].shape == t["elbo"].shape == (4,)
-    assert t["kl_dims"].shape == (4, d)
+    assert t.log_px.shape == t.kl.shape == t.elbo.shape == (4,)
+    assert t.kl_dims.shape == (4, d)
     assert model.log_importance_weights(x, 5).shape == (5, 4)
     assert model.latent_means(x).shape == (4, d)
     loss, scalars = model.loss(x)
@@ -101,7 +101,7 @@ def test_shapes_and_gradients_reach_every_parameter(variant):
 def test_conv_decoder_without_layers():
     """layers = 0 with upsampling is a factorised decoder; without upsampling it is refused."""
     model = build("upsample", layers=0)
-    assert model.elbo_terms(batch())["elbo"].shape == (4,)
+    assert model.elbo_terms(batch()).elbo.shape == (4,)
     with pytest.raises(ValueError):
         build("bias", layers=0)
     with pytest.raises(ValueError):
@@ -112,8 +112,8 @@ def test_pixelcnn_has_no_kl_and_exact_iw():
     model = build("pixelcnn")
     x = batch()
     t = model.elbo_terms(x)
-    assert torch.all(t["kl"] == 0) and torch.allclose(t["elbo"], t["log_px"])
-    assert torch.allclose(iw_log_likelihood(model, x, 7), t["log_px"], atol=1e-4)
+    assert torch.all(t.kl == 0) and torch.allclose(t.elbo, t.log_px)
+    assert torch.allclose(iw_log_likelihood(model, x, 7), t.log_px, atol=1e-4)
 
 
 @pytest.mark.parametrize("variant", ["bias", "upsample"])
@@ -121,7 +121,7 @@ def test_iw_bound_above_elbo(variant):
     model = build(variant)
     x = batch(8)
     torch.manual_seed(0)
-    elbo = torch.stack([model.elbo_terms(x)["elbo"] for _ in range(20)]).mean()
+    elbo = torch.stack([model.elbo_terms(x).elbo for _ in range(20)]).mean()
     iw = iw_log_likelihood(model, x, 200).mean()
     assert iw >= elbo
 
@@ -159,13 +159,13 @@ def test_hierarchical_pixelvae():
     assert model.cfg.decoder.latent_dim == 4
     x = batch(8)
     t = model.elbo_terms(x)
-    assert t["kl_dims"].shape == (8, 6)
+    assert t.kl_dims.shape == (8, 6)
     loss, scalars = model.loss(x)
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     assert {"kl_1", "kl_2"} <= set(scalars)
     torch.manual_seed(0)
-    elbo = torch.stack([model.elbo_terms(x)["elbo"] for _ in range(20)]).mean()
+    elbo = torch.stack([model.elbo_terms(x).elbo for _ in range(20)]).mean()
     assert iw_log_likelihood(model, x, 200).mean() >= elbo
     from c2f.data import ImageSet
 
