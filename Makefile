@@ -12,12 +12,15 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	$(BIN)/python -m pip install --quiet -e ".[book,test,cluster]"
 	rm -f $(VENV)/.installed-* && touch $@
 
-## Execute every chapter whose page is missing or stale (GPU: `full` profile, else `default`), build HTML.
+## Execute every chapter whose page is missing or stale (GPU: `gpu` profile, else `default`), build HTML.
+## JOBS=N: chapters at a time (default: one per CPU core, or one per GPU when several are visible).
+JOBS ?=
+JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS))
 book: setup
-	$(BIN)/python -m c2f book
+	$(BIN)/python -m c2f book $(JOBS_FLAG)
 
 ## Unit tests, the nbval regression run of the smoke notebooks, the smoke-record metrics, the book build.
 test: setup
@@ -26,7 +29,7 @@ test: setup
 
 ## Re-execute the smoke references in tests/notebooks (after a deliberate change of a chapter).
 refs: setup
-	$(BIN)/python -m c2f refs
+	$(BIN)/python -m c2f refs $(JOBS_FLAG)
 
 ## Training throughput and profile wall times (not a test).
 bench: setup

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from c2f.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_names
+from c2f.executors import EXECUTORS, ChaptersFailed
 from c2f.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, build_book, can_run_here, is_stale, \
     machine_profile, record_path, regenerate_references, run_chapter
 
@@ -32,10 +33,16 @@ def _list() -> None:
             status = f"page: profile {r['profile']}, {len(r['metrics'])} metrics, {r['wall_time_s']} s, {state}"
         else:
             reasons, status = [], "page: missing"
-        print(f"{path.stem:24s} profiles: {', '.join(profiles):22s} {status}")
+        print(f"{path.stem:24s} profiles: {', '.join(profiles):27s} {status}")
         for reason in reasons:
             print(f"{'':24s}   stale: {reason}")
         print(f"{'':24s} parameters: {', '.join(declared_parameters(path))}")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument("--force", action="store_true", help="re-execute every chapter")
     refs = sub.add_parser("refs", help="regenerate the smoke-profile nbval references in tests/notebooks")
     refs.add_argument("chapters", nargs="*")
+    for p in (book, refs):
+        p.add_argument("--jobs", type=_positive, default=None, help="chapters at a time (default: one per GPU when "
+                       "several are visible, else one per CPU core, each with cores // jobs threads)")
+        p.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local processes, SLURM jobs through submitit, or submitit's local executor")
+        p.add_argument("--cluster-config", default=None, help="submitit parameters (default: cluster.yml)")
     args = parser.parse_args(argv)
 
     try:
@@ -67,14 +80,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"{Path(args.out) / (path.stem + '.ipynb')}")
         elif args.command == "list":
             _list()
-        elif args.command == "book":
-            build_book(args.profile, args.force)
-        elif args.command == "refs":
-            regenerate_references(args.chapters or None)
+        elif args.command in ("book", "refs"):
+            execution = dict(jobs=args.jobs, executor=args.executor, cluster_config=args.cluster_config)
+            if args.command == "book":
+                build_book(args.profile, args.force, **execution)
+            else:
+                regenerate_references(args.chapters or None, **execution)
     except (ParameterError, FileNotFoundError, DirtyTreeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except ChapterFailed as err:  # the chapter's own error last, not papermill's wall of traceback
+    except (ChapterFailed, ChaptersFailed) as err:  # the chapters' own errors last, not papermill's traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -2,7 +2,7 @@
 
 A chapter is ``notebooks/NN_name.py`` (jupytext py:percent). Its cell tagged ``parameters`` declares every
 parameter with its default (the CPU-sized ``default`` profile). ``notebooks/NN_name.yml`` holds the other
-profiles (``smoke`` for CI, ``full`` for a GPU), each a mapping that may only name declared parameters, and
+profiles (``smoke`` for CI, ``gpu`` for ≤ 10 minutes on one GPU, ``full`` for paper scale), each a mapping that may only name declared parameters, and
 ``choices``: the allowed names of each parameter that names things (models, estimators, data sets; a list
 parameter is checked element by element).
 
@@ -26,7 +26,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
-PROFILES = ("smoke", "default", "full")
+PROFILES = ("smoke", "default", "gpu", "full")
 
 
 SECTIONS = ("choices",)  # top-level keys of a profiles file that are not profiles

@@ -226,7 +226,7 @@ def omniglot_alphabets(split: str = "train", root: str | Path | None = None) -> 
             raise DataNotFoundError(f"{ranges} is missing: it maps the characters of {folder}.npz to alphabets.")
         table = json.loads(ranges.read_text())["splits"][folder]
         return [a["alphabet"] for a in sorted(table, key=lambda a: a["first_id"]) for _ in range(a["n_characters"])]
-    return [c.split("/")[0] for c in _torchvision_omniglot(root, split != "test")._characters]
+    return [c.split("/")[0] for c in _omniglot_characters(_torchvision_omniglot(root, split != "test"))]
 
 
 def _omniglot_source(root: Path, folder: str) -> str:
@@ -274,14 +274,29 @@ def _torchvision_omniglot(root: Path, background: bool):
         ) from err
 
 
+def _omniglot_characters(ds) -> list[str]:
+    """``alphabet/character`` of every character in torchvision's Omniglot folder, sorted by name (torchvision
+    lists folders in the file system's order, which differs between machines): character labels are indices
+    into this list."""
+    top = Path(ds.target_folder)
+    return [f"{a}/{c}" for a in sorted(os.listdir(top)) if (top / a).is_dir()
+            for c in sorted(os.listdir(top / a)) if (top / a / c).is_dir()]
+
+
 def _omniglot_torchvision(root: Path, background: bool):
+    """Strokes [characters, drawers, 105, 105] and labels, characters in :func:`_omniglot_characters` order
+    and drawers in file-name order (``<character>_<drawer>.png``), so that the drawer split is the same
+    everywhere."""
+    from PIL import Image
+
     ds = _torchvision_omniglot(root, background)
-    images, labels = {}, {}
-    for i in range(len(ds)):
-        img, label = ds[i]
-        images.setdefault(label, []).append(torch.from_numpy(~np.array(img, dtype=bool)))
-    drawers = min(len(v) for v in images.values())
-    strokes = torch.stack([torch.stack(images[c][:drawers]) for c in sorted(images)])
+    top = Path(ds.target_folder)
+    images = []
+    for c in _omniglot_characters(ds):
+        files = sorted(f for f in os.listdir(top / c) if f.endswith(".png"))
+        images.append([torch.from_numpy(~np.array(Image.open(top / c / f).convert("L"), dtype=bool)) for f in files])
+    drawers = min(len(v) for v in images)
+    strokes = torch.stack([torch.stack(v[:drawers]) for v in images])
     labels = torch.arange(len(images)).repeat_interleave(drawers).view(len(images), drawers)
     return strokes, labels
 

@@ -183,7 +183,8 @@ class NVIL(Estimator):
     """REINFORCE with a learned input-dependent baseline c_ψ(x) and variance normalisation (Mnih & Gregor 2014).
 
     The learning signal f(z) − m − c_ψ(x) is centred by a running mean m (the input-independent baseline)
-    and, while training, divided by max(1, running std): an adaptive step size that keeps the estimator's
+    and, while training, divided by max(1, running std), both from the batches before this one (then updated
+    with it): an adaptive step size that keeps the estimator's
     direction. c_ψ is trained by regression onto f(z) − m through a zero-valued term. In eval mode the
     normalisation is off, so measured gradients are those of the unbiased estimator.
     """
@@ -219,13 +220,15 @@ class NVIL(Estimator):
         z = q.sample()
         loss = f(z)
         idx = torch.zeros(batch, dtype=torch.long, device=logits.device) if group is None else group
-        if self.training and torch.is_grad_enabled():
-            self._update_statistics(loss.detach(), idx)
+        # centre and scale with the statistics of earlier batches only: a baseline that includes the sample
+        # itself is correlated with it, which shrinks (and biases) the gradient
         centred = loss.detach() - self.running_mean[idx]
         c = self.baseline(context, group, batch)
         signal = centred - c.detach()
         if self.training and self.normalise:
             signal = signal / self.running_var[idx].sqrt().clamp(min=1.0)
+        if self.training and torch.is_grad_enabled():
+            self._update_statistics(loss.detach(), idx)
         baseline_loss = (centred - c) ** 2
         objective = loss + _zero_valued(signal * q.log_prob(z)) + _zero_valued(baseline_loss)
         return Estimate(objective, loss.detach(), z, {"baseline_mse": baseline_loss.detach().mean()})

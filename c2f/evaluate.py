@@ -1,8 +1,9 @@
 """Evaluation: ELBO, importance-weighted NLL, bits/dim, KL per latent dimension, active units, summaries.
 
-Models provide ``elbo_terms(x)`` (per-example ``log_px``, ``kl``, ``kl_dims``, ``elbo``),
-``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``; evaluation runs on a fixed
-binarization of the data so that numbers repeat.
+Models follow :class:`c2f.objectives.LatentVariableModel`: ``elbo_terms(x)`` (an
+:class:`~c2f.objectives.ElboTerms` of per-example ``log_px``, ``kl_dims``, ``kl``, ``elbo``),
+``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``. Evaluation runs on a fixed
+binarization of the data so that numbers repeat, and leaves the model in the mode it found it in.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = 100, **model_
     logw = torch.cat([model.log_importance_weights(x, min(chunk, k - i), **model_kwargs)
                       for i in range(0, k, chunk)])
     return torch.logsumexp(logw.float(), dim=0) - math.log(k)
+
+
+@torch.no_grad()
+def iw_curve(model, x: torch.Tensor, ks, chunk: int = 100) -> list[float]:
+    """The mean IW estimate of the NLL, −L_K, for every K in `ks`, from one set of max(ks) samples per image
+    (L_K uses the first K of them): the whole curve costs one evaluation at the largest K, and its points
+    differ only by the samples added, not by fresh noise."""
+    k_max = max(ks)
+    logw = torch.cat([model.log_importance_weights(x, min(chunk, k_max - i)) for i in range(0, k_max, chunk)])
+    return [-(torch.logsumexp(logw[:k].float(), dim=0) - math.log(k)).mean().item() for k in ks]
 
 
 @torch.no_grad()
@@ -57,8 +68,8 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
         for x, _ in batches(data, batch_size, shuffle=False):
             t = model.elbo_terms(x, **model_kwargs)
             for key in ("elbo", "log_px", "kl"):
-                sums[key] += t[key].sum().item()
-            kl_dims = kl_dims + t["kl_dims"].sum(0)
+                sums[key] += getattr(t, key).sum().item()
+            kl_dims = kl_dims + t.kl_dims.sum(0)
             if iw_samples > 0:
                 chunk = max(1, iw_batch // x.shape[0])
                 sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs).sum().item()
@@ -89,9 +100,12 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
 @torch.no_grad()
 def latent_means(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
     """E_q[z | x] for every image of a fixed binarization of `data`: shape [N, D]."""
+    was_training = model.training
     model.eval()
     data = data.fixed_binarization(seed)
-    return torch.cat([model.latent_means(x) for x, _ in batches(data, batch_size, shuffle=False)])
+    means = torch.cat([model.latent_means(x) for x, _ in batches(data, batch_size, shuffle=False)])
+    model.train(was_training)
+    return means
 
 
 def active_units(means: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
@@ -101,6 +115,20 @@ def active_units(means: torch.Tensor, threshold: float = 0.01) -> tuple[int, tor
     """
     variances = means.float().var(dim=0)
     return int((variances > threshold).sum()), variances
+
+
+def kl_active_units(kl_per_dim, threshold: float = 0.1) -> int:
+    """The per-unit KL criterion: unit u is active when its mean KL(q(z_u | x) || p(z_u)) over the data
+    exceeds `threshold` nats. Unlike :func:`active_units` it does not count a unit whose posterior mean
+    varies a little while its posterior stays on the prior (a unit that carries almost no information)."""
+    return int((torch.as_tensor(kl_per_dim) > threshold).sum())
+
+
+@torch.no_grad()
+def class_change_rate(classifier, before: torch.Tensor, after: torch.Tensor) -> float:
+    """The fraction of images whose predicted class differs between `before` and `after` (for example a
+    reconstruction and the same image decoded with one latent layer redrawn), under `classifier`."""
+    return (classifier.predict(before) != classifier.predict(after)).float().mean().item()
 
 
 def higher_is_better(name: str) -> bool | None:
@@ -200,6 +228,17 @@ def many_to_one_accuracy(clusters: torch.Tensor, labels: torch.Tensor, num_clust
     return float(table.max(1).values.sum() / table.sum())
 
 
+def effect_consistency(before: torch.Tensor, after: torch.Tensor) -> float:
+    """How alike the effect of one change is across images: the mean cosine similarity, over all pairs of
+    images, of the pixel changes after − before ([N, ...] each). 1: the same change everywhere; near 0:
+    unrelated changes."""
+    d = (after - before).flatten(1).double()
+    d = d / d.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    sim = d @ d.T
+    n = len(d)
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
 def summarise_worst(runs: list[dict], keys: list[str], higher_is_better: bool = True) -> dict:
     """For each of `keys`, the worst value over runs (the minimum when higher is better): ``name_worst``."""
     pick = min if higher_is_better else max
@@ -208,10 +247,11 @@ def summarise_worst(runs: list[dict], keys: list[str], higher_is_better: bool = 
 
 @torch.no_grad()
 def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
-                 threshold: float = 0.01) -> dict:
+                 threshold: float = 0.01, kl_threshold: float = 0.1) -> dict:
     """:func:`evaluate` plus, for a model with latent layers (``model.layer_sizes``, ``kl_dims`` in layer
     order), the KL of each layer ``kl_layer_<l>`` and its active units ``active_units_layer_<l>`` (layer 1
-    nearest the image), and the totals ``active_units``. Scalar entries only."""
+    nearest the image), and the totals ``active_units``; ``kl_active_units_layer_<l>`` and ``kl_active_units``
+    count the units by their KL instead (:func:`kl_active_units`, `kl_threshold` nats). Scalar entries only."""
     out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size)
     kl_dims = torch.tensor(out.pop("kl_per_dim"))
     _, variances = active_units(latent_means(model, data, seed=seed), threshold)
@@ -219,5 +259,7 @@ def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
     for l, (kl, var) in enumerate(zip(kl_dims.split(sizes), variances.cpu().split(sizes)), 1):
         out[f"kl_layer_{l}"] = kl.sum().item()
         out[f"active_units_layer_{l}"] = int((var > threshold).sum())
+        out[f"kl_active_units_layer_{l}"] = kl_active_units(kl, kl_threshold)
     out["active_units"] = int((variances > threshold).sum())
+    out["kl_active_units"] = kl_active_units(kl_dims, kl_threshold)
     return out

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from c2f import data as datasets
 from c2f.data import ImageSet
 from c2f.evaluate import summarise
 from c2f.train import TrainConfig, train_or_load, train_stages
@@ -96,3 +97,21 @@ def run_trials(trials: Sequence[Trial], train: ImageSet, *, seeds: Sequence[int]
         if run is not None:
             run.log(f"{log_prefix}{trial.name}", out.summary)
     return results
+
+
+def mnist_classifier(device, *, run=None, retrain: bool = False, epochs: int = 2,
+                     train_size: int = 0):
+    """The book's MNIST classifier, a measuring instrument for what a latent edit does to the class: trained
+    once (seed 0) on the grey-level training images (all 50,000 when `train_size` is 0) and cached as
+    ``mnist-classifier-seed0``, so every chapter that asks for it with the same arguments loads the same
+    network. Returns it with its accuracy on the 10,000 test images (logged to `run` as
+    ``classifier/test_accuracy``)."""
+    from c2f.models.classifier import Classifier, ClassifierConfig  # only the chapters that use it import it
+
+    train = datasets.load("mnist", "train", device=device, binarize="none").subset(train_size)
+    test = datasets.load("mnist", "test", device=device, binarize="none")
+    trial = Trial("classifier", lambda: Classifier(ClassifierConfig()).to(device),
+                  TrainConfig(epochs=epochs, batch_size=128, lr=1e-3))
+    score = lambda model, seed: {"test_accuracy": (model.predict(test.x) == test.y).float().mean().item()}  # noqa: E731
+    out = run_trials([trial], train, seeds=[0], score=score, run=run, key="mnist", retrain=retrain)["classifier"]
+    return out.model, out.summary["test_accuracy"]

@@ -111,13 +111,18 @@ def _zoom_past_first_steps(ax, skip: float = 0.05) -> None:
         ax.set_ylim(lo - pad, hi + pad)
 
 
-def traversal(generate, z0: torch.Tensor, dims: Sequence[int], values: torch.Tensor, ax=None, title=None):
-    """Decode z0 with one latent dimension at a time swept over `values`: one row per dimension."""
+def traversal(generate, z0: torch.Tensor, dims: Sequence[int], values: torch.Tensor, ax=None, title=None,
+              labels: Sequence[str] | None = None, value_format: str = "{:+.1f}"):
+    """Decode z0 with one latent dimension at a time swept over `values`: one row per dimension. With
+    `labels` (one per row, e.g. the dimension and its KL) each row is labelled on the left and every column
+    below the last row with its value (formatted with `value_format`)."""
     rows = []
     for d in dims:
         z = z0.expand(len(values), -1).clone()
         z[:, d] = values.to(z)
         rows.append(generate(z))
+    if labels is not None:
+        return image_rows(rows, labels, title=title, column_labels=[value_format.format(float(v)) for v in values])
     fig = image_grid(torch.cat(rows), nrow=len(values), ax=ax, title=title)
     return fig
 
@@ -191,10 +196,13 @@ def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str |
     return ax.figure
 
 
-def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], title: str | None = None):
-    """Rows of images [N, C, H, W] (equal N) stacked into one figure, each row labelled on the left."""
+def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], title: str | None = None,
+               column_labels: Sequence[str] | None = None):
+    """Rows of images [N, C, H, W] (equal N) stacked into one figure, each row labelled on the left and,
+    with `column_labels`, each column labelled under the last row."""
     n = len(rows[0])
-    fig, axes = plt.subplots(len(rows), 1, figsize=(0.55 * n + 1.6, 0.62 * len(rows) + 0.5))
+    extra = 0.25 if column_labels is not None else 0.0
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.55 * n + 1.6, 0.62 * len(rows) + 0.5 + extra))
     axes = np.atleast_1d(axes)
     for ax, row, label in zip(axes, rows, labels):
         image_grid(row, nrow=n, ax=ax)
@@ -205,6 +213,11 @@ def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], title: str |
         for spine in ax.spines.values():
             spine.set_visible(False)
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize="small")
+    if column_labels is not None:
+        width = rows[0].shape[-1] + 2  # make_grid's padding of 2 pixels
+        axes[-1].set_xticks([2 + width * (i + 0.5) - 1 for i in range(n)])
+        axes[-1].set_xticklabels(column_labels, fontsize="x-small")
+        axes[-1].tick_params(length=0)
     if title:
         axes[0].set_title(title)
     return fig
@@ -235,3 +248,21 @@ def mean_band(ax, x, runs, label: str | None = None, color=None, alpha: float = 
     line, = ax.plot(x, mean, lw=1.5, label=label, color=color)
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=alpha, lw=0)
     return line
+
+
+def rate_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str, ax=None,
+                title: str | None = None, dashed: Sequence[str] = ()):
+    """Rate–distortion style curves: one line per codec or model (x, y), in its family colour; the names in
+    `dashed` are drawn dashed (e.g. a theoretical rate beside a real one)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    for name, (x, y) in curves.items():
+        order = np.argsort(x)
+        ax.plot(np.asarray(x)[order], np.asarray(y)[order], "--" if name in dashed else "o-", ms=3.5, lw=1.5,
+                color=model_color(name.split(" ")[0]), label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return ax.figure

@@ -23,6 +23,7 @@ from typing import Any
 import nbformat
 
 from c2f.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
+from c2f.compare import describe_changes
 from c2f.records import file_sha256
 from c2f.utils import get_device, uncommitted_changes, write_json
 
@@ -46,8 +47,9 @@ class ChapterFailed(RuntimeError):
 
 
 def machine_profile() -> str:
-    """The profile a plain ``make book`` uses here: ``full`` on a GPU, else ``default``."""
-    return "full" if get_device().type == "cuda" else "default"
+    """The profile a plain ``make book`` uses here: ``gpu`` on a GPU, else ``default`` (``full``, paper
+    scale, is always an explicit choice)."""
+    return "gpu" if get_device().type == "cuda" else "default"
 
 
 def source_hash(chapter: str | Path, params: dict[str, Any]) -> str:
@@ -217,14 +219,18 @@ def recorded_profile(chapter: str | Path, out_dir: Path = BOOK_CHAPTERS) -> str 
     return json.loads(record.read_text()).get("profile") if record.exists() else None
 
 
-def build_book(profile: str | None = None, force: bool = False, out_dir: Path | None = None) -> None:
+def build_book(profile: str | None = None, force: bool = False, out_dir: Path | None = None, **execution) -> None:
     """Execute every chapter whose page is missing or stale, then build the HTML.
 
-    Without an explicit `profile` a chapter runs with the machine's profile, a page is current when it
-    matches its own profile, and a page of a higher profile (``PROFILE_ORDER``) is never replaced: it is
-    skipped, saying why. With `profile`, every page not made with it is re-executed."""
-    explicit, profile = profile is not None, profile or machine_profile()
+    Without an explicit `profile` a chapter runs with the machine's profile (cluster jobs: theirs), a page is
+    current when it matches its own profile, and a page of a higher profile (``PROFILE_ORDER``) is never
+    replaced: it is skipped, saying why. With `profile`, every page not made with it is re-executed.
+    `execution` goes to :func:`c2f.executors.execute` (``jobs``, ``executor``, ``cluster_config``)."""
+    from c2f.executors import Task, cluster_profile, execute
+
+    explicit, profile = profile is not None, profile or cluster_profile(**execution) or machine_profile()
     out_dir = Path(out_dir or BOOK_CHAPTERS)
+    tasks = []
     for path in chapter_paths():
         made = recorded_profile(path, out_dir)
         if not explicit and _rank(made) > _rank(profile):
@@ -236,11 +242,11 @@ def build_book(profile: str | None = None, force: bool = False, out_dir: Path | 
         own = None if _rank(made) >= _rank("default") else profile  # a smoke page is never a book page
         reasons = ["--force"] if force else is_stale(path, profile if explicit else own, out_dir)
         if reasons:
-            print(f"executing {path.stem} with profile {profile!r} ({'; '.join(reasons)}) ...", flush=True)
-            record = run_chapter(path, profile, out_dir=out_dir)
-            print(f"  done in {record['wall_time_s']} s", flush=True)
+            print(f"{path.stem}: to execute with profile {profile!r} ({'; '.join(reasons)})", flush=True)
+            tasks.append(Task(str(path), profile, str(out_dir)))
         else:
             print(f"{path.stem}: page is up to date", flush=True)
+    execute(tasks, **execution)
     build_html()
 
 
@@ -254,11 +260,19 @@ def build_html() -> None:
 REFERENCE_ENV = {"TQDM_DISABLE": "1", "C2F_THREADS": "1"}
 
 
-def regenerate_references(chapters: list[str] | None = None) -> None:
+def regenerate_references(chapters: list[str] | None = None, **execution) -> None:
     """Re-execute the smoke profile of chapters into ``tests/notebooks`` (the nbval references), with a
-    fresh checkpoint cache so that every reference shows a run that trained from scratch."""
+    fresh checkpoint cache so that every reference shows a run that trained from scratch, and print which
+    metrics moved against the previous reference (:func:`c2f.compare.describe_changes`). `execution` goes
+    to :func:`c2f.executors.execute`; every reference runs with one thread (:data:`REFERENCE_ENV`)."""
+    from c2f.executors import Task, execute
+
     paths = [chapter_path(c) for c in chapters] if chapters else chapter_paths()
+    previous = {p.stem: json.loads(record_path(p, NBVAL_REFERENCES).read_text())["metrics"]
+                for p in paths if record_path(p, NBVAL_REFERENCES).exists()}
     with tempfile.TemporaryDirectory() as cache:
-        for path in paths:
-            print(f"smoke reference: {path.stem}", flush=True)
-            run_chapter(path, "smoke", out_dir=NBVAL_REFERENCES, env={"C2F_CACHE": cache, **REFERENCE_ENV})
+        records = execute([Task(str(p), "smoke", str(NBVAL_REFERENCES), env={"C2F_CACHE": cache, **REFERENCE_ENV})
+                           for p in paths], **execution)
+    for stem, record in records.items():
+        moved = describe_changes(previous.get(stem, {}), record["metrics"], record["params"])
+        print(f"smoke reference {stem}:\n{moved}", flush=True)

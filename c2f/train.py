@@ -1,22 +1,34 @@
 """One training loop for every model, driven by the model's own ``loss`` method.
 
-A model only has to provide ``loss(x, kl_weight=..., free_bits=...) -> (loss, {name: scalar})``. A model
-whose objective is optimised in several steps per minibatch (e.g. one per latent group) says so with an
-attribute ``steps_per_batch`` = n > 1; its loss then takes ``part=0..n-1`` and the loop steps after each
-part, logging the scalars of the last. The loop adds what every run needs: the optimizer and learning-rate
-schedule from :class:`TrainConfig`, KL warm-up, gradient clipping, bf16 autocast on CUDA, a progress bar
-with the live loss, a guard that stops on a non-finite loss, and an atomic checkpoint after every epoch from
-which a killed run resumes and ends with the same numbers as an uninterrupted one.
+A model only has to provide ``loss(x, kl_weight=..., free_bits=...) -> (loss, {name: scalar})`` (the
+:class:`c2f.objectives.Trainable` protocol). A model whose objective is optimised in several steps per
+minibatch (e.g. one per latent group) says so with an attribute ``steps_per_batch`` = n > 1; its loss then
+takes ``part=0..n-1`` and the loop steps after each part, logging the scalars of the last. A supervised
+model (``uses_labels``) also gets the minibatch's labels as ``y``. The loop adds what every run needs: the
+optimizer and learning-rate schedule from :class:`TrainConfig`, KL warm-up, gradient clipping, bf16
+autocast on CUDA, a progress bar with the loss, a guard that stops on a non-finite loss or gradient, and an
+atomic checkpoint after every epoch from which a killed run resumes and ends with the same numbers as an
+uninterrupted one.
+
+The loop does not wait for the device at every step: the logged scalars and the guard's record of the
+first non-finite step stay on the device and come to the host once per logging window (``log_every``
+steps, and at the end of each epoch). That is when the guard looks and the progress bar's loss changes; a
+checkpoint is written only after that check, so no non-finite update ever reaches one.
 
 :func:`train_or_load` wraps the loop in a cache: a model is stored under a key derived from its
 configuration, the training configuration, the data and the seed, so a chapter re-run with the same
-parameters loads the trained model instead of training again.
+parameters loads the trained model instead of training again. A cached checkpoint that cannot be used
+(truncated, or written by another version) is moved aside, with a message naming it, and the model trained
+again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from c2f.data import ImageSet, batches
+from c2f.objectives import kl_weight
 from c2f.utils import atomic_torch_save, stable_hash
 
 CACHE_VERSION = 1  # bump when a code change makes cached checkpoints wrong
@@ -51,26 +64,6 @@ class TrainConfig:
     compile: bool = False  # torch.compile the loss, used on CUDA only
     seed: int = 0
     log_every: int = 50  # steps per point of the step-level training curve
-
-
-# --- objective helpers shared by the models -------------------------------------------------------------
-
-
-def kl_penalty(kl: torch.Tensor, free_bits: float = 0.0) -> torch.Tensor:
-    """The KL term to minimise from per-example KLs of shape [B, J] (J latent dimensions or groups).
-
-    With free bits λ > 0 (Kingma et al. 2016) each of the J terms is averaged over the batch and only the
-    part above λ is penalised: Σ_j max(λ, E_batch KL_j). With λ = 0 this is the plain batch-mean KL.
-    """
-    per_unit = kl.mean(0)
-    if free_bits > 0:
-        per_unit = per_unit.clamp(min=free_bits)
-    return per_unit.sum()
-
-
-def kl_weight(step: int, warmup_steps: int) -> float:
-    """Linear KL warm-up: 0 at step 0, 1 from `warmup_steps` on (always 1 without warm-up)."""
-    return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
 
 
 # --- the loop -------------------------------------------------------------------------------------------
@@ -109,7 +102,10 @@ def fit(
 
     The history has ``steps`` (scalars averaged over every `log_every` steps) and ``epochs`` (means per
     epoch, plus the validation ELBO when `valid` is given). With `checkpoint`, training resumes from that
-    file when it exists and writes it atomically after every epoch.
+    file when it exists (one that cannot be read is moved aside, see :func:`load_checkpoint`) and writes it
+    atomically after every epoch. A non-finite loss or gradient raises :class:`TrainingDiverged` at the end
+    of its logging window, naming the step; the checkpoint then still holds the last good epoch, while the
+    model in memory may already hold the non-finite update.
     """
     device = next(model.parameters()).device
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
@@ -119,12 +115,8 @@ def fit(
     sched = _scheduler(opt, cfg, total * parts)
     history: dict = {"steps": {}, "epochs": {}}
     start = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
+    state = None if checkpoint is None else load_checkpoint(checkpoint, model, opt, sched, desc=desc)
+    if state is not None:
         history, start = state["history"], state["epoch"]
         if start < cfg.epochs:
             print(f"{desc}: resuming after epoch {start} of {cfg.epochs} from {Path(checkpoint).name}")
@@ -132,57 +124,119 @@ def fit(
     use_cuda = device.type == "cuda"
     loss_fn = torch.compile(model.loss) if (cfg.compile and use_cuda) else model.loss
     warmup_steps = int(cfg.kl_warmup_epochs * steps_per_epoch)
-    bar = tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step")
-    for epoch in range(start, cfg.epochs):
-        torch.manual_seed(_epoch_seed(cfg.seed, epoch))
-        model.train()
-        sums: dict[str, float] = {}
-        window: dict[str, float] = {}
-        for i, (x, _) in enumerate(batches(data, cfg.batch_size, seed=_epoch_seed(cfg.seed, epoch))):
-            step = epoch * steps_per_epoch + i
-            for part in range(parts):
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
-                    loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits,
-                                            **({"part": part} if parts > 1 else {}))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(model.parameters(),
-                                                     cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-                if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                    bar.close()
-                    what = f"the loss became {loss.item()}" if not torch.isfinite(loss) else \
-                        f"the gradient norm became {grad_norm.item()}"
-                    kept = f"the last good checkpoint (after epoch {epoch}) is kept at {checkpoint}" if (
-                        checkpoint and Path(checkpoint).exists()) else "no checkpoint was written yet"
-                    raise TrainingDiverged(
-                        f"{desc}: {what} at epoch {epoch + 1}, step {step}; {kept}. "
-                        f"Try a lower learning rate (lr={cfg.lr}), gradient clipping or KL warm-up.")
-                opt.step()
-                if sched is not None:
-                    sched.step()
-            values = {"loss": loss.item(), **{k: float(v.detach()) for k, v in scalars.items()}}
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-                window[k] = window.get(k, 0.0) + v
-            if (i + 1) % cfg.log_every == 0 or i + 1 == steps_per_epoch:
-                n = (i % cfg.log_every) + 1
-                _append(history["steps"], {"step": step + 1, **{k: v / n for k, v in window.items()}})
-                window = {}
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{values['loss']:.2f}", refresh=False)
-        summary = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}}
-        if valid is not None:
-            from c2f.evaluate import elbo
+    with tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step") as bar:
+        for epoch in range(start, cfg.epochs):
+            torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+            model.train()
+            log = _DeviceLog(device, f"{desc}: ", epoch, cfg, checkpoint)
+            with log.guard():
+                for i, (x, y) in enumerate(batches(data, cfg.batch_size, seed=_epoch_seed(cfg.seed, epoch))):
+                    step = epoch * steps_per_epoch + i
+                    labels = {"y": y} if getattr(model, "uses_labels", False) else {}  # objectives.Supervised
+                    for part in range(parts):
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
+                            loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits,
+                                                    **labels, **({"part": part} if parts > 1 else {}))
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        grad_norm = nn.utils.clip_grad_norm_(model.parameters(),
+                                                             cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+                        log.check(step, loss, grad_norm)
+                        opt.step()
+                        if sched is not None:
+                            sched.step()
+                    log.add(step, loss, scalars)
+                    if (i + 1) % cfg.log_every == 0 or i + 1 == steps_per_epoch:
+                        means = log.sync(epoch_end=i + 1 == steps_per_epoch)
+                        _append(history["steps"], {"step": step + 1, **means})
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}", refresh=False)
+                    bar.update()
+            summary = {"epoch": epoch + 1, **log.epoch_means}
+            if valid is not None:
+                from c2f.evaluate import elbo
 
-            summary["valid_elbo"] = elbo(model, valid, batch_size=max(cfg.batch_size, 500))
-        _append(history["epochs"], summary)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, complete=epoch + 1 == cfg.epochs)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, summary)
-    bar.close()
+                summary["valid_elbo"] = elbo(model, valid, batch_size=max(cfg.batch_size, 500))
+            _append(history["epochs"], summary)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, opt, sched, epoch + 1, history, complete=epoch + 1 == cfg.epochs)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, summary)
     model.eval()
     return history
+
+
+class _DeviceLog:
+    """What the loop logs in one epoch, kept on the device between syncs: the sums of the scalars over the
+    logging window and over the epoch (float64 where the device has it, so they equal sums on the host), and
+    the NaN guard's record [step, loss, gradient norm] of the epoch's first step whose loss or gradient norm
+    was not finite (step −1 while there is none)."""
+
+    def __init__(self, device: torch.device, prefix: str, epoch: int, cfg: TrainConfig, checkpoint):
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.device, self.prefix, self.epoch, self.cfg, self.checkpoint = device, prefix, epoch, cfg, checkpoint
+        self.first_bad = torch.tensor([-1.0, 0.0, 0.0], dtype=self.dtype, device=device)
+        self.keys: list[str] | None = None
+        self.window = self.total = None
+        self.in_window = self.in_epoch = 0
+        self.step = -1  # the last step added
+        self.epoch_means: dict[str, float] = {}
+
+    def check(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Record `step` if it is the first whose loss or gradient norm is not finite (no sync)."""
+        loss, grad_norm = loss.detach().to(self.dtype), grad_norm.detach().to(self.dtype)
+        new = ~(torch.isfinite(loss) & torch.isfinite(grad_norm)) & (self.first_bad[0] < 0)
+        self.first_bad = torch.where(new, torch.stack([torch.full_like(loss, step), loss, grad_norm]), self.first_bad)
+
+    def add(self, step: int, loss: torch.Tensor, scalars: dict) -> None:
+        """Add one step's loss and scalars to the sums (no sync)."""
+        keys = ["loss", *scalars]
+        if self.keys is not None and keys != self.keys:
+            raise ValueError(f"{self.prefix}the model's loss logged {keys} after {self.keys}; it must log the same "
+                             "scalars at every step")
+        self.keys, self.step = keys, step
+        values = torch.stack([torch.as_tensor(v).detach().to(self.device, self.dtype).reshape(())
+                              for v in (loss, *scalars.values())])
+        self.window = values if self.window is None else self.window + values
+        self.total = values if self.total is None else self.total + values
+        self.in_window, self.in_epoch = self.in_window + 1, self.in_epoch + 1
+
+    def sync(self, epoch_end: bool = False) -> dict[str, float]:
+        """The one wait for the device per window: raise :class:`TrainingDiverged` if a step was not finite,
+        else return the window's means (and, at the epoch's end, set ``epoch_means``); start a new window."""
+        parts = [self.window, self.first_bad] + ([self.total] if epoch_end else [])
+        host = torch.cat(parts).tolist()
+        k = len(self.keys)
+        self._raise_if_diverged(host[k:k + 3])
+        means = {key: v / self.in_window for key, v in zip(self.keys, host[:k])}
+        if epoch_end:
+            self.epoch_means = {key: v / self.in_epoch for key, v in zip(self.keys, host[k + 3:])}
+        self.window, self.in_window = None, 0
+        return means
+
+    @contextlib.contextmanager
+    def guard(self):
+        """Report an error raised after a non-finite step (say, a NaN that a distribution rejects) as the
+        divergence it is."""
+        try:
+            yield
+        except TrainingDiverged:
+            raise
+        except Exception as err:
+            self._raise_if_diverged(self.first_bad.tolist(), cause=err)
+            raise
+
+    def _raise_if_diverged(self, first_bad: list[float], cause: Exception | None = None) -> None:
+        step, loss, grad_norm = first_bad
+        if step < 0:
+            return
+        what = f"the loss became {loss}" if not math.isfinite(loss) else f"the gradient norm became {grad_norm}"
+        seen = (f"found after step {self.step}: the loop checks once per logging window" if cause is None else
+                f"found when a later step raised {type(cause).__name__}: {cause}")
+        kept = (f"the last good checkpoint (after epoch {self.epoch}) is kept at {self.checkpoint}"
+                if self.checkpoint and Path(self.checkpoint).exists() else "no checkpoint was written yet")
+        raise TrainingDiverged(
+            f"{self.prefix}{what} at epoch {self.epoch + 1}, step {int(step)} ({seen}); {kept}. "
+            f"Try a lower learning rate (lr={self.cfg.lr}), gradient clipping or KL warm-up.") from cause
 
 
 def _append(columns: dict, row: dict) -> None:
@@ -200,6 +254,47 @@ def save_checkpoint(path, model, opt, sched, epoch: int, history: dict, complete
         "history": history,
         "complete": complete,
     }, path)
+
+
+CHECKPOINT_KEYS = {"model", "optimizer", "scheduler", "epoch", "history", "complete"}
+
+
+def load_checkpoint(path, model: nn.Module, opt=None, sched=None, *, desc: str = "train") -> dict | None:
+    """Load the checkpoint at `path` into `model` (and `opt`, `sched`); return its contents, or None when
+    there is no file. A file that cannot be used, because it is truncated, not a checkpoint, or does not
+    fit the model or optimizer (written by another version), is moved aside to
+    ``<name>.unreadable-<time>.pt`` with a message saying so, the model and optimizer are left as they
+    were, and None is returned: the caller trains from scratch."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    device = next(model.parameters()).device
+    before = [copy.deepcopy(m.state_dict()) for m in (model, opt, sched) if m is not None]
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        missing = None if not isinstance(state, dict) else CHECKPOINT_KEYS - set(state)
+        if missing is None or missing:
+            raise ValueError("not a training checkpoint" + (f" (no {sorted(missing)})" if missing else ""))
+        model.load_state_dict(state["model"])
+        if opt is not None:
+            opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            if state["scheduler"] is None:
+                raise ValueError("it was written without a learning-rate schedule")
+            sched.load_state_dict(state["scheduler"])
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever makes the file unusable, the remedy is to retrain
+        for m, saved in zip([m for m in (model, opt, sched) if m is not None], before):
+            m.load_state_dict(saved)
+        aside = path.with_name(f"{path.stem}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+        os.replace(path, aside)
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        reason = reason if len(reason) <= 200 else reason[:199] + "…"
+        print(f"{desc}: cannot use the checkpoint {path} ({reason}); moved it to {aside.name} and training "
+              "from scratch")
+        return None
+    return state
 
 
 # --- the checkpoint cache -------------------------------------------------------------------------------
@@ -231,19 +326,17 @@ def train_or_load(
 ) -> dict:
     """Train `model` (in place) unless a finished run with the same key is cached; return its history.
 
-    An unfinished cached run is resumed. `retrain` discards any cached run and trains from scratch.
+    An unfinished cached run is resumed. `retrain` discards any cached run and trains from scratch. A cached
+    file that cannot be used is moved aside and the model trained again (see :func:`load_checkpoint`).
     """
     path = cache_dir() / f"{name}-{cache_key(name, model, data, cfg, valid)}.pt"
     if retrain and path.exists():
         path.unlink()
-    device = next(model.parameters()).device
-    if path.exists():
-        state = torch.load(path, map_location=device, weights_only=True)
-        if state["complete"]:
-            model.load_state_dict(state["model"])
-            model.eval()
-            print(f"{name}: loaded the cached model trained for {state['epoch']} epochs ({path.name})")
-            return state["history"]
+    state = load_checkpoint(path, model, desc=name)
+    if state is not None and state["complete"]:
+        model.eval()
+        print(f"{name}: loaded the cached model trained for {state['epoch']} epochs ({path.name})")
+        return state["history"]
     return fit(model, data, cfg, checkpoint=path, valid=valid, desc=name, on_epoch_end=on_epoch_end)
 
 
@@ -255,13 +348,16 @@ def train_stages(
     name: str,
     valid: ImageSet | None = None,
     retrain: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> list[dict]:
-    """Train a model stage by stage: for s = 1..``model.num_stages`` (or its ``num_groups``), call
-    ``model.set_stage(s)`` (which freezes what earlier stages trained) and then :func:`train_or_load` once,
-    cached as ``<name>-stage<s>``. Returns the history of each stage."""
-    stages = getattr(model, "num_stages", None) or model.num_groups
+    """Train a :class:`c2f.objectives.StageWise` model stage by stage: for s = 1..``model.num_stages``,
+    call ``model.set_stage(s)`` (which freezes what earlier stages trained) and then :func:`train_or_load`
+    once, cached as ``<name>-stage<s>``. `on_epoch_end(epoch, summary)` is called after every epoch of every
+    stage trained, with the stage in ``summary["stage"]``. Returns the history of each stage."""
     histories = []
-    for s in range(1, stages + 1):
+    for s in range(1, model.num_stages + 1):
         model.set_stage(s)
-        histories.append(train_or_load(model, data, cfg, name=f"{name}-stage{s}", valid=valid, retrain=retrain))
+        hook = None if on_epoch_end is None else (lambda e, summary, s=s: on_epoch_end(e, {**summary, "stage": s}))
+        histories.append(train_or_load(model, data, cfg, name=f"{name}-stage{s}", valid=valid, retrain=retrain,
+                                       on_epoch_end=hook))
     return histories

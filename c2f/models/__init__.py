@@ -8,6 +8,8 @@ the other chapters' pages current.
 import importlib
 
 _FAMILIES = {
+    "classifier": ["Classifier", "ClassifierConfig"],
+    "convdraw": ["ConvDRAW", "ConvDRAWConfig"],
     "dvae": ["DVAE", "DVAEConfig"],
     "hierarchical": ["HVAE", "HierarchicalConfig", "LadderVAE", "MarkovHVAE", "make_hierarchical"],
     "multistage": ["MSVAE", "MSVAEConfig"],

@@ -23,15 +23,15 @@ from torch import nn
 from torch.distributions import Categorical, kl_divergence
 
 from c2f.estimators import Concrete, make_estimator
-from c2f.nn import ConvEncoder, diag_gaussian, mlp, pixel_likelihood
-from c2f.train import kl_penalty
+from c2f.nn import ConvEncoder, GaussianHead, ImageConfig, diag_gaussian, mlp, pixel_likelihood
+from c2f.objectives import ElboTerms, kl_penalty
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 EPS = 1e-4  # pixel probabilities are kept in [EPS, 1 - EPS]
 
 
 @dataclass
-class DVAEConfig:
+class DVAEConfig(ImageConfig):
     num_classes: int = 10  # K; larger than the number of classes for overclustering
     estimator: str = "exact"  # exact | reinforce | nvil | concrete | rebar | relax
     transform: bool = False  # True: D-VAE-ST
@@ -53,9 +53,8 @@ class DVAEConfig:
 
 
 def _features(cfg: DVAEConfig) -> tuple[nn.Module, int]:
-    pixels = math.prod(cfg.image_shape)
     if cfg.arch == "mlp":
-        return nn.Sequential(nn.Flatten(), mlp([pixels, *cfg.hidden], last_activation=True)), cfg.hidden[-1]
+        return nn.Sequential(nn.Flatten(), mlp([cfg.pixels, *cfg.hidden], last_activation=True)), cfg.hidden[-1]
     if cfg.arch == "conv":
         return ConvEncoder(cfg.image_shape, cfg.channels, cfg.conv_features), cfg.conv_features
     raise ValueError(f"unknown D-VAE arch {cfg.arch!r}; choose 'mlp' or 'conv'")
@@ -70,9 +69,8 @@ class DVAE(nn.Module):
         k = cfg.num_classes
         self.encoder, features = _features(cfg)
         self.class_head = nn.Linear(features, k)
-        pixels = math.prod(cfg.image_shape)
         # prototype logits = offset (a buffer: zero, or data images after k-means++ seeding) + net(one-hot)
-        self.prototype_net = mlp([k, *cfg.decoder_hidden, pixels])
+        self.prototype_net = mlp([k, *cfg.decoder_hidden, cfg.pixels])
         self.register_buffer("prototype_offset", torch.zeros(k, *cfg.image_shape))
         self.register_buffer("prototypes_initialised", torch.tensor(cfg.prototype_init != "data"))
         if cfg.prototype_init == "data":  # start from the seeded images exactly
@@ -82,12 +80,13 @@ class DVAE(nn.Module):
             raise ValueError(f"unknown prototype_init {cfg.prototype_init!r}; choose 'data' or 'random'")
         if cfg.transform:
             self.localiser, features = _features(cfg)
-            self.transform_head = nn.Linear(features, 12)
-            nn.init.zeros_(self.transform_head.weight)  # q(t | x) = p(t) at initialisation
+            self.transform_head = GaussianHead(features, 6)
+            nn.init.zeros_(self.transform_head.linear.weight)  # q(t | x) = p(t) at initialisation
             with torch.no_grad():
-                self.transform_head.bias.copy_(torch.tensor([*IDENTITY, *[2 * math.log(cfg.transform_prior_std)] * 6]))
+                log_var = 2 * math.log(cfg.transform_prior_std)
+                self.transform_head.linear.bias.copy_(torch.tensor([*IDENTITY, *[log_var] * 6]))
         self.estimator = make_estimator(
-            cfg.estimator, k, context_dim=math.prod(cfg.image_shape), temperature=cfg.temperature,
+            cfg.estimator, k, context_dim=cfg.pixels, temperature=cfg.temperature,
             prior_temperature=cfg.prior_temperature, straight_through=cfg.straight_through,
             hidden=tuple(cfg.baseline_hidden))
 
@@ -98,8 +97,7 @@ class DVAE(nn.Module):
 
     def transform_posterior(self, x):
         """q(t | x), a diagonal Gaussian over the six affine parameters (D-VAE-ST only)."""
-        mean, logvar = self.transform_head(self.localiser(x)).float().chunk(2, dim=-1)
-        return diag_gaussian(mean, logvar)
+        return self.transform_head(self.localiser(x))
 
     def transform_prior(self, n: int):
         """p(t) = N(identity, σ₀² I)."""
@@ -187,7 +185,7 @@ class DVAE(nn.Module):
             scalars["kl_transform"] = kl_t.mean()
         return loss, scalars
 
-    def elbo_terms(self, x):
+    def elbo_terms(self, x) -> ElboTerms:
         """Per-example E_q[log p(x|z,t)] with z enumerated (one t sample), KLs ([B, 1] or [B, 2]: class,
         transformation) and the ELBO."""
         logits = self.class_logits(x)
@@ -198,8 +196,7 @@ class DVAE(nn.Module):
         log_px = (logits.softmax(-1).T * log_px_k).sum(0)
         kl_cat = self._class_kl(logits)
         kl_dims = torch.stack([kl_cat, kl_t], -1) if self.cfg.transform else kl_cat.unsqueeze(-1)
-        kl = kl_dims.sum(-1)
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl, "elbo": log_px - kl}
+        return ElboTerms(log_px, kl_dims)
 
     def log_joint_over_classes(self, x, t=None) -> torch.Tensor:
         """log p(x | t) = logsumexp_z [log p(z) + log p(x | z, t)] per example: z summed out exactly."""

@@ -24,13 +24,14 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.models.layered import (GaussianParams, _check_layer, draw, layered_loss, normal, precision_weighted,
+from c2f.models.layered import (LOGVAR_BOUND, _check_layer, draw, layered_loss, normal, precision_weighted,
                                 standard_params)
-from c2f.nn import mlp, pixel_likelihood
+from c2f.nn import GaussianHead, ImageConfig, mlp, pixel_likelihood
+from c2f.objectives import ElboTerms
 
 
 @dataclass
-class HierarchicalConfig:
+class HierarchicalConfig(ImageConfig):
     latent_dims: tuple[int, ...] = (32, 16, 8)  # units of z_1 (nearest x) .. z_L
     hidden: tuple[int, ...] = (512, 256, 128)  # width of the deterministic block of each layer
     block_layers: int = 2  # dense layers per deterministic block
@@ -46,10 +47,6 @@ class HierarchicalConfig:
         if min(self.latent_dims) < 1 or min(self.hidden) < 1 or self.block_layers < 1:
             raise ValueError("latent_dims, hidden and block_layers must be positive")
 
-    @property
-    def pixels(self) -> int:
-        return int(torch.Size(self.image_shape).numel())
-
 
 class TopDownVAE(nn.Module):
     """The shared structure; subclasses choose the inputs of the blocks and the inference pass."""
@@ -62,10 +59,10 @@ class TopDownVAE(nn.Module):
         self.layer_sizes = cfg.latent_dims
         d, h, L = cfg.latent_dims, cfg.hidden, len(cfg.latent_dims)
         self.up = nn.ModuleList(self._block(self._up_in(l), h[l]) for l in range(L))
-        self.q_heads = nn.ModuleList(GaussianParams(h[l], d[l]) for l in range(L))
+        self.q_heads = nn.ModuleList(GaussianHead(h[l], d[l], LOGVAR_BOUND) for l in range(L))
         # down[l] computes the prior of layer l from the layers above it (l = 0..L-2)
         self.down = nn.ModuleList(self._block(self._down_in(l), h[l]) for l in range(L - 1))
-        self.p_heads = nn.ModuleList(GaussianParams(h[l], d[l]) for l in range(L - 1))
+        self.p_heads = nn.ModuleList(GaussianHead(h[l], d[l], LOGVAR_BOUND) for l in range(L - 1))
         self.decoder = nn.Sequential(self._block(self._down_in(-1), h[0]), nn.Linear(h[0], cfg.pixels))
 
     def _block(self, n_in: int, width: int):
@@ -97,7 +94,7 @@ class TopDownVAE(nn.Module):
                 priors[l] = standard_params(n, self.layer_sizes[l], device)
             else:
                 state = self.down[l](self._down_input(zs[l + 1], state))
-                priors[l] = self.p_heads[l](state)
+                priors[l] = self.p_heads[l].params(state)
             zs[l] = choose(l, priors[l])
         logits = self.decoder(self._down_input(zs[0], state))
         return zs, priors, logits
@@ -114,16 +111,14 @@ class TopDownVAE(nn.Module):
     def _likelihood(self, logits):
         return pixel_likelihood(logits.view(-1, *self.cfg.image_shape), self.cfg.likelihood)
 
-    def elbo_terms(self, x):
-        """Per-example log p(x|z), KL of every latent unit (layer order) and the ELBO, from one sample."""
+    def elbo_terms(self, x) -> ElboTerms:
+        """Per-example log p(x|z) and KL of every latent unit (layer order), from one sample."""
         zs, qs, ps, logits, closed = self._pass(x)
         log_px = self._likelihood(logits).log_prob(x)
         kls = []
         for z, q, p, exact in zip(zs, qs, ps, closed):
             kls.append(kl_divergence(normal(q), normal(p)) if exact else normal(q).log_prob(z) - normal(p).log_prob(z))
-        kl_dims = torch.cat(kls, -1)
-        kl = kl_dims.sum(-1)
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl, "elbo": log_px - kl, "means": [q[0] for q in qs]}
+        return ElboTerms(log_px, torch.cat(kls, -1), zs=zs, means=[q[0] for q in qs])
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """Negative ELBO with the KL weighted by `kl_weight` (warm-up); logs the KL of every layer."""
@@ -191,7 +186,7 @@ class HVAE(TopDownVAE):
         h, zs, qs = x.flatten(1), [], []
         for l in range(self.num_layers):
             h = self.up[l](h if l == 0 else torch.cat([h, zs[-1]], -1))
-            qs.append(self.q_heads[l](h))
+            qs.append(self.q_heads[l].params(h))
             zs.append(draw(qs[-1], sample))
         _, ps, logits = self._top_down(len(x), lambda l, p: zs[l], x.device)
         closed = [l == self.num_layers - 1 for l in range(self.num_layers)]
@@ -207,7 +202,7 @@ class MarkovHVAE(TopDownVAE):
     def _pass(self, x, sample=True):
         zs, qs = [], []
         for l in range(self.num_layers):
-            qs.append(self.q_heads[l](self.up[l](x.flatten(1) if l == 0 else zs[-1])))
+            qs.append(self.q_heads[l].params(self.up[l](x.flatten(1) if l == 0 else zs[-1])))
             zs.append(draw(qs[-1], sample))
         _, ps, logits = self._top_down(len(x), lambda l, p: zs[l], x.device)
         closed = [l == self.num_layers - 1 for l in range(self.num_layers)]
@@ -225,7 +220,7 @@ class LadderVAE(TopDownVAE):
         d, estimates = x.flatten(1), []
         for l in range(self.num_layers):
             d = self.up[l](d)
-            estimates.append(self.q_heads[l](d))
+            estimates.append(self.q_heads[l].params(d))
         qs = [None] * self.num_layers
 
         def choose(l, p):

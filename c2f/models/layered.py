@@ -1,10 +1,11 @@
 """Machinery shared by the models with several latent layers (chapter 04).
 
 Every such model has latent layers l = 1..L (layer 1 nearest the image), sizes ``layer_sizes``, and
-reports the KL of each latent unit in ``elbo_terms(x)["kl_dims"]`` in layer order, so that the KL and the
+reports the KL of each latent unit in ``elbo_terms(x).kl_dims`` in layer order, so that the KL and the
 active units of each layer follow from :func:`split_layers`. Helpers here:
 
-* :class:`GaussianParams` a linear map to the mean and (softly bounded) log-variance of a diagonal Gaussian;
+* the layers' posteriors and priors are :class:`c2f.nn.GaussianHead` s with the log-variance bounded softly
+  by ``LOGVAR_BOUND``, passed around as their (mean, log-variance) pairs, ``head.params(h)``;
 * :func:`precision_weighted` the Ladder VAE's combination of two Gaussian estimates of the same variable;
 * :class:`IndependentLatentVAE` the base of the models whose latent layers are a priori independent
   N(0, I) and inferred from x independently (VLAE, SVAE, MSVAE): ELBO, importance weights, posterior means
@@ -18,21 +19,9 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from c2f.nn import pixel_likelihood
-from c2f.train import kl_penalty
+from c2f.objectives import ElboTerms, kl_penalty
 
 LOGVAR_BOUND = 10.0  # log-variances are squashed softly into (-10, 10): a ladder without batch norm can blow up
-
-
-class GaussianParams(nn.Module):
-    """Linear map to (mean, log-variance) of a diagonal Gaussian over `dim` variables."""
-
-    def __init__(self, in_features: int, dim: int):
-        super().__init__()
-        self.linear = nn.Linear(in_features, 2 * dim)
-
-    def forward(self, h):
-        mean, logvar = self.linear(h).float().chunk(2, dim=-1)
-        return mean, LOGVAR_BOUND * torch.tanh(logvar / LOGVAR_BOUND)
 
 
 def normal(params) -> Normal:
@@ -70,17 +59,17 @@ def split_layers(values: torch.Tensor, sizes) -> list[torch.Tensor]:
     return list(torch.split(values, list(sizes), dim=-1))
 
 
-def layered_loss(terms: dict, sizes, kl_weight: float, free_bits: float, recon: torch.Tensor | None = None,
+def layered_loss(terms: ElboTerms, sizes, kl_weight: float, free_bits: float, recon: torch.Tensor | None = None,
                  extra: dict | None = None):
     """The negative ELBO (reconstruction `recon`, default −log p(x|z), plus the weighted KL) averaged over
     the batch, and the scalars the training loop logs: ``elbo``, ``recon``, ``kl``, the KL of each layer
-    ``kl_<l>`` and a minibatch estimate of each layer's active units ``au_<l>`` (from ``terms["means"]``)."""
-    recon = -terms["log_px"].mean() if recon is None else recon
-    loss = recon + kl_weight * kl_penalty(terms["kl_dims"], free_bits)
-    scalars = {"elbo": terms["elbo"].mean(), "recon": -terms["log_px"].mean(), "kl": terms["kl"].mean()}
-    for l, kl in enumerate(split_layers(terms["kl_dims"], sizes), 1):
+    ``kl_<l>`` and a minibatch estimate of each layer's active units ``au_<l>`` (from ``terms.means``)."""
+    recon = -terms.log_px.mean() if recon is None else recon
+    loss = recon + kl_weight * kl_penalty(terms.kl_dims, free_bits)
+    scalars = {"elbo": terms.elbo.mean(), "recon": -terms.log_px.mean(), "kl": terms.kl.mean()}
+    for l, kl in enumerate(split_layers(terms.kl_dims, sizes), 1):
         scalars[f"kl_{l}"] = kl.sum(-1).mean()
-    for l, m in enumerate(terms["means"], 1):
+    for l, m in enumerate(terms.means, 1):
         scalars[f"au_{l}"] = (m.detach().float().var(0) > 0.01).sum().float() if len(m) > 1 else m.new_zeros(())
     return loss, {**scalars, **(extra or {})}
 
@@ -101,15 +90,13 @@ class IndependentLatentVAE(nn.Module):
         logits = self._logits([z.reshape(-1, z.shape[-1]) for z in zs])
         return self._likelihood(logits.view(*lead, -1))
 
-    def elbo_terms(self, x):
-        """Per-example log p(x|z), KL of every latent unit (closed form, layer order) and the ELBO."""
+    def elbo_terms(self, x) -> ElboTerms:
+        """Per-example log p(x|z) and KL of every latent unit (closed form, layer order), with the samples."""
         qs = self._posteriors(x)
         zs = [draw(q) for q in qs]
         log_px = self._decode(zs).log_prob(x)
         kl_dims = torch.cat([kl_divergence(normal(q), normal((torch.zeros_like(q[0]),) * 2)) for q in qs], -1)
-        kl = kl_dims.sum(-1)
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl, "elbo": log_px - kl, "means": [q[0] for q in qs],
-                "zs": zs}
+        return ElboTerms(log_px, kl_dims, zs=zs, means=[q[0] for q in qs])
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         return layered_loss(self.elbo_terms(x), self.layer_sizes, kl_weight, free_bits)

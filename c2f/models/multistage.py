@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from c2f.models.layered import GaussianParams, IndependentLatentVAE, layered_loss
-from c2f.nn import ACTIVATIONS, mlp
+from c2f.models.layered import LOGVAR_BOUND, IndependentLatentVAE, layered_loss
+from c2f.nn import ACTIVATIONS, GaussianHead, ImageConfig, mlp
 
 
 @dataclass
-class MSVAEConfig:
+class MSVAEConfig(ImageConfig):
     latent_dim: int = 56
     hidden: tuple[int, ...] = (512, 256)  # encoder widths; stage 1 mirrors them
     channels: int = 16  # stage 2: channels of the residual blocks
@@ -35,10 +35,6 @@ class MSVAEConfig:
         self.hidden = tuple(self.hidden)
         if self.latent_dim < 1 or self.channels < 1 or self.res_blocks < 0 or self.l1_weight < 0:
             raise ValueError("latent_dim and channels must be positive, res_blocks and l1_weight non-negative")
-
-    @property
-    def pixels(self) -> int:
-        return int(torch.Size(self.image_shape).numel())
 
 
 class ResidualBlock(nn.Module):
@@ -61,14 +57,14 @@ class MSVAE(IndependentLatentVAE):
         self.layer_sizes = (cfg.latent_dim,)
         c = cfg.image_shape[0]
         self.encoder = mlp([cfg.pixels, *cfg.hidden], cfg.activation, cfg.batch_norm, last_activation=True)
-        self.head = GaussianParams(cfg.hidden[-1], cfg.latent_dim)
+        self.head = GaussianHead(cfg.hidden[-1], cfg.latent_dim, LOGVAR_BOUND)
         self.stage1 = mlp([cfg.latent_dim, *reversed(cfg.hidden), cfg.pixels], cfg.activation, cfg.batch_norm)
         self.stage2 = nn.Sequential(nn.Conv2d(c, cfg.channels, 3, padding=1),
                                     *[ResidualBlock(cfg.channels, cfg.activation) for _ in range(cfg.res_blocks)],
                                     ACTIVATIONS[cfg.activation](), nn.Conv2d(cfg.channels, c, 3, padding=1))
 
     def _posteriors(self, x):
-        return [self.head(self.encoder(x.flatten(1)))]
+        return [self.head.params(self.encoder(x.flatten(1)))]
 
     def _logits(self, zs):
         return self.stage1(zs[0])
@@ -87,8 +83,8 @@ class MSVAE(IndependentLatentVAE):
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """Stage 1's negative ELBO (with the weighted KL) plus l1_weight × the ℓ1 error of stage 2."""
         terms = self.elbo_terms(x)
-        l1 = (x - self.stages(terms["zs"])[1]).abs().flatten(1).sum(-1).mean()
-        recon = -terms["log_px"].mean() + self.cfg.l1_weight * l1
+        l1 = (x - self.stages(terms.zs)[1]).abs().flatten(1).sum(-1).mean()
+        recon = -terms.log_px.mean() + self.cfg.l1_weight * l1
         return layered_loss(terms, self.layer_sizes, kl_weight, free_bits, recon=recon, extra={"l1_stage2": l1})
 
     @torch.no_grad()

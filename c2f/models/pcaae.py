@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from c2f.nn import mlp
+from c2f.nn import ImageConfig, mlp
 
 
 @dataclass
-class PCAAEConfig:
+class PCAAEConfig(ImageConfig):
     latents: int = 10
     hidden: tuple[int, ...] = (256,)  # encoder MLP widths (each encoder); decoders mirror them
     activation: str = "relu"
@@ -47,12 +47,12 @@ class PCAAE(nn.Module):
     def __init__(self, cfg: PCAAEConfig):
         super().__init__()
         self.cfg = cfg
-        pixels = int(torch.Size(cfg.image_shape).numel())
         self.encoders = nn.ModuleList(
-            nn.Sequential(nn.Flatten(), mlp([pixels, *cfg.hidden, 1], cfg.activation),
+            nn.Sequential(nn.Flatten(), mlp([cfg.pixels, *cfg.hidden, 1], cfg.activation),
                           nn.BatchNorm1d(1, affine=False)) for _ in range(cfg.latents))
         self.decoders = nn.ModuleList(
-            nn.Sequential(mlp([k, *reversed(cfg.hidden), pixels], cfg.activation), nn.Unflatten(-1, cfg.image_shape))
+            nn.Sequential(mlp([k, *reversed(cfg.hidden), cfg.pixels], cfg.activation),
+                          nn.Unflatten(-1, cfg.image_shape))
             for k in range(1, cfg.latents + 1))
         self.stage = cfg.latents
 

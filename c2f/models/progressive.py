@@ -35,15 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.nn import ACTIVATIONS, GaussianHead, diag_gaussian, mlp, pixel_likelihood, standard_normal
-from c2f.train import kl_penalty
+from c2f.nn import ACTIVATIONS, GaussianHead, ImageConfig, diag_gaussian, mlp, pixel_likelihood, standard_normal
+from c2f.objectives import ElboTerms, kl_penalty
 
 MERGES = ("concat", "per_group", "gaussian", "quotient")
 MULTIPLE_INPUTS = ("combined", "original", "reconstruction")
 
 
 @dataclass
-class ProgressiveConfig:
+class ProgressiveConfig(ImageConfig):
     groups: int = 10  # G
     group_size: int = 1  # latents per group, k
     hidden: tuple[int, ...] = (256,)  # encoder MLP widths; the decoder trunk mirrors them
@@ -55,10 +55,6 @@ class ProgressiveConfig:
     merge_hidden: int = 64  # width of the per-group / Gaussian-merging networks
     inputs: str = "combined"  # MultipleVAE: combined | original | reconstruction
     step_per_group: bool = False  # SingleVAE: one optimizer step per group term instead of one per minibatch
-
-    @property
-    def pixels(self) -> int:
-        return int(torch.Size(self.image_shape).numel())
 
     @property
     def latent_dim(self) -> int:
@@ -153,15 +149,12 @@ class _GroupModel(nn.Module):
     def likelihood(self, logits):
         return pixel_likelihood(logits, self.cfg.likelihood)
 
-    def elbo_terms(self, x, groups: int | None = None):
+    def elbo_terms(self, x, groups: int | None = None) -> ElboTerms:
         """Per-example ELBO of the model that decodes only groups 1..g (all groups by default): one posterior
         sample, KLs in closed form. Groups after g are not used, so they cost nothing."""
         g = self._check(groups)
         qs, _, logits = self._run(x, g)
-        log_px = self.likelihood(logits).log_prob(x)
-        kl_dims = self._kl_dims(qs, x.shape[0])
-        kl = kl_dims.sum(-1)
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl, "elbo": log_px - kl}
+        return ElboTerms(self.likelihood(logits).log_prob(x), self._kl_dims(qs, x.shape[0]))
 
     @torch.no_grad()
     def log_importance_weights(self, x, k: int, groups: int | None = None):
@@ -304,13 +297,10 @@ class RecurrentVAE(_GroupModel):
             return self.heads[g](self.combine(torch.cat([hx, hr], -1)))
         if cfg.merge == "per_group":
             return self.group_nets[g](torch.cat([hx, hr], -1))
-        qx, qr = self.heads[g](hx), self.heads[g](hr)
+        qx, qr = self.heads[g].params(hx), self.heads[g].params(hr)  # (mean, log-variance) each
         if cfg.merge == "gaussian":
-            params = torch.cat([qx.mean, qx.base_dist.scale.log() * 2, qr.mean, qr.base_dist.scale.log() * 2], -1)
-            mean, logvar = self.mergers[g](params).chunk(2, -1)
-            return diag_gaussian(mean, logvar)
-        mean, logvar = gaussian_quotient(qx.mean, 2 * qx.base_dist.scale.log(), qr.mean, 2 * qr.base_dist.scale.log())
-        return diag_gaussian(mean, logvar)
+            return diag_gaussian(*self.mergers[g](torch.cat([*qx, *qr], -1)).chunk(2, -1))
+        return diag_gaussian(*gaussian_quotient(*qx, *qr))
 
     def _steps(self, x, g, sample=True):
         hx = self.encoder(x)
@@ -376,6 +366,10 @@ class MultipleVAE(_GroupModel):
     def default_groups(self) -> int:
         """The models trained so far: 1..stage."""
         return self.stage
+
+    @property
+    def num_stages(self) -> int:
+        return self.cfg.groups
 
     def set_stage(self, stage: int) -> "MultipleVAE":
         if not 1 <= stage <= self.cfg.groups:

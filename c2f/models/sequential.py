@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from c2f.models.layered import GaussianParams, IndependentLatentVAE, layered_loss
-from c2f.nn import mlp
+from c2f.models.layered import LOGVAR_BOUND, IndependentLatentVAE, layered_loss
+from c2f.nn import GaussianHead, ImageConfig, mlp
 
 
 @dataclass
-class SVAEConfig:
+class SVAEConfig(ImageConfig):
     latent_dims: tuple[int, ...] = (32, 16, 8)  # units of z_1..z_T (one per step)
     hidden: tuple[int, ...] = (512, 256)  # shared encoder trunk; every step's decoder uses hidden[0]
     activation: str = "elu"
@@ -37,10 +37,6 @@ class SVAEConfig:
         if self.step_weights not in ("equal", "final"):
             raise ValueError(f"unknown step_weights {self.step_weights!r}; choose 'equal' or 'final'")
 
-    @property
-    def pixels(self) -> int:
-        return int(torch.Size(self.image_shape).numel())
-
 
 class SVAE(IndependentLatentVAE):
     def __init__(self, cfg: SVAEConfig):
@@ -48,14 +44,14 @@ class SVAE(IndependentLatentVAE):
         self.cfg = cfg
         self.layer_sizes = cfg.latent_dims
         self.trunk = mlp([cfg.pixels, *cfg.hidden], cfg.activation, cfg.batch_norm, last_activation=True)
-        self.heads = nn.ModuleList(GaussianParams(cfg.hidden[-1], d) for d in cfg.latent_dims)
+        self.heads = nn.ModuleList(GaussianHead(cfg.hidden[-1], d, LOGVAR_BOUND) for d in cfg.latent_dims)
         self.steps = nn.ModuleList(
             mlp([d + (cfg.pixels if t > 0 else 0), cfg.hidden[0], cfg.hidden[0], cfg.pixels], cfg.activation,
                 cfg.batch_norm) for t, d in enumerate(cfg.latent_dims))
 
     def _posteriors(self, x):
         h = self.trunk(x.flatten(1))
-        return [head(h) for head in self.heads]
+        return [head.params(h) for head in self.heads]
 
     def step_logits(self, zs) -> list[torch.Tensor]:
         """The pixel logits of x̂_1..x̂_T; step t sees z_t and the probabilities x̂_t-1."""
@@ -71,7 +67,7 @@ class SVAE(IndependentLatentVAE):
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """Σ_t −log p(x | x̂_t) (or the last step only) plus the weighted KL; logs each step's loss."""
         terms = self.elbo_terms(x)
-        step_nll = [-self._likelihood(lg).log_prob(x).mean() for lg in self.step_logits(terms["zs"])]
+        step_nll = [-self._likelihood(lg).log_prob(x).mean() for lg in self.step_logits(terms.zs)]
         recon = sum(step_nll) if self.cfg.step_weights == "equal" else step_nll[-1]
         return layered_loss(terms, self.layer_sizes, kl_weight, free_bits, recon=recon,
                             extra={f"recon_{t}": v for t, v in enumerate(step_nll, 1)})

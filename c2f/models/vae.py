@@ -8,12 +8,12 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, mlp, pixel_likelihood, standard_normal
-from c2f.train import kl_penalty
+from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, ImageConfig, mlp, pixel_likelihood, standard_normal
+from c2f.objectives import ElboTerms, kl_penalty
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(ImageConfig):
     arch: str = "mlp"  # "mlp" or "conv"
     latent_dim: int = 32
     hidden: tuple[int, ...] = (512, 256)  # MLP encoder widths; the decoder mirrors them
@@ -31,7 +31,7 @@ class VAE(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         self.cfg = cfg
-        d, pixels = cfg.latent_dim, int(torch.Size(cfg.image_shape).numel())
+        d, pixels = cfg.latent_dim, cfg.pixels
         if cfg.arch == "mlp":
             self.encoder = nn.Sequential(nn.Flatten(), mlp([pixels, *cfg.hidden], cfg.activation,
                                                            cfg.batch_norm, last_activation=True))
@@ -64,26 +64,31 @@ class VAE(nn.Module):
         return standard_normal((n, self.cfg.latent_dim), device=self.posterior_head.linear.weight.device)
 
     # --- objectives ----------------------------------------------------------------------------------
-    def elbo_terms(self, x):
-        """Per-example reconstruction log-likelihood, KL per latent dimension and their sum (one z sample)."""
+    def elbo_terms(self, x) -> ElboTerms:
+        """Per-example reconstruction log-likelihood and KL per latent dimension (one z sample)."""
         q = self.encode(x)
         z = q.rsample()
         log_px = self.decode(z).log_prob(x)
         p = self.prior(x.shape[0])
         kl_dims = kl_divergence(q.base_dist, p.base_dist)  # [B, D], closed form
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl_dims.sum(-1), "elbo": log_px - kl_dims.sum(-1)}
+        return ElboTerms(log_px, kl_dims)
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """The negative ELBO averaged over the batch (with optional KL weight and free bits per dimension)."""
         t = self.elbo_terms(x)
-        loss = -t["log_px"].mean() + kl_weight * kl_penalty(t["kl_dims"], free_bits)
-        return loss, {"elbo": t["elbo"].mean(), "recon": -t["log_px"].mean(), "kl": t["kl"].mean()}
+        loss = -t.log_px.mean() + kl_weight * kl_penalty(t.kl_dims, free_bits)
+        return loss, {"elbo": t.elbo.mean(), "recon": -t.log_px.mean(), "kl": t.kl.mean()}
 
     def log_importance_weights(self, x, k: int):
         """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z | x): shape [k, B]."""
         q = self.encode(x)
         z = q.sample((k,))
         return self.decode(z).log_prob(x) + self.prior(x.shape[0]).log_prob(z) - q.log_prob(z)
+
+    @property
+    def layer_sizes(self) -> tuple[int]:
+        """One latent layer of ``latent_dim`` units (so per-layer reports treat it like a hierarchy)."""
+        return (self.cfg.latent_dim,)
 
     def latent_means(self, x):
         """E_q[z | x], used for active units and latent plots."""

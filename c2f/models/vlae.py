@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from c2f.models.hierarchical import HierarchicalConfig
-from c2f.models.layered import GaussianParams, IndependentLatentVAE
-from c2f.nn import mlp
+from c2f.models.layered import LOGVAR_BOUND, IndependentLatentVAE
+from c2f.nn import GaussianHead, mlp
 
 
 @dataclass
@@ -39,7 +39,7 @@ class VLAE(IndependentLatentVAE):
             return mlp([n_in] + [width] * cfg.block_layers, cfg.activation, cfg.batch_norm, last_activation=True)
 
         self.encoder = nn.ModuleList(block(cfg.pixels if l == 0 else h[l - 1], h[l]) for l in range(L))
-        self.heads = nn.ModuleList(GaussianParams(h[l], d[l]) for l in range(L))
+        self.heads = nn.ModuleList(GaussianHead(h[l], d[l], LOGVAR_BOUND) for l in range(L))
         self.generator = nn.ModuleList(block(d[l] + (h[l + 1] if l < L - 1 else 0), h[l]) for l in range(L))
         self.output = nn.Linear(h[0], cfg.pixels)
 
@@ -47,7 +47,7 @@ class VLAE(IndependentLatentVAE):
         h, qs = x.flatten(1), []
         for block, head in zip(self.encoder, self.heads):
             h = block(h)
-            qs.append(head(h))
+            qs.append(head.params(h))
         return qs
 
     def _logits(self, zs):

@@ -291,3 +291,48 @@ def test_labels_are_required_for_classes(tmp_path):
     with pytest.raises(ValueError, match="labels"):
         data.load("binarized_mnist", "test", classes=[1], root=tmp_path)
     assert len(data.load("binarized_mnist", "test", root=tmp_path)) == 3
+
+
+def _fake_torchvision_omniglot(root, alphabets: dict[str, int], drawers: int):
+    """torchvision's Omniglot layout under `root`: images_background/<alphabet>/characterNN/<id>_<drawer>.png;
+    image (character c in sorted order, drawer d) has stroke pixels at (0, c) and (1, d)."""
+    from PIL import Image
+
+    top = root / "omniglot-py" / "images_background"
+    index = 0
+    for a in sorted(alphabets):
+        for c in range(1, alphabets[a] + 1):
+            folder = top / a / f"character{c:02d}"
+            folder.mkdir(parents=True)
+            for d in range(1, drawers + 1):
+                img = np.full((105, 105), 255, dtype=np.uint8)
+                img[0, index] = img[1, d] = 0
+                Image.fromarray(img).save(folder / f"{index + 1:04d}_{d:02d}.png")
+            index += 1
+
+
+def test_omniglot_from_torchvision_folders_does_not_depend_on_the_listing_order(tmp_path, monkeypatch):
+    """Characters are labelled in sorted (alphabet, character) order and drawers taken in file-name order,
+    whatever order the file system lists them in (here: sorted, then reversed). The drawer split then
+    always puts drawers 1-18 in train and 19-20 in valid."""
+    import torchvision
+
+    _fake_torchvision_omniglot(tmp_path, {"Beta": 2, "Alpha": 3}, drawers=20)
+    monkeypatch.setattr(torchvision.datasets.Omniglot, "_check_integrity", lambda self: True)
+    listdir = os.listdir
+    results = []
+    for order in (sorted, lambda names: sorted(names, reverse=True)):
+        monkeypatch.setattr(os, "listdir", lambda path, order=order: order(listdir(path)))
+        strokes, labels = data._omniglot_torchvision(tmp_path, background=True)
+        results.append((strokes, labels, data.omniglot_alphabets("train", tmp_path),
+                        data._omniglot(tmp_path, "valid")))
+        monkeypatch.setattr(os, "listdir", listdir)
+        assert strokes.shape == (5, 20, 105, 105)
+        char = strokes[:, :, 0, :5].float().argmax(-1)  # the character index written into each image
+        drawer = strokes[:, :, 1, 1:21].float().argmax(-1) + 1
+        assert torch.equal(char, torch.arange(5)[:, None].expand(5, 20))
+        assert torch.equal(drawer, torch.arange(1, 21).expand(5, 20))
+        assert torch.equal(labels, torch.arange(5)[:, None].expand(5, 20))
+    assert results[0][2] == results[1][2] == ["Alpha"] * 3 + ["Beta"] * 2
+    (x0, y0), (x1, y1) = results[0][3], results[1][3]
+    assert torch.equal(x0, x1) and torch.equal(y0, y1) and len(y0) == 5 * 2

@@ -120,6 +120,28 @@ def test_nvil_baseline_network_output_is_squeezed_not_broadcast():
     torch.testing.assert_close(grad, manual)
 
 
+def test_nvil_centres_with_the_statistics_of_earlier_batches_only():
+    """While training, the learning signal is (f − m_old) / max(1, σ_old): the running mean and variance
+    from before this batch, updated with it only afterwards. With one sample of constant loss 7 and
+    m_old = 5, σ_old² = 4, the REINFORCE gradient is (7 − 5)/2 ∇ log p(z); a baseline updated first would
+    give (7 − 5.2)/… instead, and at the very first step with B = 1 a gradient of exactly zero."""
+    logits = torch.zeros(1, K, requires_grad=True)
+    est = NVIL(K).train()
+    est.running_mean.fill_(5.0)
+    est.running_var.fill_(4.0)
+    est.initialised.fill_(True)
+    out = est(logits, lambda z: torch.full(z.shape[:-1], 7.0))
+    (grad,) = torch.autograd.grad(out.objective.sum(), logits)
+    torch.testing.assert_close(grad, (7.0 - 5.0) / 2.0 * (out.z - logits.detach().softmax(-1)))
+    assert est.running_mean.item() == pytest.approx(0.9 * 5 + 0.1 * 7)  # updated after use
+
+    first = NVIL(K).train()  # the first step, one sample: nothing to centre with yet, so f itself
+    out = first(logits, lambda z: torch.full(z.shape[:-1], 3.0))
+    (grad,) = torch.autograd.grad(out.objective.sum(), logits)
+    assert grad.abs().sum() > 0
+    torch.testing.assert_close(grad, 3.0 * (out.z - logits.detach().softmax(-1)))  # σ² = 1 initially
+
+
 def test_a_loss_of_shape_b_by_1_is_refused():
     est = make_estimator("reinforce", K)
     with pytest.raises(ValueError, match=r"\[B, 1\]|per-sample"):

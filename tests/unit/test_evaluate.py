@@ -11,7 +11,8 @@ from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 from c2f.data import ImageSet
-from c2f.evaluate import active_units, describe, evaluate, iw_log_likelihood, summarise
+from c2f.evaluate import active_units, describe, evaluate, iw_curve, iw_log_likelihood, latent_means, summarise
+from c2f.objectives import ElboTerms
 
 D_Z, D_X, SIGMA = 2, 6, 0.5
 
@@ -67,12 +68,10 @@ class LinearGaussian(nn.Module):
         z = q.sample((k,))  # [k, B, d]
         return self.log_px_given_z(x, z) + self.prior(x.shape[0]).log_prob(z) - q.log_prob(z)
 
-    def elbo_terms(self, x: torch.Tensor) -> dict:
+    def elbo_terms(self, x: torch.Tensor) -> ElboTerms:
         q = self.encode(x)
         z = q.rsample()
-        log_px = self.log_px_given_z(x, z)
-        kl_dims = kl_divergence(q.base_dist, self.prior(x.shape[0]).base_dist)
-        return {"log_px": log_px, "kl_dims": kl_dims, "kl": kl_dims.sum(-1), "elbo": log_px - kl_dims.sum(-1)}
+        return ElboTerms(self.log_px_given_z(x, z), kl_divergence(q.base_dist, self.prior(x.shape[0]).base_dist))
 
 
 def sample_x(model: LinearGaussian, n: int, seed: int = 1) -> torch.Tensor:
@@ -119,6 +118,21 @@ def test_iw_is_a_bound_that_tightens_with_k(q):
     means = {k: iw_log_likelihood(model, x, k).double().mean().item() for k in (1, 10, 1000)}
     assert means[1] < means[10] < means[1000] <= exact + 2e-3, (means, exact)
     assert exact - means[1] > 5 * (exact - means[1000]), (means, exact)  # the gap closes, not just shrinks
+
+
+def test_iw_curve_is_nested_and_matches_the_estimator():
+    """The nested curve's point at the largest K is the estimator with the same samples; its point at K = 1
+    uses the first sample only; on the linear-Gaussian model it tightens towards −log p(x)."""
+    model = LinearGaussian("imperfect")
+    x = sample_x(model, 500)
+    exact = -model.exact_log_px(x).detach().mean().item()
+    torch.manual_seed(4)
+    curve = iw_curve(model, x, [1, 10, 300], chunk=64)
+    torch.manual_seed(4)
+    logw = torch.cat([model.log_importance_weights(x, c) for c in (64, 64, 64, 64, 44)])
+    assert curve[0] == pytest.approx(-logw[0].float().mean().item(), abs=1e-5)
+    assert curve[-1] == pytest.approx(-(torch.logsumexp(logw.float(), 0) - math.log(300)).mean().item(), abs=1e-5)
+    assert curve[0] > curve[1] > curve[2] >= exact - 2e-3, (curve, exact)
 
 
 def test_iw_with_the_exact_posterior_has_zero_variance():
@@ -184,6 +198,20 @@ def test_evaluate_is_repeatable_and_restores_training_mode():
     b = evaluate(model, data, iw_samples=10, seed=4)
     assert a == b
     assert model.training
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_latent_means_restores_training_mode(tiny_images, training):
+    """latent_means() computes in eval mode (batch norm with running statistics) and leaves the caller's
+    mode as it found it."""
+    from c2f.models import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(latent_dim=3, hidden=(16,), batch_norm=True)).train(training)
+    means = latent_means(vae, tiny_images, batch_size=5)
+    assert means.shape == (64, 3) and vae.training is training
+    vae.eval()
+    torch.testing.assert_close(means, vae.latent_means(tiny_images.fixed_binarization(0).x))  # eval-mode means
 
 
 # --- active units and summaries --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from c2f.evaluate import iw_log_likelihood, layer_report
+from c2f.evaluate import evaluate, iw_log_likelihood, layer_report
 from c2f.models import (HVAE, MSVAE, SVAE, VLAE, HierarchicalConfig, LadderVAE, MarkovHVAE, MSVAEConfig, SVAEConfig,
                         VLAEConfig, make_hierarchical)
 from c2f.models.layered import precision_weighted, resample_layer, split_layers, traverse_layer
@@ -43,10 +43,10 @@ def test_shapes_and_terms(name):
     m, x = build(name), batch()
     t = m.elbo_terms(x)
     D = sum(m.layer_sizes)
-    assert t["log_px"].shape == t["kl"].shape == t["elbo"].shape == (B,)
-    assert t["kl_dims"].shape == (B, D)
-    torch.testing.assert_close(t["elbo"], t["log_px"] - t["kl"])
-    torch.testing.assert_close(t["kl"], t["kl_dims"].sum(-1))
+    assert t.log_px.shape == t.kl.shape == t.elbo.shape == (B,)
+    assert t.kl_dims.shape == (B, D)
+    torch.testing.assert_close(t.elbo, t.log_px - t.kl)
+    torch.testing.assert_close(t.kl, t.kl_dims.sum(-1))
     assert m.log_importance_weights(x, 3).shape == (3, B)
     assert m.latent_means(x).shape == (B, D)
     assert [p.shape[-1] for p in m.posterior_means(x)] == list(m.layer_sizes)
@@ -76,9 +76,9 @@ def test_training_lowers_the_loss(name, make_images):
     data = make_images(64, prototypes=3)
     m = build(name)
     m.eval()
-    before = -m.elbo_terms(data.x)["elbo"].mean().item()
+    before = -m.elbo_terms(data.x).elbo.mean().item()
     fit(m, data, TrainConfig(epochs=15, batch_size=32, lr=3e-3, seed=0))
-    after = -m.elbo_terms(data.x)["elbo"].mean().item()
+    after = -m.elbo_terms(data.x).elbo.mean().item()
     assert after < before - 50, (before, after)
 
 
@@ -91,7 +91,7 @@ def test_importance_weights_agree_with_the_elbo(name):
     torch.manual_seed(1)
     with torch.no_grad():
         xs = x.expand(4000, -1, -1, -1)
-        elbo = m.elbo_terms(xs)["elbo"]
+        elbo = m.elbo_terms(xs).elbo
         logw = m.log_importance_weights(x, 4000)[:, 0]
         stderr = math.sqrt((elbo.var() + logw.var()).item() / 4000)
         assert abs(elbo.mean().item() - logw.mean().item()) < 4 * stderr + 1e-3
@@ -119,7 +119,7 @@ def test_lvae_posterior_is_the_precision_weighted_combination():
     estimates = []
     for up, head in zip(m.up, m.q_heads):
         d = up(d)
-        estimates.append(head(d))
+        estimates.append(head.params(d))
     torch.testing.assert_close(qs[-1][0], estimates[-1][0])
     for l in range(len(DIMS) - 1):
         prec = estimates[l][1].neg().exp() + ps[l][1].neg().exp()
@@ -161,6 +161,8 @@ def test_layer_report_has_per_layer_keys(make_images):
     assert r["nll_nats"] <= -r["elbo_nats"] + 1.0
     assert math.isclose(sum(r[f"kl_layer_{l}"] for l in (1, 2, 3)), r["kl_nats"], rel_tol=1e-4)
     assert len(split_layers(torch.zeros(2, 9), DIMS)) == 3
+    kl_dims = torch.tensor(evaluate(m, data)["kl_per_dim"])
+    assert r["kl_active_units"] == int((kl_dims > 0.1).sum()) == sum(r[f"kl_active_units_layer_{l}"] for l in (1, 2, 3))
 
 
 def test_svae_steps_and_msvae_stages():

@@ -60,11 +60,11 @@ def test_vae_shapes(vae):
     assert px_k.batch_shape == (K, B) and px_k.event_shape == shape
 
     t = vae.elbo_terms(x)
-    assert t["log_px"].shape == (B,) and t["kl"].shape == (B,) and t["elbo"].shape == (B,)
-    assert t["kl_dims"].shape == (B, D)
-    torch.testing.assert_close(t["kl"], t["kl_dims"].sum(-1))
-    torch.testing.assert_close(t["elbo"], t["log_px"] - t["kl"])
-    assert (t["kl_dims"] >= 0).all()
+    assert t.log_px.shape == (B,) and t.kl.shape == (B,) and t.elbo.shape == (B,)
+    assert t.kl_dims.shape == (B, D)
+    torch.testing.assert_close(t.kl, t.kl_dims.sum(-1))
+    torch.testing.assert_close(t.elbo, t.log_px - t.kl)
+    assert (t.kl_dims >= 0).all()
 
     assert vae.log_importance_weights(x, K).shape == (K, B)
     assert vae.log_importance_weights(x, 1).shape == (1, B)
@@ -84,7 +84,7 @@ def test_vae_loss_is_negative_mean_elbo(vae):
     torch.manual_seed(3)
     loss, scalars = vae.loss(x)
     torch.manual_seed(3)
-    elbo = vae.elbo_terms(x)["elbo"].mean()
+    elbo = vae.elbo_terms(x).elbo.mean()
     torch.testing.assert_close(loss, -elbo)
     torch.testing.assert_close(scalars["elbo"], elbo)
     assert loss.shape == ()
@@ -136,7 +136,7 @@ def test_log_importance_weights_average_to_the_elbo():
     with torch.no_grad():
         q = vae.encode(x)
         recon = vae.decode(q.sample((4000,))).log_prob(x).double().mean(0)
-        kl = vae.elbo_terms(x)["kl"].double()
+        kl = vae.elbo_terms(x).kl.double()
     stderr = logw.std(0) / math.sqrt(4000)
     assert (logw.mean(0) - (recon - kl)).abs().max() < 5 * stderr.max() + 0.05
 

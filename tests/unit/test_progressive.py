@@ -47,14 +47,14 @@ def test_shapes_for_every_prefix(variant):
     m, x = model(variant), batch()
     for g in range(1, G + 1):
         t = m.elbo_terms(x, groups=g)
-        assert t["log_px"].shape == t["kl"].shape == t["elbo"].shape == (B,)
-        assert t["kl_dims"].shape == (B, G * K)
-        assert (t["kl_dims"][:, g * K:] == 0).all() and (t["kl_dims"][:, :g * K] > 0).all()
-        torch.testing.assert_close(t["elbo"], t["log_px"] - t["kl"])
+        assert t.log_px.shape == t.kl.shape == t.elbo.shape == (B,)
+        assert t.kl_dims.shape == (B, G * K)
+        assert (t.kl_dims[:, g * K:] == 0).all() and (t.kl_dims[:, :g * K] > 0).all()
+        torch.testing.assert_close(t.elbo, t.log_px - t.kl)
         assert m.log_importance_weights(x, 4, groups=g).shape == (4, B)
         assert m.reconstruct(x, groups=g).shape == x.shape
     assert m.latent_means(x).shape == (B, G * K)
-    assert m.kl_groups(t["kl_dims"]).shape == (B, G)
+    assert m.kl_groups(t.kl_dims).shape == (B, G)
     with pytest.raises(ValueError):
         m.elbo_terms(x, groups=G + 1)
 
@@ -126,7 +126,7 @@ def test_multiple_trains_only_its_current_model(inputs):
             assert all(gr is not None and gr.abs().sum() > 0 for gr in grads)
         else:
             assert all(gr is None for gr in grads) and not any(p.requires_grad for p in sub.parameters())
-    assert m.elbo_terms(x)["kl_dims"][:, 2 * K:].eq(0).all()  # the default prefix is the stages trained
+    assert m.elbo_terms(x).kl_dims[:, 2 * K:].eq(0).all()  # the default prefix is the stages trained
 
 
 def test_single_holds_earlier_groups_fixed():
@@ -272,10 +272,17 @@ def test_train_stages_runs_every_stage_and_lowers_the_error(isolated_cache, make
     m = PCAAE(PCAAEConfig(latents=2, hidden=(16,)))
     data = make_images(64)
     before = m.reconstruction_errors(data.x)
-    histories = train_stages(m, data, TrainConfig(epochs=3, batch_size=16, lr=3e-3), name="pcaae-test")
+    seen = []
+    histories = train_stages(m, data, TrainConfig(epochs=3, batch_size=16, lr=3e-3), name="pcaae-test",
+                             on_epoch_end=lambda epoch, summary: seen.append((summary["stage"], epoch)))
     assert len(histories) == 2 and m.stage == 2
+    assert seen == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]  # every epoch of every stage is reported
     assert len(list(isolated_cache.glob("pcaae-test-stage*.pt"))) == 2
     assert (m.reconstruction_errors(data.x) < before).all()
+    seen.clear()  # cached stages train no epoch, so report none
+    train_stages(PCAAE(PCAAEConfig(latents=2, hidden=(16,))), data, TrainConfig(epochs=3, batch_size=16, lr=3e-3),
+                 name="pcaae-test", on_epoch_end=lambda epoch, summary: seen.append(epoch))
+    assert seen == []
 
 
 def test_linear_pca_errors_decrease_to_zero():

@@ -263,8 +263,8 @@ def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkey
     page of its own profile is kept; a missing page is made with the machine's profile."""
     out = tmp_path / "out"
     runs = []
-    monkeypatch.setattr(runner, "run_chapter", lambda path, profile, out_dir: runs.append(profile) or {
-        "wall_time_s": 0})
+    monkeypatch.setattr(runner, "run_chapter", lambda path, profile, overrides, out_dir, env: runs.append(
+        profile) or {"wall_time_s": 0})  # one stale chapter runs in this process (c2f.executors)
     monkeypatch.setattr(runner, "build_html", lambda: None)
     monkeypatch.setattr(runner, "machine_profile", lambda: "default")
     chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n")
@@ -288,3 +288,19 @@ def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkey
     _page(out, profile="smoke")  # a smoke page never stays in the book
     runner.build_book(out_dir=out)
     assert runs == ["default", "default", "full"]
+
+
+def test_make_refs_prints_what_moved(chapter, tmp_path, monkeypatch, capsys):
+    """`make refs` (regenerate_references) says which metrics moved against the previous reference."""
+    import c2f.runner
+
+    monkeypatch.setattr(c2f.runner, "NBVAL_REFERENCES", tmp_path / "refs")
+    monkeypatch.setattr(c2f.runner, "uncommitted", lambda path: [])  # the throwaway chapter is in no git checkout
+    monkeypatch.setenv("C2F_TEST_NOTEBOOKS", str(chapter.parent))
+    (tmp_path / "refs").mkdir()
+    record_path("99_tiny", tmp_path / "refs").write_text(json.dumps({"metrics": {"tiny/value": 3.0}}))
+    c2f.runner.regenerate_references(["99_tiny"], jobs=1)
+    out = capsys.readouterr().out
+    assert "2 metric(s) moved, 2 outside their tolerance" in out and "tiny/first_draw: new metric" in out
+    assert "tiny/value: 3 -> 2: no row of c2f.compare.TOLERANCES matches" in out  # not a known kind of metric
+    assert json.loads(record_path("99_tiny", tmp_path / "refs").read_text())["metrics"]["tiny/value"] == 2.0

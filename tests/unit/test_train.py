@@ -1,4 +1,4 @@
-"""The training loop: KL helpers, warm-up, exact resume after an interruption, the checkpoint cache and the
+"""The training loop: warm-up, exact resume after an interruption, the checkpoint cache and the
 NaN guard."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from c2f.models import VAE, VAEConfig
-from c2f.train import TrainConfig, TrainingDiverged, cache_key, fit, kl_penalty, kl_weight, train_or_load
+from c2f.train import TrainConfig, TrainingDiverged, cache_key, fit, train_or_load
 
 SMALL = VAEConfig(arch="mlp", latent_dim=4, hidden=(32,))
 
@@ -21,38 +21,6 @@ def new_model(seed: int = 0, cfg: VAEConfig = SMALL) -> VAE:
 
 class Interrupt(Exception):
     """Stands for a run killed between two epochs."""
-
-
-# --- KL helpers ------------------------------------------------------------------------------------------
-
-
-def test_kl_penalty_without_free_bits_is_the_batch_mean_of_the_total_kl():
-    kl = torch.tensor([[1.0, 0.0, 3.0], [3.0, 0.5, 1.0]])
-    assert kl_penalty(kl).item() == pytest.approx(kl.sum(1).mean().item())
-    assert kl_penalty(kl, 0.0).item() == pytest.approx(4.25)
-
-
-def test_kl_penalty_free_bits_clamps_per_unit_batch_means():
-    """Σ_j max(λ, mean_batch KL_j): units are clamped after averaging over the batch, not per example."""
-    kl = torch.tensor([[1.0, 0.0, 3.0], [3.0, 0.5, 1.0]])  # unit means 2, 0.25, 2
-    assert kl_penalty(kl, 1.0).item() == pytest.approx(2 + 1 + 2)
-    assert kl_penalty(kl, 0.2).item() == pytest.approx(2 + 0.25 + 2)
-    kl2 = torch.tensor([[0.0], [2.0]])  # batch mean 1.0 -> 1.5; clamping per example would give 1.75
-    assert kl_penalty(kl2, 1.5).item() == pytest.approx(1.5)
-
-
-def test_kl_penalty_free_bits_blocks_the_gradient_of_units_below_the_threshold():
-    kl = torch.tensor([[0.1, 2.0], [0.3, 4.0]], requires_grad=True)
-    kl_penalty(kl, 1.0).backward()
-    torch.testing.assert_close(kl.grad, torch.tensor([[0.0, 0.5], [0.0, 0.5]]))
-
-
-def test_kl_weight_is_a_linear_warmup():
-    assert kl_weight(0, 10) == 0.0
-    assert kl_weight(5, 10) == pytest.approx(0.5)
-    assert kl_weight(10, 10) == 1.0
-    assert kl_weight(25, 10) == 1.0
-    assert kl_weight(0, 0) == 1.0 and kl_weight(7, 0) == 1.0
 
 
 class RecordingVAE(VAE):
@@ -212,6 +180,48 @@ def test_train_or_load_caches_and_retrains(make_images, isolated_cache):
         assert torch.equal(third.state_dict()[key], value), key
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not_a_checkpoint", "another_model"])
+def test_an_unusable_cached_checkpoint_is_moved_aside_and_the_model_retrained(make_images, isolated_cache,
+                                                                              capsys, damage):
+    """A cached file that is truncated, not a checkpoint at all, or a checkpoint of another model (say, from
+    an older version) does not stop the run with a raw error: it is moved aside under a name that says so,
+    the message names it, and the model is trained again, to exactly the result of a clean run."""
+    data, cfg = make_images(128), TrainConfig(epochs=2, batch_size=64, seed=1)
+    clean = new_model(0)
+    clean_history = train_or_load(clean, data, cfg, name="tiny")
+    (path,) = isolated_cache.glob("tiny-*.pt")
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "not_a_checkpoint":
+        torch.save(torch.zeros(3), path)
+    else:
+        other = VAE(VAEConfig(arch="mlp", latent_dim=3, hidden=(16,)))
+        torch.save({"model": other.state_dict(), "optimizer": {}, "scheduler": None, "epoch": 2, "history": {},
+                    "complete": True}, path)
+    capsys.readouterr()
+
+    again = new_model(0)
+    history = train_or_load(again, data, cfg, name="tiny")
+    out = capsys.readouterr().out
+    aside = list(isolated_cache.glob("tiny-*.unreadable-*.pt"))
+    assert len(aside) == 1 and aside[0].name.startswith(path.stem + ".unreadable-")
+    assert str(path) in out and aside[0].name in out and "training from scratch" in out, out
+    assert history == clean_history
+    for key, value in clean.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+    assert torch.load(path, weights_only=True)["complete"]  # a good checkpoint is back in its place
+
+
+def test_fit_recovers_from_an_unreadable_checkpoint_too(make_images, tmp_path, capsys):
+    """fit with an explicit checkpoint path: a truncated file is moved aside and training starts afresh."""
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"PK\x03\x04 not really a zip")
+    history = fit(new_model(), make_images(64), TrainConfig(epochs=1, batch_size=32), checkpoint=ckpt)
+    assert history["epochs"]["epoch"] == [1] and torch.load(ckpt, weights_only=True)["complete"]
+    assert len(list(tmp_path.glob("run.unreadable-*.pt"))) == 1
+    assert "cannot use the checkpoint" in capsys.readouterr().out
+
+
 def test_cache_key_changes_with_model_training_data_and_seed(make_images):
     data = make_images(64)
     cfg = TrainConfig(epochs=1)
@@ -273,12 +283,76 @@ def test_a_real_vae_with_a_far_too_high_learning_rate_raises_training_diverged(m
 def test_nan_loss_before_any_checkpoint_says_so(make_images, tmp_path):
     torch.manual_seed(0)
     model = DivergingVAE(SMALL, bad_call=1)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(TrainingDiverged, match="no checkpoint was written yet"):
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written yet") as info:
         fit(model, make_images(64), TrainConfig(epochs=1, batch_size=64), checkpoint=tmp_path / "none.pt")
+    assert "epoch 1, step 0" in str(info.value)
     assert not (tmp_path / "none.pt").exists()
-    for key, value in model.state_dict().items():  # no step was taken with the NaN loss
-        assert torch.equal(before[key], value)
+
+
+def test_nan_inside_a_logging_window_names_its_step_and_is_never_checkpointed(make_images, tmp_path):
+    """The guard looks once per logging window (here: once per epoch of 4 steps), yet it names the first
+    non-finite step exactly (step 5, the 2nd of epoch 2, not the window's last), and the checkpoint of
+    epoch 2, which would hold the NaN update, is never written."""
+    ckpt = tmp_path / "run.pt"
+    torch.manual_seed(0)
+    model = DivergingVAE(SMALL, bad_call=6)
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, make_images(256), TrainConfig(epochs=3, batch_size=64, log_every=1000), checkpoint=ckpt)
+    message = str(info.value)
+    assert "the loss became nan at epoch 2, step 5" in message and "after step 7" in message, message
+    assert model.calls == 8  # the epoch ran to its end before the look
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+class FragileVAE(DivergingVAE):
+    """A diverging VAE whose loss raises a ValueError once its weights are NaN (as a distribution that
+    validates its arguments would)."""
+
+    def loss(self, x, kl_weight=1.0, free_bits=0.0):
+        if not all(torch.isfinite(p).all() for p in self.parameters()):
+            raise ValueError("parameters must be finite")
+        return super().loss(x, kl_weight, free_bits)
+
+
+def test_an_error_after_a_non_finite_step_is_reported_as_the_divergence(make_images):
+    """Between two looks of the guard, the NaN update makes a later step fail: that is reported as
+    TrainingDiverged at the first non-finite step, with the error as its cause; an error with no
+    non-finite step before it is left alone."""
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 1 .*ValueError") as info:
+        fit(FragileVAE(SMALL, bad_call=2), make_images(256), TrainConfig(epochs=1, batch_size=64, log_every=10))
+    assert isinstance(info.value.__cause__, ValueError)
+
+    class Broken(VAE):
+        def loss(self, x, kl_weight=1.0, free_bits=0.0):
+            raise ValueError("a plain bug")
+
+    with pytest.raises(ValueError, match="a plain bug"):
+        fit(Broken(SMALL), make_images(64), TrainConfig(epochs=1, batch_size=64))
+
+
+def test_fit_waits_for_the_device_once_per_logging_window(make_images, monkeypatch):
+    """No per-step host sync: every conversion of a tensor to a Python value made by the loop's own code
+    (item, tolist, float, int, bool) is counted; there is one per logging window (3 per epoch: after steps
+    3, 6 and the epoch's last, 7), not one or more per step."""
+    import c2f.train
+
+    calls: list[str] = []
+    for method in ("item", "tolist", "__float__", "__int__", "__bool__", "__index__"):
+        original = getattr(torch.Tensor, method)
+
+        def counting(self, *args, _original=original, _method=method, **kwargs):
+            import sys
+
+            if sys._getframe(1).f_code.co_filename == c2f.train.__file__:
+                calls.append(_method)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, method, counting)
+    history = fit(new_model(), make_images(100), TrainConfig(epochs=2, batch_size=16, log_every=3))
+    monkeypatch.undo()
+    assert history["steps"]["step"] == [3, 6, 7, 10, 13, 14]
+    assert calls == ["tolist"] * 6
 
 
 class NaNGradientVAE(VAE):

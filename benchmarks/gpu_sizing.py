@@ -1,0 +1,97 @@
+"""The basis of the `gpu` profiles' sizing: per training step of each model, the ops dispatched and the FLOPs,
+counted on the CPU, and the H100 rate they imply; per image and importance sample, the FLOPs of the IW bound.
+
+    python benchmarks/gpu_sizing.py
+
+Estimate (stated, conservative): a step costs 15 µs per dispatched op (eager PyTorch: Python, dispatcher and
+kernel launch; typically 5–10 µs on a fast host) + 0.3 ms of host syncs + its FLOPs at 50 TFLOP/s (5 % of
+an H100's dense bf16 peak: small batches); the IW evaluation runs in float32 at 25 TFLOP/s. The op count is
+taken with the CPU's per-parameter Adam; CUDA's multi-tensor Adam dispatches fewer, so the count is high.
+Models use the architectures of the `gpu` profiles (chapter 04's full ones, an upper bound). Not a test.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from c2f.models import VAE, VAEConfig
+from c2f.models.dvae import DVAE, DVAEConfig
+from c2f.models.hierarchical import HierarchicalConfig, make_hierarchical
+from c2f.models.multistage import MSVAE, MSVAEConfig
+from c2f.models.progressive import ProgressiveConfig, make_variant
+from c2f.models.sequential import SVAE, SVAEConfig
+from c2f.models.vlae import VLAE, VLAEConfig
+
+US_PER_OP, SYNC_MS, TRAIN_FLOPS, EVAL_FLOPS = 15.0, 0.3, 50e12, 25e12
+
+
+class _CountOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def models() -> dict:
+    bn = dict(activation="elu", batch_norm=True)
+    dims, hidden = (64, 32, 16, 8, 4), (512, 256, 128, 64, 32)
+    progressive = ProgressiveConfig(groups=10, group_size=1, hidden=(256,))
+    out = {"01 vae_mlp": lambda: VAE(VAEConfig(arch="mlp", latent_dim=50, hidden=(512, 256))),
+           "01 vae_conv": lambda: VAE(VAEConfig(arch="conv", latent_dim=50, channels=(64, 128), conv_features=512))}
+    for name in ("standard", "single", "single_steps", "multiple_combined", "rnn", "rnn_nor", "quotient"):
+        out[f"02 {name}"] = lambda name=name: make_variant(name, progressive)
+    for kind in ("hvae", "lvae"):
+        out[f"04 {kind}"] = lambda kind=kind: make_hierarchical(
+            kind, HierarchicalConfig(latent_dims=dims, hidden=hidden, block_layers=2, **bn))
+    out["04 vlae"] = lambda: VLAE(VLAEConfig(latent_dims=dims, hidden=hidden, block_layers=2, **bn))
+    out["04 svae"] = lambda: SVAE(SVAEConfig(latent_dims=dims, hidden=hidden[:2], **bn))
+    out["04 msvae"] = lambda: MSVAE(MSVAEConfig(latent_dim=sum(dims), hidden=hidden[:2], channels=32, res_blocks=3, **bn))
+    for estimator in ("exact", "reinforce", "nvil", "concrete", "rebar", "relax"):
+        out[f"05 dvae_st {estimator}"] = lambda e=estimator: DVAE(DVAEConfig(num_classes=10, estimator=e, transform=True))
+    return out
+
+
+def count(model, batch_size: int = 128) -> tuple[int, float, float]:
+    """(ops per training step, FLOPs per training step, FLOPs per image-sample of the IW bound)."""
+    if hasattr(model, "set_stage"):  # stage-wise models: the last (largest) stage
+        model.set_stage(getattr(model, "num_stages", None) or model.num_groups)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.bernoulli(torch.full((batch_size, 1, 28, 28), 0.15))
+    parts = int(getattr(model, "steps_per_batch", 1))
+
+    def step():
+        for part in range(parts):
+            loss, _ = model.loss(x, **({"part": part} if parts > 1 else {}))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))  # as c2f.train.fit does
+            opt.step()
+
+    step()  # creates the optimizer state
+    with _CountOps() as ops:
+        step()
+    with FlopCounterMode(display=False) as train_flops:
+        step()
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as iw_flops:
+        model.log_importance_weights(x[:20], 50)
+    return ops.n, train_flops.get_total_flops(), iw_flops.get_total_flops() / 1000
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    print(f"{'model':22s} {'ops/step':>9s} {'GFLOP/step':>11s} {'H100 steps/s (est.)':>20s} {'IW MFLOP/(image·K)':>19s}")
+    for name, build in models().items():
+        torch.manual_seed(0)
+        ops, flops, iw = count(build())
+        ms = ops * US_PER_OP / 1000 + SYNC_MS + flops / TRAIN_FLOPS * 1000
+        print(f"{name:22s} {ops:9d} {flops / 1e9:11.2f} {1000 / ms:20.0f} {iw / 1e6:19.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

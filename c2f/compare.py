@@ -1,0 +1,136 @@
+"""Compare a run's metrics with a reference record, with one tolerance per kind of metric.
+
+The smoke references in ``tests/notebooks`` are compared with fresh runs by the regression tests, and
+``make refs`` prints what a regeneration moved. Both use :func:`diff_metrics` and the table
+:data:`TOLERANCES`: every metric name must match one of its rows (an unmatched name is itself a
+deviation, so a new chapter has to decide how precise each of its numbers is).
+
+The tolerances come from the measured spread of the smoke profiles between "machines": the same code and
+seed run with torch's CPU kernels capped at AVX2 and at the baseline ISA (``ATEN_CPU_CAPABILITY``,
+``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``), with two threads instead of one, and natively on an
+AVX-512 CPU. A value passes when ``|new - reference| <= abs + rel * |reference|``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Metrics whose full name matches `pattern` may move by ``abs + rel * |reference|``; `spread` is the
+    largest difference measured between machines, the justification of the bound."""
+
+    pattern: str
+    abs: float
+    rel: float = 0.0
+    spread: float = 0.0
+    kind: str = ""
+
+    def allows(self, expected: float, got: float) -> bool:
+        return abs(got - expected) <= self.abs + self.rel * abs(expected)
+
+
+# First matching row wins. `spread`: the largest difference measured between those runs for the metrics of
+# the row (any chapter, model or seed); the tolerance is about three times that, rounded up (10 to 50 times
+# where the spread is at rounding level), or one unit of a count.
+TOLERANCES: list[Tolerance] = [
+    # a unit whose KL sits at the 0.01-nat threshold, or a cluster holding a few images, flips between CPU
+    # kernels (measured: 1 active unit in chapters 01 and 04); a mean over n seeds then moves by 1/n
+    Tolerance(r".*/(active_units(_layer_\d+)?|clusters_used)(_std)?", 1.0, spread=1.0,
+              kind="counts: active units, clusters used"),
+    # chapter 05's toy problem: the expected loss is 0.2222 at the uniform start and 0.2178 at the optimum
+    Tolerance(r"toy/.*/final_loss(_std)?", 1e-6, spread=4.5e-8, kind="toy estimators: final expected loss"),
+    Tolerance(r"toy/.*/final_log_variance", 1e-4, spread=1.9e-6, kind="toy estimators: log-variance of the gradient"),
+    Tolerance(r"toy/.*/mean_abs_error_x1000", 1e-4, spread=4.3e-6, kind="toy estimators: gradient error ×1000"),
+    Tolerance(r".*accuracy(_std|_worst)?", 0.01, spread=0.0024, kind="accuracies (fraction of test images)"),
+    # discrete latents trained with sampled gradients (Concrete, REINFORCE, ...) drift furthest
+    Tolerance(r"dvae.*/test_kl_nats(_std)?", 0.75, spread=0.22, kind="D-VAE: KL (nats)"),
+    Tolerance(r"dvae.*_nats(_std|_worst)?", 1.5, spread=0.43, kind="D-VAE: ELBO, NLL (nats)"),
+    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+)", 0.01, spread=0.0032,
+              kind="KL of one layer or group of latents (nats)"),
+    Tolerance(r".*/test_kl_nats(_std)?", 0.15, spread=0.05, kind="KL of a model (nats)"),
+    Tolerance(r".*/test_(elbo|nll|recon)_nats(@\d+)?(_std|_worst)?", 0.6, spread=0.19,
+              kind="ELBO, NLL, reconstruction (nats)"),
+    Tolerance(r".*bits_per_dim(_std)?", 1e-3, spread=1.7e-4, kind="bits per dimension"),
+    Tolerance(r".*/test_(sq_error|l1)(@\d+|_stage\d+|_step_\d+)", 0.2, spread=0.063,
+              kind="reconstruction errors (sum over pixels)"),
+    Tolerance(r".*/mean_abs_offdiag_cov", 1e-3, spread=2.8e-4, kind="mean |off-diagonal covariance| of codes"),
+]
+
+
+@lru_cache(maxsize=None)
+def tolerance_for(name: str) -> Tolerance | None:
+    """The first row of :data:`TOLERANCES` whose pattern matches the whole metric name."""
+    return next((t for t in TOLERANCES if re.fullmatch(t.pattern, name)), None)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One metric that differs between a reference and a new run. `outside` is True when the difference
+    exceeds the tolerance, the metric is missing or new, or no row of the table covers it."""
+
+    name: str
+    old: float | None
+    new: float | None
+    tolerance: Tolerance | None
+    outside: bool
+
+    def __str__(self) -> str:
+        if self.old is None or self.new is None:
+            return f"{self.name}: {'new metric' if self.old is None else 'missing'}"
+        if self.tolerance is None:
+            return f"{self.name}: {self.old:.6g} -> {self.new:.6g}: no row of c2f.compare.TOLERANCES matches"
+        tol = self.tolerance.abs + self.tolerance.rel * abs(self.old)
+        verdict = "OUTSIDE" if self.outside else "within"
+        return f"{self.name}: {self.old:.6g} -> {self.new:.6g} ({self.new - self.old:+.3g}; {verdict} ±{tol:.3g})"
+
+
+def _single_seed_std(name: str, params: dict | None) -> bool:
+    return name.endswith("_std") and (params or {}).get("n_seeds") == 1
+
+
+def diff_metrics(reference: dict[str, float], new: dict[str, float], params: dict | None = None) -> list[Change]:
+    """Every metric that differs (or has no tolerance), in name order. The ``_std`` of a single seed
+    (``params["n_seeds"] == 1``) is not compared."""
+    changes = []
+    for name in sorted(reference.keys() | new.keys()):
+        if _single_seed_std(name, params):
+            continue
+        old, got = reference.get(name), new.get(name)
+        tol = tolerance_for(name)
+        if old is None or got is None:
+            changes.append(Change(name, old, got, tol, True))
+        elif tol is None:
+            changes.append(Change(name, old, got, None, True))
+        elif not (old == got or (math.isnan(old) and math.isnan(got))):
+            changes.append(Change(name, old, got, tol, not tol.allows(old, got)))
+    return changes
+
+
+def compare_metrics(reference: dict[str, float], new: dict[str, float], params: dict | None = None) -> list[Change]:
+    """The deviations: metrics outside their tolerance, missing, new, or matched by no row of the table."""
+    return [c for c in diff_metrics(reference, new, params) if c.outside]
+
+
+def describe_changes(reference: dict[str, float], new: dict[str, float], params: dict | None = None) -> str:
+    """What moved between two runs, one line per metric, the deviations first (for ``make refs``)."""
+    changes = sorted(diff_metrics(reference, new, params), key=lambda c: not c.outside)
+    if not changes:
+        return "  no metric moved"
+    outside = sum(c.outside for c in changes)
+    lines = [f"  {len(changes)} metric(s) moved, {outside} outside their tolerance:"]
+    return "\n".join(lines + [f"    {c}" for c in changes])
+
+
+def tolerance_table() -> str:
+    """:data:`TOLERANCES` as the Markdown table of the README (a unit test keeps the two the same)."""
+    rows = ["| metrics | pattern | tolerance | measured spread |", "|---|---|---|---|"]
+    for t in TOLERANCES:
+        tol = f"{t.abs:g}" + (f" + {t.rel:g} × reference" if t.rel else "")
+        kind, pattern = (text.replace("|", "\\|") for text in (t.kind, t.pattern))  # a | inside a cell
+        rows.append(f"| {kind} | `{pattern}` | {tol} | {t.spread:g} |")
+    return "\n".join(rows)

@@ -1,0 +1,51 @@
+"""Every chapter's ``full`` profile (the one a GPU runs) executed on the CPU, shrunk.
+
+The ``shrink:`` mapping of ``notebooks/NN_name.yml`` is applied on top of ``full``: data, epochs, steps,
+seeds and importance samples shrink, while architectures, model and estimator lists and data sets stay as
+``full`` has them, so that a code path only the full profile takes cannot first crash on a GPU.
+"""
+
+import math
+import re
+
+import pytest
+import yaml
+
+from c2f.chapters import chapter_paths, resolve_parameters
+from c2f.runner import REFERENCE_ENV, run_chapter
+
+CHAPTERS = chapter_paths()
+# the parameters a shrink mapping may set: sizes of data, training length, seeds, samples, shown images
+SHRINKABLE = re.compile(r"n_seeds|\w+_seeds|(\w+_)?epochs(_\w+)?|(\w+_)?(train|test)_size|iw_samples|\w+_steps"
+                        r"|\w+_samples|\w+_images|\w+_every|n_show")
+
+
+def _shrink(path) -> dict:
+    return (yaml.safe_load(path.with_suffix(".yml").read_text()) or {}).get("shrink") or {}
+
+
+def test_shrink_names_only_sizes():
+    for path in CHAPTERS:
+        shrink = _shrink(path)
+        assert shrink, f"{path.with_suffix('.yml').name} has no `shrink:` mapping for the full-profile test"
+        other = [k for k in shrink if not SHRINKABLE.fullmatch(k)]
+        assert not other, f"{path.stem}: shrink may only set sizes, epochs, seeds and samples, not {other}"
+        resolve_parameters(path, "full", shrink)  # declared names, values of the declared types
+        full = resolve_parameters(path, "full")
+        for key, value in shrink.items():  # 0 means "all the data" for the sizes
+            if isinstance(value, (int, float)) and full[key] != 0:
+                assert value <= full[key], f"{path.stem}: shrink raises {key} from {full[key]} to {value}"
+
+
+def test_shrink_names_are_checked():
+    assert SHRINKABLE.fullmatch("epochs_conv") and SHRINKABLE.fullmatch("compare_train_size")
+    for name in ("hidden", "latent_dims", "models", "batch_size", "group_size", "lr", "estimators", "datasets"):
+        assert not SHRINKABLE.fullmatch(name), name
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_full_profile_runs_shrunk(path, tmp_path):
+    record = run_chapter(path, "full", overrides=_shrink(path), out_dir=tmp_path,
+                         env={"C2F_CACHE": str(tmp_path / "cache"), **REFERENCE_ENV})
+    assert record["profile"] == "full" and record["metrics"]
+    assert all(math.isfinite(v) for v in record["metrics"].values()), record["metrics"]

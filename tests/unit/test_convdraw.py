@@ -1,0 +1,158 @@
+"""Conv-DRAW and the codecs: shapes, gradients, a loss that decreases, KL per iteration, IW ≥ ELBO, the
+discretized logistic's mass, the learned codec's bit-exact round trip and byte counts, classic codecs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from c2f import codec
+from c2f.evaluate import iw_log_likelihood
+from c2f.models.convdraw import ConvDRAW, ConvDRAWConfig
+from c2f.nn import pixel_likelihood
+from c2f.train import TrainConfig, fit
+
+B, T = 4, 3
+
+
+def model(likelihood="bernoulli", **kw):
+    torch.manual_seed(0)
+    return ConvDRAW(ConvDRAWConfig(iterations=T, hidden=8, latent_channels=2, read_channels=8,
+                                   likelihood=likelihood, **kw))
+
+
+def binary(n=B, seed=0):
+    return torch.bernoulli(torch.full((n, 1, 28, 28), 0.3), generator=torch.Generator().manual_seed(seed))
+
+
+def grey(n=B, seed=0):
+    return (torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * 255).round() / 255
+
+
+@pytest.mark.parametrize("likelihood,data", [("bernoulli", binary), ("discretized_logistic", grey)])
+def test_shapes_and_kl_per_iteration(likelihood, data):
+    m, x = model(likelihood), data()
+    t = m.elbo_terms(x)
+    assert t.log_px.shape == t.kl.shape == (B,) and t.kl_dims.shape == (B, T)
+    assert (t.kl_dims >= 0).all()
+    torch.testing.assert_close(t.kl_dims.sum(-1), t.kl)
+    torch.testing.assert_close(t.elbo, t.log_px - t.kl)
+    assert m.log_importance_weights(x, 5).shape == (5, B)
+    assert m.latent_means(x).shape == (B, m.cfg.total_latents)
+    recs = m.reconstructions(x)
+    assert len(recs) == T and all(r.shape == x.shape and 0 <= r.min() and r.max() <= 1 for r in recs)
+    assert m.continue_from_prior(x, 1, "prior_sample").shape == x.shape and m.sample(3).shape == (3, *x.shape[1:])
+    qs, ps = m.prior_posterior(x)
+    assert len(qs) == len(ps) == T and qs[0][0].shape == (B, m.cfg.latents_per_iteration)
+    t2 = m.elbo_terms(x, groups=2)
+    assert (t2.kl_dims[:, 2:] == 0).all()
+
+
+def test_gradients_reach_every_parameter():
+    m = model()
+    loss, _ = m.loss(binary())
+    loss.backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+def test_training_lowers_the_loss(make_images):
+    images = make_images(64)
+    m = model()
+    before = m.loss(images.x)[0].item()
+    fit(m, images, TrainConfig(epochs=6, batch_size=32, lr=3e-3))
+    assert m.loss(images.x)[0].item() < before - 20
+
+
+def test_importance_weighting_is_at_least_the_elbo():
+    m, x = model(), binary(8)
+    torch.manual_seed(1)
+    elbo = torch.stack([m.elbo_terms(x).elbo for _ in range(20)]).mean(0)
+    iw = iw_log_likelihood(m, x, 50)
+    assert iw.mean() >= elbo.mean()
+
+
+def test_discretized_logistic_is_a_probability_mass():
+    levels = torch.arange(256.0).view(256, 1, 1, 1) / 255
+    for loc, log_scale in [(0.3, -3.0), (0.0, -1.0), (1.0, -6.0), (0.5, -9.0)]:
+        params = torch.tensor([loc, log_scale]).view(1, 2, 1, 1).expand(256, 2, 1, 1)
+        mass = pixel_likelihood(params, "discretized_logistic").log_prob(levels).exp().sum()
+        torch.testing.assert_close(mass, torch.tensor(1.0), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("likelihood,data", [("bernoulli", binary), ("discretized_logistic", grey)])
+def test_codec_round_trip_is_bit_exact(likelihood, data):
+    m, x = model(likelihood), data()
+    for t, delta in [(1, 1.0), (T, 0.5)]:
+        streams, sent = codec.encode(m, x, t, delta)
+        images, read = codec.decode(m, streams)
+        assert len(sent) == len(read) == t and all(np.array_equal(a, b) for a, b in zip(sent, read))
+        assert torch.equal(images, codec.reconstruct_quantised(m, x, t, delta))
+        for s in streams:  # header + whole 32-bit words of the coder
+            assert (len(s) - codec.HEADER.size) % 4 == 0 and codec.HEADER.unpack(s[:2]) == (t, int(16 * delta))
+    # more iterations cost more bytes; a finer grid costs more bytes
+    n1 = sum(map(len, codec.encode(m, x, 1, 1.0)[0]))
+    assert n1 < sum(map(len, codec.encode(m, x, T, 1.0)[0]))
+    assert n1 < sum(map(len, codec.encode(m, x, 1, 0.25)[0]))
+    with pytest.raises(ValueError):
+        codec.encode(m, x, T + 1)
+
+
+def test_model_curve_reports_consistent_points():
+    m, x = model("discretized_logistic"), grey(6)
+    points = codec.model_curve(m, x, delta=1.0)
+    assert [p.setting for p in points] == list(range(1, T + 1))
+    assert all(p.extra["round_trip"] for p in points)
+    streams, _ = codec.encode(m, x, 2, 1.0)
+    assert points[1].bytes == np.mean([len(s) for s in streams]) and points[1].bits == 8 * points[1].bytes
+    assert all(p.extra["kl_bits"] >= 0 for p in points)
+
+
+@pytest.mark.parametrize("name", sorted(codec.CLASSIC))
+def test_classic_codecs_return_sizes_and_images(name):
+    images = codec.to_uint8(grey(3))
+    points = codec.classic_curve(images, name, codec.CLASSIC[name][1][::4])
+    assert all(p.bytes > 0 and np.isfinite(p.psnr) and -1 <= p.ssim <= 1 for p in points)
+    data = codec.classic_encode(images[0], name, codec.CLASSIC[name][1][-1])
+    assert codec.classic_decode(data).shape == images[0].shape and codec.classic_decode(data).dtype == np.uint8
+
+
+def test_distortion_known_answers():
+    a = np.zeros((2, 28, 28), np.uint8)
+    b = a.copy()
+    b[:, 0, 0] = 255  # one pixel wrong per image: MSE = 255² / 784
+    d = codec.distortion(a, b)
+    assert abs(d["psnr"] - 10 * np.log10(784)) < 1e-9
+    assert codec.distortion(a, a)["ssim"] == 1.0
+    pts = [codec.CodecPoint("x", 0, 10, 20.0, 0, 0, 0), codec.CodecPoint("x", 1, 20, 30.0, 0, 0, 0)]
+    assert codec.psnr_at_bits(pts, 120) == 25.0 and np.isnan(codec.psnr_at_bits(pts, 10))
+
+
+def test_pareto_and_closest_below():
+    P = codec.CodecPoint
+    pts = [P("a", 0, 10, 20.0, 0, 0, 0), P("a", 1, 12, 19.0, 0, 0, 0), P("a", 2, 15, 25.0, 0, 0, 0)]
+    assert [p.setting for p in codec.pareto(pts)] == [0, 2]
+    assert codec.closest_below(pts, 8 * 13).setting == 1 and codec.closest_below(pts, 1).setting == 0
+    images = codec.to_uint8(grey(2))
+    decoded, size = codec.classic_roundtrip(images, "webp", 50)
+    assert decoded.shape == images.shape and size > 0
+
+
+def test_effect_consistency_known_answers():
+    from c2f.evaluate import effect_consistency
+
+    before = torch.zeros(3, 1, 2, 2)
+    same = before + torch.tensor([[1.0, 0], [0, 0]])
+    assert abs(effect_consistency(before, same) - 1) < 1e-12
+    flipped = same.clone()
+    flipped[1] *= -1  # pairs (0,1), (1,2) opposite, (0,2) equal: mean cosine (−1 −1 +1) / 3
+    assert abs(effect_consistency(before, flipped) + 1 / 3) < 1e-12
+    orthogonal = torch.eye(4).view(4, 1, 2, 2)
+    assert abs(effect_consistency(torch.zeros(4, 1, 2, 2), orthogonal)) < 1e-12
+
+
+def test_decode_latents_matches_the_posterior_mean_path():
+    m, x = model(), binary()
+    zs = [s["z"] for s in m.iterate(x, "posterior_mean")]
+    torch.testing.assert_close(m.decode_latents(zs), m.reconstruct(x))
