@@ -239,12 +239,6 @@ def effect_consistency(before: torch.Tensor, after: torch.Tensor) -> float:
     return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
 
 
-def summarise_worst(runs: list[dict], keys: list[str], higher_is_better: bool = True) -> dict:
-    """For each of `keys`, the worst value over runs (the minimum when higher is better): ``name_worst``."""
-    pick = min if higher_is_better else max
-    return {f"{k}_worst": pick(float(r[k]) for r in runs) for k in keys}
-
-
 @torch.no_grad()
 def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
                  threshold: float = 0.01, kl_threshold: float = 0.1) -> dict:

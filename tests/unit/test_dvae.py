@@ -191,11 +191,3 @@ def test_cluster_assignments_of_a_model():
     data = ImageSet("toy", "test", binary_batch(12), torch.arange(12) % 3, "static")
     clusters, labels = cluster_assignments(model, data, batch_size=5)
     assert clusters.shape == labels.shape == (12,) and clusters.max() < K
-
-
-def test_summarise_worst_picks_the_worst_run():
-    from c2f.evaluate import summarise_worst
-
-    runs = [{"acc": 0.9, "nll": 100.0}, {"acc": 0.5, "nll": 120.0}, {"acc": 0.7, "nll": 90.0}]
-    assert summarise_worst(runs, ["acc"]) == {"acc_worst": 0.5}
-    assert summarise_worst(runs, ["nll"], higher_is_better=False) == {"nll_worst": 120.0}
