@@ -440,7 +440,8 @@ def run_toy(estimator: str, target, *, steps: int = 2000, seeds: int = 5, batch_
     learned estimator parameter has one independent copy per run (``groups``). Returns numpy arrays:
     ``steps`` and ``loss`` ([seeds, T], the exact expected loss Σ_k p_k f(e_k)), and ``var_steps`` and
     ``log_var`` ([seeds, V], the log of the gradient variance, summed over the K logits, measured from
-    `variance_samples` single-sample estimates at the current θ; −inf for the exact estimator).
+    `variance_samples` single-sample estimates at the current θ; −inf for the exact estimator), and for REBAR
+    and RELAX their learned ``temperature`` and ``eta`` ([seeds, T], at the logged steps).
     """
     torch.manual_seed(seed)
     target = torch.as_tensor(target, dtype=torch.float32)
@@ -454,12 +455,16 @@ def run_toy(estimator: str, target, *, steps: int = 2000, seeds: int = 5, batch_
         params.append({"params": list(est.parameters()), "lr": tune_lr})
     opt = torch.optim.Adam(params)
     group = torch.arange(seeds).repeat(batch_size)
-    out = {"steps": [], "loss": [], "var_steps": [], "log_var": []}
+    tuned = isinstance(est, Relax)
+    out = {"steps": [], "loss": [], "var_steps": [], "log_var": []} | ({"temperature": [], "eta": []} if tuned else {})
     for step in range(steps + 1):
         if step % log_every == 0:
             with torch.no_grad():
                 out["steps"].append(step)
                 out["loss"].append((theta.softmax(-1) * f_codes).sum(-1).clone())
+                if tuned:
+                    out["temperature"].append(est.log_temperature.value.exp().clone())
+                    out["eta"].append(est.eta.value.clone())
         if step % variance_every == 0 or step == steps:
             grads = gradient_samples(est, theta, f, variance_samples, group=torch.arange(seeds))
             out["var_steps"].append(step)
@@ -471,6 +476,47 @@ def run_toy(estimator: str, target, *, steps: int = 2000, seeds: int = 5, batch_
         opt.zero_grad(set_to_none=True)
         (objective.view(batch_size, seeds).mean(0).sum()).backward()
         opt.step()
-    return {"steps": torch.tensor(out["steps"]).numpy(), "loss": torch.stack(out["loss"], 1).numpy(),
-            "var_steps": torch.tensor(out["var_steps"]).numpy(),
-            "log_var": torch.stack(out["log_var"], 1).detach().numpy()}
+    result = {"steps": torch.tensor(out["steps"]).numpy(), "loss": torch.stack(out["loss"], 1).numpy(),
+              "var_steps": torch.tensor(out["var_steps"]).numpy(),
+              "log_var": torch.stack(out["log_var"], 1).detach().numpy()}
+    if tuned:
+        result |= {k: torch.stack(out[k], 1).detach().numpy() for k in ("temperature", "eta")}
+    return result
+
+
+def concrete_bias(target, logits, temperature: float, samples: int = 20000, seed: int = 0) -> dict[str, float]:
+    """CONCRETE's bias on the toy problem at fixed logits [K]: the mean of `samples` single-sample CONCRETE
+    gradients against the exact gradient of E[f(z)]. Returns the relative bias ‖E ĝ − ∇‖ / ‖∇‖, its standard
+    error, the cosine between E ĝ and ∇, and the relaxed and the exact expected loss at these logits."""
+    torch.manual_seed(seed)
+    f = squared_distance(torch.as_tensor(target, dtype=torch.float32))
+    theta = torch.as_tensor(logits, dtype=torch.float32).view(1, -1)
+    k = theta.shape[-1]
+    exact = exact_gradient(theta, f)[0]
+    grads = gradient_samples(Concrete(k, temperature), theta, f, samples)[:, 0]
+    mean = grads.mean(0)
+    with torch.no_grad():
+        relaxed = f(RelaxedOneHotCategorical(torch.tensor(float(temperature)), logits=theta.expand(samples, k))
+                    .sample()).mean()
+    return {"relative_bias": ((mean - exact).norm() / exact.norm()).item(),
+            "relative_bias_se": (grads.std(0).norm() / samples ** 0.5 / exact.norm()).item(),
+            "cosine": F.cosine_similarity(mean, exact, dim=0).item(),
+            "relaxed_loss": relaxed.item(), "exact_loss": (theta.softmax(-1)[0] * f(torch.eye(k))).sum().item()}
+
+
+def rebar_variance(target, logits, temperatures, etas, samples: int = 2000, seed: int = 0) -> torch.Tensor:
+    """log of REBAR's single-sample gradient variance (summed over the logits) on the toy problem at fixed
+    logits [K], for every fixed temperature τ and scale η of its control variate: [len(temperatures),
+    len(etas)]. η = 0 is REINFORCE, so the grid shows how much any REBAR control variate can remove."""
+    f = squared_distance(torch.as_tensor(target, dtype=torch.float32))
+    theta = torch.as_tensor(logits, dtype=torch.float32).view(1, -1)
+    est = make_estimator("rebar", theta.shape[-1])
+    out = torch.empty(len(temperatures), len(etas))
+    for i, tau in enumerate(temperatures):
+        for j, eta in enumerate(etas):
+            with torch.no_grad():
+                est.log_temperature.value.fill_(math.log(tau))
+                est.eta.value.fill_(eta)
+            torch.manual_seed(seed)
+            out[i, j] = gradient_samples(est, theta, f, samples)[:, 0].var(0).sum().log()
+    return out

@@ -191,4 +191,3 @@ def test_cluster_assignments_of_a_model():
     data = ImageSet("toy", "test", binary_batch(12), torch.arange(12) % 3, "static")
     clusters, labels = cluster_assignments(model, data, batch_size=5)
     assert clusters.shape == labels.shape == (12,) and clusters.max() < K
-

@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from c2f.estimators import (ESTIMATORS, NVIL, UNBIASED, Concrete, conditional_gumbel, exact_gradient,
-                            gradient_samples, make_estimator, run_toy, squared_distance, toy_values)
+from c2f.estimators import (ESTIMATORS, NVIL, UNBIASED, Concrete, concrete_bias, conditional_gumbel, exact_gradient,
+                            gradient_samples, make_estimator, rebar_variance, run_toy, squared_distance,
+                            toy_values)
 
 K = 3
 TARGET = torch.tensor([0.34, 0.33, 0.33])
@@ -223,3 +224,24 @@ def test_run_toy_shapes_and_progress():
     nvil = run_toy("nvil", TARGET, steps=100, seeds=3, batch_size=2, log_every=50, variance_every=50,
                    variance_samples=50)
     assert nvil["loss"].shape == (3, 3) and (nvil["log_var"] < 0).all()
+
+
+def test_concrete_bias_points_away_from_the_optimum_and_rebar_grid_contains_reinforce():
+    """At logits that favour the best class, CONCRETE's mean gradient points against the exact one (the
+    relaxed objective prefers the uniform policy); REBAR with η = 0 is REINFORCE whatever τ."""
+    out = concrete_bias(TARGET, [2.0, 0.0, 0.0], 0.5, samples=4000)
+    assert out["cosine"] < -0.9 and out["relative_bias"] > 10 * out["relative_bias_se"]
+    assert out["relaxed_loss"] < out["exact_loss"]
+    grid = rebar_variance(TARGET, [0.0, 0.0, 0.0], [0.1, 1.0], [0.0, 1.0], samples=500)
+    assert grid.shape == (2, 2)
+    torch.testing.assert_close(grid[0, 0], grid[1, 0])
+    torch.manual_seed(0)
+    reinforce = gradient_samples(make_estimator("reinforce", K), torch.zeros(1, K), squared_distance(TARGET), 500)
+    assert grid[0, 0].item() == pytest.approx(reinforce.var(0).sum().log().item(), abs=0.3)
+
+
+def test_run_toy_records_the_learned_temperature_and_scale_of_rebar():
+    out = run_toy("rebar", TARGET, steps=40, seeds=2, log_every=20, variance_every=40, variance_samples=10)
+    assert out["temperature"].shape == (2, 3) and out["eta"].shape == (2, 3)
+    assert out["temperature"][:, 0] == pytest.approx(0.5) and out["eta"][:, 0] == pytest.approx(1.0)
+    assert "temperature" not in run_toy("reinforce", TARGET, steps=20, seeds=1, variance_samples=10)
