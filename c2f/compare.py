@@ -48,6 +48,12 @@ TOLERANCES: list[Tolerance] = [
     Tolerance(r"toy/.*/final_loss(_std)?", 1e-6, spread=4.5e-8, kind="toy estimators: final expected loss"),
     Tolerance(r"toy/.*/final_log_variance", 1e-4, spread=1.9e-6, kind="toy estimators: log-variance of the gradient"),
     Tolerance(r"toy/.*/mean_abs_error_x1000", 1e-4, spread=4.3e-6, kind="toy estimators: gradient error ×1000"),
+    Tolerance(r"toy/.*/gap_left", 1e-4, spread=1.0e-5, kind="toy estimators: share of the gap to the optimum left"),
+    Tolerance(r"toy/concrete_bias/.*/(cosine|exact_loss|relaxed_loss)", 1e-5, spread=1.8e-7,
+              kind="toy: CONCRETE bias direction, exact and relaxed losses"),
+    Tolerance(r"toy/concrete_bias/.*/relative_bias(_se)?", 1e-4, spread=1.9e-6, kind="toy: CONCRETE relative bias"),
+    Tolerance(r"toy/(rebar|relax)/final_(eta|temperature)", 1e-5, spread=6.0e-8, kind="toy: REBAR's learned η and τ"),
+    Tolerance(r"toy/rebar_grid/\w+", 1e-4, spread=0.0, kind="toy: REBAR's variance over a grid of (τ, η)"),
     Tolerance(r".*accuracy(_std|_worst)?", 0.01, spread=0.0024, kind="accuracies (fraction of test images)"),
     # discrete latents trained with sampled gradients (Concrete, REINFORCE, ...) drift furthest
     Tolerance(r"dvae.*/test_kl_nats(_std)?", 0.75, spread=0.22, kind="D-VAE: KL (nats)"),
