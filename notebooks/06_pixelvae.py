@@ -415,6 +415,8 @@ print(f"NLL (K={iw_samples}): PixelVAE (bias) {nll['pixelvae']:.2f}, conv VAE {n
 if nll["pixelvae_up"] > nll["vae_conv"]:
     print(f"The upsampling PixelVAE is worse than the conv VAE (KL {S['pixelvae_up']['kl_nats']:.2f} nats): "
           "it has not left the plateau described under experiment 1.")
+else:
+    print("The upsampling PixelVAE has left the plateau described under experiment 1 (it beats the conv VAE).")
 kls = [depth[l]["kl_nats"] for l in layer_sweep]
 collapsed = [l for l in layer_sweep if depth[l]["active_units"] == 0]
 print("KL against layers: " + ", ".join(f"L={l} {k:.2f}" for l, k in zip(layer_sweep, kls)) + " nats; it "
