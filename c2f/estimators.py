@@ -186,14 +186,18 @@ class NVIL(Estimator):
     and, while training, divided by max(1, running std), both from the batches before this one (then updated
     with it): an adaptive step size that keeps the estimator's
     direction. c_ψ is trained by regression onto f(z) − m through a zero-valued term. In eval mode the
-    normalisation is off, so measured gradients are those of the unbiased estimator.
+    normalisation is off, so measured gradients are those of the unbiased estimator. With
+    ``standardised_baseline`` the network predicts f(z) − m in units of the running std (c_ψ = std · net),
+    so that it learns at the model's learning rate even when the loss varies by hundreds of nats from one
+    input to the next (AIR's scenes); the estimator stays unbiased, since the std comes from earlier batches.
     """
 
     name = "nvil"
 
     def __init__(self, num_classes: int, context_dim: int = 0, hidden: tuple[int, ...] = (100,), groups: int = 1,
-                 momentum: float = 0.9, normalise: bool = True):
+                 momentum: float = 0.9, normalise: bool = True, standardised_baseline: bool = False):
         super().__init__(num_classes)
+        self.standardised_baseline = standardised_baseline
         self.bias = GroupedScalar(0.0, groups)
         self.net = None
         if context_dim > 0:
@@ -223,13 +227,15 @@ class NVIL(Estimator):
         # centre and scale with the statistics of earlier batches only: a baseline that includes the sample
         # itself is correlated with it, which shrinks (and biases) the gradient
         centred = loss.detach() - self.running_mean[idx]
-        c = self.baseline(context, group, batch)
+        scale = self.running_var[idx].sqrt().clamp(min=1.0)
+        unit = scale if self.standardised_baseline else torch.ones_like(scale)
+        c = unit * self.baseline(context, group, batch)
         signal = centred - c.detach()
         if self.training and self.normalise:
-            signal = signal / self.running_var[idx].sqrt().clamp(min=1.0)
+            signal = signal / scale
         if self.training and torch.is_grad_enabled():
             self._update_statistics(loss.detach(), idx)
-        baseline_loss = (centred - c) ** 2
+        baseline_loss = ((centred - c) / unit) ** 2
         objective = loss + _zero_valued(signal * q.log_prob(z)) + _zero_valued(baseline_loss)
         return Estimate(objective, loss.detach(), z, {"baseline_mse": baseline_loss.detach().mean()})
 
@@ -372,16 +378,19 @@ class Relax(Estimator):
 
 def make_estimator(name: str, num_classes: int, *, context_dim: int = 0, groups: int = 1, temperature: float = 0.5,
                    prior_temperature: float = 1.0, straight_through: bool = False,
-                   hidden: tuple[int, ...] = (100,)) -> Estimator:
+                   hidden: tuple[int, ...] = (100,), normalise: bool = True,
+                   standardised_baseline: bool = False) -> Estimator:
     """An estimator by name (one of :data:`ESTIMATORS`). `temperature` is CONCRETE's fixed temperature and
     the initial temperature of REBAR and RELAX; `context_dim` the size of the input of NVIL's baseline and of
-    RELAX's surrogate network; `groups` the number of independent parameter copies."""
+    RELAX's surrogate network; `groups` the number of independent parameter copies; `normalise` and
+    `standardised_baseline` NVIL's options of those names."""
     if name == "exact":
         return Exact(num_classes)
     if name == "reinforce":
         return Reinforce(num_classes)
     if name == "nvil":
-        return NVIL(num_classes, context_dim, hidden, groups)
+        return NVIL(num_classes, context_dim, hidden, groups, normalise=normalise,
+                    standardised_baseline=standardised_baseline)
     if name == "concrete":
         return Concrete(num_classes, temperature, prior_temperature, straight_through)
     if name == "rebar":

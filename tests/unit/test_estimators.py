@@ -142,6 +142,32 @@ def test_nvil_centres_with_the_statistics_of_earlier_batches_only():
     torch.testing.assert_close(grad, 3.0 * (out.z - logits.detach().softmax(-1)))  # σ² = 1 initially
 
 
+def test_standardised_nvil_baseline_is_in_units_of_the_running_std_and_stays_unbiased():
+    """With ``standardised_baseline`` the subtracted baseline is σ_old · net(x), the network regresses onto the
+    centred loss divided by σ_old, and the estimator's mean is still the exact gradient."""
+    torch.manual_seed(0)
+    est = NVIL(K, context_dim=4, hidden=(8,), normalise=False, standardised_baseline=True).train()
+    est.running_mean.fill_(1.0)
+    est.running_var.fill_(9.0)
+    est.initialised.fill_(True)
+    with torch.no_grad():
+        for p in est.net.parameters():
+            p.add_(torch.randn_like(p))
+    x = torch.randn(2, 4)
+    logits = LOGITS.clone().requires_grad_(True)
+    out = est(logits, loss_with_structure, context=x)
+    (grad,) = torch.autograd.grad(out.objective.sum(), logits)
+    c = 3.0 * est.baseline(x, None, 2).detach()
+    manual = (out.loss - 1.0 - c).unsqueeze(-1) * (out.z - logits.detach().softmax(-1))
+    torch.testing.assert_close(grad, manual)
+    assert out.stats["baseline_mse"] == pytest.approx((((out.loss - 1.0 - c) / 3.0) ** 2).mean().item(), rel=1e-5)
+
+    n = 40_000
+    grads = gradient_samples(est.eval(), LOGITS, loss_with_structure, n, context=x)
+    stderr = grads.std(0) / math.sqrt(n)
+    assert ((grads.mean(0) - exact_gradient(LOGITS, loss_with_structure)).abs() <= 5 * stderr + 1e-6).all()
+
+
 def test_a_loss_of_shape_b_by_1_is_refused():
     est = make_estimator("reinforce", K)
     with pytest.raises(ValueError, match=r"\[B, 1\]|per-sample"):
