@@ -32,7 +32,8 @@
 
 # %% tags=["parameters"]
 profile = "default"  # the parameter profile this run was executed with
-seed = 0
+seed = 0  # base seed: run i of n_seeds uses seed + i
+n_seeds = 1  # independent training runs per model and ablation (mean ± std and the worst seed reported)
 train_size = 10000  # training images (0 means all 50000)
 test_size = 1000  # first test and validation images used by every evaluation (0 means all 10000)
 batch_size = 128
@@ -61,7 +62,7 @@ import torch
 
 import c2f
 from c2f import data, plots
-from c2f.evaluate import class_change_rate, evaluate, layer_report
+from c2f.evaluate import class_change_rate, describe, evaluate, layer_report, summarise
 from c2f.experiment import Trial, mnist_classifier, run_trials
 from c2f.models import (MSVAE, SVAE, VAE, VLAE, HierarchicalConfig, MSVAEConfig, SVAEConfig, VAEConfig, VLAEConfig,
                         make_hierarchical)
@@ -71,6 +72,8 @@ from c2f.train import TrainConfig
 run = c2f.Run.start("04_hierarchical", globals())
 device = run.device
 L = len(latent_dims)
+seeds = [seed + i for i in range(n_seeds)]
+spread = f"mean ± std over {n_seeds} seeds, worst seed in brackets" if n_seeds > 1 else "one seed"
 known = {"vae", "hvae", "markov_hvae", "lvae", "vlae", "svae", "msvae"}
 if set(models) - known or set(fashion_models) - known:
     raise ValueError(f"unknown model(s) {sorted((set(models) | set(fashion_models)) - known)}; choose from {sorted(known)}")
@@ -193,18 +196,24 @@ def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
-results = run_trials([trial(kind, kind) for kind in models], train, seeds=[seed], score=score, run=run, key="04",
-                     valid=valid, retrain=retrain)
-trained = {k: r.model for k, r in results.items()}
-histories = {k: r.history for k, r in results.items()}
-reports = {k: r.runs[0] for k, r in results.items()}
+def units(s, key, size=None):
+    """A count of units (out of `size`): an integer for one seed, mean ± std over several."""
+    text = describe(s, key, 0 if n_seeds == 1 else 1)
+    return text if size is None else f"{text}/{size}" if n_seeds == 1 else f"{text} of {size}"
+
+
+outcomes = run_trials([trial(kind, kind) for kind in models], train, seeds=seeds, score=score, run=run, key="04",
+                      valid=valid, retrain=retrain)
+trained = {k: r.model for k, r in outcomes.items()}  # the first seed's models: the figures show them
+histories = {k: r.history for k, r in outcomes.items()}
+reports = {k: r.summary for k, r in outcomes.items()}  # mean over seeds, with several `_std` and `_worst`
 layered = [k for k in models if len(trained[k].layer_sizes) > 1]  # the models with several latent layers
 for kind, r in reports.items():
     sizes = trained[kind].layer_sizes
-    units = " ".join(f"{r[f'kl_active_units_layer_{l}']}/{d}" for l, d in enumerate(sizes, 1))
-    print(f"{kind:12s} {n_params(trained[kind]):>9,} parameters; test ELBO {r['test_elbo_nats']:8.2f}, NLL "
-          f"(K={iw_samples}) {r['test_nll_nats']:7.2f} nats; units with KL > 0.1 nats per layer (1..{len(sizes)}): "
-          f"{units}")
+    au = (" " if n_seeds == 1 else "; ").join(units(r, f"kl_active_units_layer_{l}", d) for l, d in enumerate(sizes, 1))
+    print(f"{kind:12s} {n_params(trained[kind]):>9,} parameters; test ELBO {describe(r, 'test_elbo_nats'):>8s}, NLL "
+          f"(K={iw_samples}) {describe(r, 'test_nll_nats'):>7s} nats; units with KL > 0.1 nats per layer "
+          f"(1..{len(sizes)}): {au}" + (f" ({spread})" if n_seeds > 1 else ""))
 
 # %% [markdown]
 # ## Results
@@ -216,26 +225,28 @@ for kind, r in reports.items():
 # the variance over test images of the unit's posterior mean exceeds 0.01 (for the top-down models, the
 # means along the posterior mean path). In a top-down model that criterion counts a unit whose posterior
 # *follows its conditional prior*: its mean moves with the layers above, yet it carries no information of
-# its own. **KL-AU** counts a unit as active when its own KL exceeds 0.1 nats; the text uses KL-AU.
+# its own. **KL-AU** counts a unit as active when its own KL exceeds 0.1 nats; the text uses KL-AU. With
+# `n_seeds` > 1 every cell is the mean ± standard deviation over seeds, with the worst seed in brackets for
+# the ELBO and the NLL, and the lines below the tables give means.
 
 # %%
 def results_table(names, caption, uuid):
     rows = {}
     for name in names:
         r, model = reports[name], trained[name]
-        row = {"train ELBO": f"{r['train_elbo_nats']:.2f}", "test ELBO": f"{r['test_elbo_nats']:.2f}",
-               "gap": f"{r['train_elbo_nats'] - r['test_elbo_nats']:.2f}",
-               f"NLL (K={iw_samples})": f"{r['test_nll_nats']:.2f}"}
-        row.update({f"KL z{l}": f"{r[f'kl_layer_{l}']:.2f}" for l in range(1, L + 1) if f"kl_layer_{l}" in r})
-        row.update({f"KL-AU z{l}": f"{r[f'kl_active_units_layer_{l}']}/{d}" for l, d in enumerate(model.layer_sizes, 1)})
-        row.update({f"AU z{l}": f"{r[f'active_units_layer_{l}']}/{d}" for l, d in enumerate(model.layer_sizes, 1)})
+        gap = summarise([{"gap": x["train_elbo_nats"] - x["test_elbo_nats"]} for x in outcomes[name].runs])
+        row = {"train ELBO": describe(r, "train_elbo_nats"), "test ELBO": describe(r, "test_elbo_nats"),
+               "gap": describe(gap, "gap"), f"NLL (K={iw_samples})": describe(r, "test_nll_nats")}
+        row.update({f"KL z{l}": describe(r, f"kl_layer_{l}") for l in range(1, L + 1) if f"kl_layer_{l}" in r})
+        for label, key in (("KL-AU", "kl_active_units"), ("AU", "active_units")):
+            row.update({f"{label} z{l}": units(r, f"{key}_layer_{l}", d) for l, d in enumerate(model.layer_sizes, 1)})
         row["parameters"] = f"{n_params(model):,}"
         rows[name] = row
     display(pd.DataFrame(rows).T.fillna("–").style.set_caption(caption).set_uuid(uuid))  # fixed id: stable HTML
 
 
 results_table(models, f"MNIST, dynamic binarization, Bernoulli likelihood, nats; {len(test)} test images; "
-              f"{len(train)} training images, {epochs} epochs; {run.profile} profile, one seed. MSVAE: stage 1; "
+              f"{len(train)} training images, {epochs} epochs; {run.profile} profile, {spread}. MSVAE: stage 1; "
               "SVAE: final image; the flat VAE and the MSVAE have one layer.", "main")
 counts = {k: n_params(m) for k, m in trained.items()}
 median = float(np.median(list(counts.values())))
@@ -246,7 +257,8 @@ print(f"parameters: {min(counts.values()):,} ({min(counts, key=counts.get)}) to 
 # %% [markdown]
 # ### The KL of each layer during training
 #
-# The training loop logs the KL of each layer on every minibatch (running means below, against epochs).
+# The training loop logs the KL of each layer on every minibatch (running means below, against epochs; the
+# first seed's run).
 # During the first `warmup_epochs` epochs the KL weight rises linearly from 0 to 1. The lines under the
 # figure give, for every layer, where its KL peaked, its value at the end of warm-up and at the end of
 # training, and how much it moved over the last epoch.
@@ -298,27 +310,27 @@ run.savefig(fig, "active_units_training")
 # %% [markdown]
 # ## Why warm-up and batch norm? The LVAE without them
 #
-# The same LVAE, same seed and epochs, trained (a) with the full KL weight from the first step, (b) without
+# The same LVAE, same seeds and epochs, trained (a) with the full KL weight from the first step, (b) without
 # batch normalisation, (c) without either, and evaluated as above: ELBO on training and test images, NLL,
 # KL and active units per layer.
 
 # %%
 variants = {"no_warmup": dict(warmup=0.0), "no_batch_norm": dict(batch_norm=False),
             "neither": dict(warmup=0.0, batch_norm=False)}
-ablation = run_trials([trial(f"lvae_{a}", "lvae", **variants[a]) for a in ablations], train, seeds=[seed],
+ablation = run_trials([trial(f"lvae_{a}", "lvae", **variants[a]) for a in ablations], train, seeds=seeds,
                       score=score, run=run, key="04", valid=valid, retrain=retrain)
 for key, r in ablation.items():
-    trained[key], histories[key], reports[key] = r.model, r.history, r.runs[0]
+    outcomes[key], trained[key], histories[key], reports[key] = r, r.model, r.history, r.summary
 if ablations:
     names = ["lvae"] * ("lvae" in reports) + [f"lvae_{a}" for a in ablations]
     results_table(names, f"LVAE with and without KL warm-up and batch norm (MNIST, {len(train)} training "
-                  f"images, {epochs} epochs, one seed; train ELBO on the first {len(train_eval)} training images)",
+                  f"images, {epochs} epochs, {spread}; train ELBO on the first {len(train_eval)} training images)",
                   "ablation")
     fig = plots.training_curves({n: histories[n] for n in names}, keys=layer_keys, labels=labels)
     run.savefig(fig, "lvae_ablation_kl")
-    for n in names:
-        r, h = reports[n], histories[n]
-        print(f"{n:18s} training loss in the last epoch {h['epochs']['loss'][-1]:7.2f}; ELBO on training images "
+    for n in names:  # means over seeds
+        r, loss = reports[n], np.mean([h["epochs"]["loss"][-1] for h in outcomes[n].histories])
+        print(f"{n:18s} training loss in the last epoch {loss:7.2f}; ELBO on training images "
               f"{r['train_elbo_nats']:8.2f}, on test images {r['test_elbo_nats']:8.2f} (gap "
               f"{r['train_elbo_nats'] - r['test_elbo_nats']:5.2f}); NLL {r['test_nll_nats']:7.2f}")
 
@@ -375,35 +387,43 @@ for kind in [k for k in ("lvae", "vlae", "hvae") if k in trained]:
 # per image). The fraction of images whose label changes measures how much of the *class* each layer holds;
 # a layer that holds only style scores near 0, a layer that holds the identity scores near 0.9 (a fresh
 # digit keeps the old class one time in ten). The accuracy of the classifier on the reconstructions says how
-# often a model's own reconstruction keeps the class.
+# often a model's own reconstruction keeps the class. With several seeds, every seed's models are measured
+# (mean ± std over seeds; the grids above show the first seed's).
 
 # %%
 classifier, classifier_accuracy = mnist_classifier(device, run=run, retrain=retrain, train_size=classifier_train_size)
 x_eval, y_eval = test.fixed_binarization(seed).x, test.y
-class_change = {}
+class_change, redraws = {}, {}
 torch.manual_seed(seed)
 for kind in layered:
-    m = trained[kind]
-    recon = m.reconstruct(x_eval)
-    class_change[kind] = [class_change_rate(classifier, recon, resample_layer(m, x_eval, l)) for l in range(1, L + 1)]
-    reports[kind]["recon_class_accuracy"] = (classifier.predict(recon) == y_eval).float().mean().item()
-    run.log(kind, {"recon_class_accuracy": reports[kind]["recon_class_accuracy"],
-                   **{f"class_change_layer_{l}": v for l, v in enumerate(class_change[kind], 1)}})
+    per_seed = []
+    for m in outcomes[kind].models:
+        recon = m.reconstruct(x_eval)
+        per_seed.append({f"class_change_layer_{l}": class_change_rate(classifier, recon, resample_layer(m, x_eval, l))
+                         for l in range(1, L + 1)})
+        per_seed[-1]["recon_class_accuracy"] = (classifier.predict(recon) == y_eval).float().mean().item()
+    redraws[kind] = summarise(per_seed)
+    if n_seeds > 1:  # summarise reads "recon" as lower-is-better; the worst seed of an accuracy is its lowest
+        redraws[kind]["recon_class_accuracy_worst"] = min(x["recon_class_accuracy"] for x in per_seed)
+    class_change[kind] = [redraws[kind][f"class_change_layer_{l}"] for l in range(1, L + 1)]
+    run.log(kind, redraws[kind])
 fig = plots.lines_by_group(class_change, "fraction of test images whose class changes",
                            xlabel="redrawn layer l (1 nearest the image)",
                            title=f"Redraw one layer: class changes ({len(x_eval)} test images)")
 run.savefig(fig, "class_change_per_layer")
 print(f"classifier: test accuracy {100 * classifier_accuracy:.1f}% on the grey-level test images")
-for kind, rates in class_change.items():
-    print(f"{kind:12s} reconstructions keep the class of {100 * reports[kind]['recon_class_accuracy']:.0f}% of test "
-          "images; redrawing layer 1..L changes it for " + ", ".join(f"{100 * v:.0f}%" for v in rates))
+for kind, s in redraws.items():
+    print(f"{kind:12s} reconstructions keep the class of {describe(s, 'recon_class_accuracy', 0, 100, '%')} of test "
+          "images; redrawing layer 1..L changes it for "
+          + ", ".join(describe(s, f"class_change_layer_{l}", 0, 100, "%") for l in range(1, L + 1)))
 
 # %% [markdown]
 # ## Traversals on FashionMNIST
 #
 # An LVAE and a VLAE trained the same way on FashionMNIST. For each layer, the unit with the largest test KL
 # is swept from −2.5 to 2.5 prior standard deviations around its (conditional) prior mean, the layers above
-# kept at the posterior means of one test image (and, for the VLAE, the layers below too).
+# kept at the posterior means of one test image (and, for the VLAE, the layers below too). These models are
+# read from figures, so they are trained with the first seed only.
 
 # %%
 if fashion_models:
@@ -441,7 +461,8 @@ if fashion_models:
 # measurements that replace reading them: the ℓ1 error of each step or stage, how often the classifier
 # recovers the test image's label from it, and, for prior samples, the fraction the classifier assigns to
 # one class with probability at least 0.9 (a sample that is a fragment or a blend of digits does not
-# reach it). The last line gives that fraction for the prior samples of every model.
+# reach it); these use the first seed's SVAE and MSVAE. The last line gives that fraction for the prior
+# samples of every model (mean ± std over seeds when there are several).
 
 # %%
 torch.manual_seed(seed)
@@ -479,11 +500,13 @@ if "svae" in trained:
           + "; class kept " + ", ".join(f"{100 * v:.0f}%" for v in acc)
           + "; confident prior samples " + ", ".join(f"{100 * v:.0f}%" for v in confident))
 torch.manual_seed(seed)
+confident = {}
 for kind in models:
-    reports[kind]["samples_confident"] = classifier.confident_fraction(trained[kind].sample(len(x_eval)))
-    run.log(kind, {"samples_confident": reports[kind]["samples_confident"]})
+    confident[kind] = summarise([{"samples_confident": classifier.confident_fraction(m.sample(len(x_eval)))}
+                                 for m in outcomes[kind].models])
+    run.log(kind, confident[kind])
 print("prior samples the classifier labels with probability ≥ 0.9: "
-      + ", ".join(f"{k} {100 * reports[k]['samples_confident']:.0f}%" for k in models)
+      + ", ".join(f"{k} {describe(confident[k], 'samples_confident', 0, 100, '%')}" for k in models)
       + f" (test images themselves: {100 * classifier.confident_fraction(test.x):.0f}%)")
 
 # %% [markdown]
@@ -491,7 +514,9 @@ print("prior samples the classifier labels with probability ≥ 0.9: "
 #
 # The lines below are computed from this run (they change with the profile; the `smoke` profile trains for
 # seconds and proves nothing). A layer counts as *used* when at least one of its units carries more than
-# 0.1 nats (KL-AU); the *share* of a layer is its fraction of the model's total KL.
+# 0.1 nats (KL-AU); the *share* of a layer is its fraction of the model's total KL. With several seeds the
+# lines use the means over seeds (a layer is unused when it is unused in every seed), and a target is met
+# only when it is met by the mean and, for the active layers, in every seed.
 
 # %%
 for name, r in reports.items():
@@ -501,24 +526,28 @@ for name, r in reports.items():
     share = ", ".join(f"{100 * r[f'kl_layer_{l}'] / total:.0f}%" for l in layers)
     print(f"{name:22s} KL share of layers 1..{len(layers)}: {share}; "
           + (f"unused layer(s): {unused}" if unused else "every layer used")
-          + f"; active units {r['kl_active_units']} by KL-AU, {r['active_units']} by AU")
+          + f"; active units {units(r, 'kl_active_units')} by KL-AU, {units(r, 'active_units')} by AU")
 for name in [n for n in ("lvae", "vlae") if n in reports]:
-    ok = all(reports[name][f"kl_active_units_layer_{l}"] > 0 for l in range(1, L + 1))
-    print(f"target, {name}: units with KL > 0.1 nats in every layer: {'met' if ok else 'NOT met'}")
+    ok = all(x[f"kl_active_units_layer_{l}"] > 0 for x in outcomes[name].runs for l in range(1, L + 1))
+    print(f"target, {name}: units with KL > 0.1 nats in every layer"
+          + (f" of every one of the {n_seeds} seeds" if n_seeds > 1 else "") + f": {'met' if ok else 'NOT met'}")
 if "vae" in reports:
     flat = reports["vae"]["test_nll_nats"]
     better = [k for k in models if k != "vae" and reports[k]["test_nll_nats"] < flat]
-    print(f"flat VAE: test NLL {flat:.2f} nats, ELBO {reports['vae']['test_elbo_nats']:.2f}; models with a lower "
+    print(f"flat VAE: test NLL {describe(reports['vae'], 'test_nll_nats')} nats, ELBO "
+          f"{describe(reports['vae'], 'test_elbo_nats')}; models with a lower (mean) "
           f"NLL: {', '.join(better) or 'none'}; NLL against the flat VAE: "
           + ", ".join(f"{k} {reports[k]['test_nll_nats'] - flat:+.2f}" for k in models if k != "vae"))
 if "lvae" in reports:
     nll = reports["lvae"]["test_nll_nats"]
-    print(f"LVAE test NLL {nll:.2f} nats (K={iw_samples}; dynamic binarization; {len(test)} test images; "
-          f"{len(train)} training images; {epochs} epochs; {run.device}); the full-profile target is 81.5 nats "
+    print(f"LVAE test NLL {describe(reports['lvae'], 'test_nll_nats')} nats (K={iw_samples}; dynamic binarization; "
+          f"{len(test)} test images; {len(train)} training images; {epochs} epochs; {spread}; {run.device}); the "
+          f"full-profile target for the mean is 81.5 nats "
           f"with K=5000 (Sønderby et al. report 81.74): {'met' if nll <= 81.5 else 'not met in this run'}")
 if "hvae" in reports:
     nll = reports["hvae"]["test_nll_nats"]
-    print(f"HVAE test NLL {nll:.2f} nats under the same conditions; full-profile target 84: "
+    print(f"HVAE test NLL {describe(reports['hvae'], 'test_nll_nats')} nats under the same conditions; full-profile "
+          f"target for the mean 84: "
           f"{'met' if nll <= 84 else 'not met in this run'}")
 if ablations and "lvae" in reports:
     base = reports["lvae"]
@@ -528,7 +557,8 @@ if ablations and "lvae" in reports:
         print(f"LVAE {a:14s} against the full recipe: train ELBO {r['train_elbo_nats'] - base['train_elbo_nats']:+.2f}, "
               f"test ELBO {r['test_elbo_nats'] - base['test_elbo_nats']:+.2f}, NLL "
               f"{r['test_nll_nats'] - base['test_nll_nats']:+.2f} nats; train–test gap {gap:.2f} against "
-              f"{base_gap:.2f}; units with KL > 0.1 nats {r['kl_active_units']} against {base['kl_active_units']}")
+              f"{base_gap:.2f}; units with KL > 0.1 nats {units(r, 'kl_active_units')} against "
+              f"{units(base, 'kl_active_units')}")
 
 # %% [markdown]
 # ### Answers to the chapter's questions
@@ -553,7 +583,7 @@ if ablations and "lvae" in reports:
 # parameters, reaches 109.1 nats; the four top-down and ladder models are 2.2 (VLAE) to 4.2 (LVAE) nats
 # better, while the SVAE is 7.6 nats and the MSVAE's stage 1 0.9 nats worse. (Chapter 01's MLP VAE scores
 # better than all of them because it is wider and trained on five times as many images.) One seed does not
-# give the spread of these differences; the `full` profile runs three.
+# give the spread of these differences; the `gpu` and `full` profiles run three (`n_seeds`).
 #
 # **Does the top layer do all the work?** No, and not the bottom layer alone either. The lowest layer carries
 # the largest KL share in every model, but in the HVAE, the Markov HVAE and the LVAE every layer has units
