@@ -7,7 +7,9 @@ Estimate (stated, conservative): a step costs 15 µs per dispatched op (eager Py
 kernel launch; typically 5–10 µs on a fast host) + 0.3 ms of host syncs + its FLOPs at 50 TFLOP/s (5 % of
 an H100's dense bf16 peak: small batches); the IW evaluation runs in float32 at 25 TFLOP/s. The op count is
 taken with the CPU's per-parameter Adam; CUDA's multi-tensor Adam dispatches fewer, so the count is high.
-Models use the architectures of the `gpu` profiles (chapter 04's full ones, an upper bound). Not a test.
+Models use the architectures of the `gpu` profiles. For chapter 02's models the last column also gives the IW
+FLOPs of all prefixes together (``prefix_log_importance_weights``: one pass scores every prefix), in brackets.
+Not a test.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from c2f.models import VAE, VAEConfig
+from c2f.models.air import AIR, AIRConfig
 from c2f.models.dvae import DVAE, DVAEConfig
 from c2f.models.hierarchical import HierarchicalConfig, make_hierarchical
 from c2f.models.multistage import MSVAE, MSVAEConfig
@@ -39,29 +42,41 @@ class _CountOps(TorchDispatchMode):
 
 def models() -> dict:
     bn = dict(activation="elu", batch_norm=True)
-    dims, hidden = (64, 32, 16, 8, 4), (512, 256, 128, 64, 32)
+    dims, hidden = (32, 16, 8), (256, 128, 64)  # chapter 04's default architecture, which its gpu profile keeps
     progressive = ProgressiveConfig(groups=10, group_size=1, hidden=(256,))
     out = {"01 vae_mlp": lambda: VAE(VAEConfig(arch="mlp", latent_dim=50, hidden=(512, 256))),
            "01 vae_conv": lambda: VAE(VAEConfig(arch="conv", latent_dim=50, channels=(64, 128), conv_features=512))}
     for name in ("standard", "single", "single_steps", "multiple_combined", "rnn", "rnn_nor", "quotient"):
         out[f"02 {name}"] = lambda name=name: make_variant(name, progressive)
-    for kind in ("hvae", "lvae"):
+    out["04 vae"] = lambda: VAE(VAEConfig(arch="mlp", latent_dim=sum(dims), hidden=hidden[:2], **bn))
+    for kind in ("hvae", "markov_hvae", "lvae"):
         out[f"04 {kind}"] = lambda kind=kind: make_hierarchical(
-            kind, HierarchicalConfig(latent_dims=dims, hidden=hidden, block_layers=2, **bn))
-    out["04 vlae"] = lambda: VLAE(VLAEConfig(latent_dims=dims, hidden=hidden, block_layers=2, **bn))
+            kind, HierarchicalConfig(latent_dims=dims, hidden=hidden, block_layers=1, **bn))
+    out["04 lvae no batch norm"] = lambda: make_hierarchical(
+        "lvae", HierarchicalConfig(latent_dims=dims, hidden=hidden, block_layers=1, activation="elu", batch_norm=False))
+    out["04 vlae"] = lambda: VLAE(VLAEConfig(latent_dims=dims, hidden=hidden, block_layers=1, **bn))
     out["04 svae"] = lambda: SVAE(SVAEConfig(latent_dims=dims, hidden=hidden[:2], **bn))
-    out["04 msvae"] = lambda: MSVAE(MSVAEConfig(latent_dim=sum(dims), hidden=hidden[:2], channels=32, res_blocks=3, **bn))
+    out["04 msvae"] = lambda: MSVAE(MSVAEConfig(latent_dim=sum(dims), hidden=hidden[:2], channels=8, res_blocks=1, **bn))
     for estimator in ("exact", "reinforce", "nvil", "concrete", "rebar", "relax"):
         out[f"05 dvae_st {estimator}"] = lambda e=estimator: DVAE(DVAEConfig(num_classes=10, estimator=e, transform=True))
+    scene = dict(image_shape=(1, 50, 50), where_init_logvar=-7.0)  # chapter 07: 50 x 50 scenes, batch 256
+    out["07 air"] = lambda: AIR(AIRConfig(**scene))
+    out["07 air_nvil"] = lambda: AIR(AIRConfig(count_estimator="nvil", **scene))
+    out["07 air_difference"] = lambda: AIR(AIRConfig(inference="difference", **scene))
+    out["07 dair"] = lambda: AIR(AIRConfig(what="prototypes", **scene))
     return out
 
 
-def count(model, batch_size: int = 128) -> tuple[int, float, float]:
-    """(ops per training step, FLOPs per training step, FLOPs per image-sample of the IW bound)."""
+BATCH = {"07": 256}  # chapter 07's gpu profile; the others use 128
+
+
+def count(model, batch_size: int = 128) -> tuple[int, float, float, float | None]:
+    """(ops per training step, FLOPs per training step, FLOPs per image-sample of the IW bound, and of the
+    IW bound of all prefixes together for a model that has them, else None)."""
     if hasattr(model, "set_stage"):  # stage-wise models: the last (largest) stage
         model.set_stage(getattr(model, "num_stages", None) or model.num_groups)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.bernoulli(torch.full((batch_size, 1, 28, 28), 0.15))
+    x = torch.bernoulli(torch.full((batch_size, *getattr(model.cfg, "image_shape", (1, 28, 28))), 0.15))
     parts = int(getattr(model, "steps_per_batch", 1))
 
     def step():
@@ -80,7 +95,12 @@ def count(model, batch_size: int = 128) -> tuple[int, float, float]:
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as iw_flops:
         model.log_importance_weights(x[:20], 50)
-    return ops.n, train_flops.get_total_flops(), iw_flops.get_total_flops() / 1000
+    prefix = None
+    if hasattr(model, "prefix_log_importance_weights"):
+        with torch.no_grad(), FlopCounterMode(display=False) as prefix_flops:
+            model.prefix_log_importance_weights(x[:20], 50)
+        prefix = prefix_flops.get_total_flops() / 1000
+    return ops.n, train_flops.get_total_flops(), iw_flops.get_total_flops() / 1000, prefix
 
 
 def main() -> None:
@@ -88,9 +108,10 @@ def main() -> None:
     print(f"{'model':22s} {'ops/step':>9s} {'GFLOP/step':>11s} {'H100 steps/s (est.)':>20s} {'IW MFLOP/(image·K)':>19s}")
     for name, build in models().items():
         torch.manual_seed(0)
-        ops, flops, iw = count(build())
+        ops, flops, iw, prefix = count(build(), BATCH.get(name[:2], 128))
         ms = ops * US_PER_OP / 1000 + SYNC_MS + flops / TRAIN_FLOPS * 1000
-        print(f"{name:22s} {ops:9d} {flops / 1e9:11.2f} {1000 / ms:20.0f} {iw / 1e6:19.2f}", flush=True)
+        print(f"{name:22s} {ops:9d} {flops / 1e9:11.2f} {1000 / ms:20.0f} {iw / 1e6:19.2f}"
+              + (f" ({prefix / 1e6:.2f} all prefixes)" if prefix is not None else ""), flush=True)
 
 
 if __name__ == "__main__":
