@@ -1,0 +1,181 @@
+"""AIR, Difference-AIR and Discrete AIR: the spatial transformer's crop and paste are inverse maps, the count
+distribution, the ELBO with the count summed out against the training loss and the importance weights,
+gradients for every estimator, a loss that decreases, and the scoring of detections against the truth."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from c2f import scenes
+from c2f.models.air import AIR, AIRConfig
+from c2f.models.air import count_logits
+
+B = 6
+
+
+def small(**kw) -> AIR:
+    torch.manual_seed(0)
+    base = dict(image_shape=(1, 30, 30), window=12, scale_prior=2.5, z_what=4, num_classes=3, features=16,
+                hidden=16, what_hidden=16, baseline_hidden=8)
+    return AIR(AIRConfig(**{**base, **kw}))
+
+
+def scenes_batch(n: int = B, canvas: int = 30, seed: int = 0) -> torch.Tensor:
+    digits = torch.zeros(5, 1, 28, 28)
+    digits[:, :, 8:20, 8:20] = 1.0
+    spec = scenes.SceneSpec(n=n, counts=(0, 1, 2), canvas=canvas, digit_size=12, seed=seed)
+    return torch.bernoulli(scenes.generate(spec, digits, torch.arange(5)).images.x * 0.9,
+                           generator=torch.Generator().manual_seed(seed))
+
+
+def test_paste_then_crop_returns_the_object_and_boxes_are_in_pixels():
+    model = small(image_shape=(1, 50, 50), window=20)
+    obj = torch.rand(2, 1, 20, 20)
+    where = torch.tensor([[2.5, 0.0, 0.0], [2.5, -0.4, 0.4]])  # windows of 20 px on whole pixels
+    canvas = model.paste(obj, where)
+    torch.testing.assert_close(model.crop(canvas, where), obj)
+    assert canvas[0].sum() == pytest.approx(obj[0].sum().item(), rel=1e-5)  # nothing lost or added
+    torch.testing.assert_close(model.boxes(where), torch.tensor([[15.0, 15.0, 35.0, 35.0], [5.0, 25.0, 25.0, 45.0]]))
+    assert canvas[1, 0, 25:45, 5:25].sum() == pytest.approx(obj[1].sum().item(), rel=1e-5)
+
+
+def test_count_distribution_is_the_chain_of_presences():
+    logits = torch.tensor([[0.3, -1.0, 2.0]])
+    p = torch.sigmoid(logits)[0]
+    expected = torch.stack([1 - p[0], p[0] * (1 - p[1]), p[0] * p[1] * (1 - p[2]), p[0] * p[1] * p[2]])
+    torch.testing.assert_close(count_logits(logits).exp()[0], expected)
+    rho = 0.01
+    prior = small(pres_prior=rho, max_steps=3).count_prior(1, "cpu").probs[0]
+    torch.testing.assert_close(prior, torch.tensor([1 - rho, rho * (1 - rho), rho**2 * (1 - rho), rho**3]))
+
+
+@pytest.mark.parametrize("what", ["gaussian", "prototypes"])
+def test_elbo_terms_equal_the_training_loss_with_the_exact_estimator(what):
+    """With the exact count (and class) estimators the training loss is the negative ELBO, plus DAIR's
+    marginal-KL regulariser when its weight is not zero."""
+    model = small(what=what, class_marginal_weight=0.0).eval()
+    x = scenes_batch()
+    torch.manual_seed(1)
+    terms = model.elbo_terms(x)
+    assert terms.log_px.shape == (B,) and terms.kl_dims.shape == (B, 4)
+    torch.manual_seed(1)
+    loss, scalars = model.loss(x)
+    assert loss.item() == pytest.approx(-terms.elbo.mean().item(), rel=1e-5)
+    assert scalars["elbo"].item() == pytest.approx(terms.elbo.mean().item(), rel=1e-5)
+    if what == "prototypes":
+        model.cfg.class_marginal_weight = 30.0
+        torch.manual_seed(1)
+        loss, scalars = model.loss(x)
+        assert scalars["marginal_kl"] > 0
+        assert loss.item() == pytest.approx(-terms.elbo.mean().item() + 30.0 * scalars["marginal_kl"].item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("inference", ["air", "difference"])
+def test_importance_weights_average_to_the_elbo(inference):
+    """E[log w] over q(n, z) = ELBO: the mean of many single-sample log-weights matches the mean ELBO (with the
+    count summed out) within a few standard errors, and the IW bound with K = 50 is above both."""
+    model = small(inference=inference).eval()
+    x = scenes_batch(4)
+    with torch.no_grad():
+        torch.manual_seed(2)
+        logw = model.log_importance_weights(x, 400)  # [400, 4]
+        elbo = torch.stack([model.elbo_terms(x).elbo for _ in range(200)])
+    stderr = math.sqrt(logw.var(0).mean().item() / 400 + elbo.var(0).mean().item() / 200)
+    assert abs(logw.mean().item() - elbo.mean().item()) < 5 * stderr + 1e-3
+    iw = (torch.logsumexp(logw[:50], 0) - math.log(50)).mean()
+    assert iw.item() >= elbo.mean().item() - 1e-3
+
+
+@pytest.mark.parametrize("what,estimator", [("gaussian", "exact"), ("gaussian", "nvil"), ("prototypes", "exact"),
+                                            ("prototypes", "nvil"), ("prototypes", "relax")])
+def test_gradients_reach_every_part(what, estimator):
+    model = small(what=what, count_estimator=estimator if what == "gaussian" else "exact",
+                  class_estimator=estimator).train()
+    x = scenes_batch()
+    opt = torch.optim.SGD(model.parameters(), 1e-3)
+    # a first step: D-VAE-ST prototypes seeded from the windows, NVIL statistics initialised, and the heads
+    # (zero weights at the start, so that every step starts at the prior) move, to pass gradients on
+    model.loss(x)[0].backward()
+    opt.step()
+    opt.zero_grad()
+    loss, _ = model.loss(x)
+    loss.backward()
+    parts = {"presence": model.pres_head.bias, "where": model.where_head.linear.bias,
+             "embedding": model.embed[0].weight}
+    if what == "gaussian":
+        parts.update(what_encoder=model.what_encoder[-1].linear.weight, decoder=model.what_decoder[-1].weight)
+    else:
+        parts.update(classes=model.dvae.class_head.weight, transform=model.dvae.transform_head.linear.weight,
+                     prototypes=model.dvae.prototype_net[-1].weight)
+    if estimator == "nvil":
+        parts["baseline"] = (model.count_estimator if what == "gaussian" else model.dvae.estimator).net[-1].weight
+    for name, p in parts.items():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        assert torch.isfinite(p.grad).all(), name
+
+
+def test_class_gradient_comes_only_from_the_estimator_and_the_kl():
+    """DAIR's class logits learn from the estimator's zero-valued terms and the class KL; with a step whose
+    object the image never uses (every count stops before it), the estimator contributes nothing."""
+    model = small(what="prototypes", pres_init_logit=-30.0, max_steps=1).train()
+    x = scenes_batch()
+    model.loss(x)
+    model.zero_grad()
+    loss, _ = model.loss(x)
+    loss.backward()
+    with_kl = model.dvae.class_head.bias.grad.clone()
+    inf = model.infer(x)
+    kl = torch.distributions.kl_divergence(torch.distributions.Categorical(logits=inf.class_logits[:, 0]),
+                                           torch.distributions.Categorical(logits=torch.zeros(B, 3)))
+    q_used = model.count_posterior(inf).probs[:, 1]  # ≈ 0: the step is (almost) never drawn
+    assert q_used.max() < 1e-9
+    assert with_kl.abs().max() < 1e-6 and kl.mean() >= 0
+
+
+def test_training_lowers_the_loss():
+    model = small().train()
+    x = scenes_batch(32)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    losses = []
+    for _ in range(40):
+        loss, _ = model.loss(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_detect_gives_a_count_and_boxes_of_the_used_steps():
+    model = small(what="prototypes").eval()
+    out = model.detect(scenes_batch())
+    assert out["count"].shape == (B,) and out["boxes"].shape == (B, 3, 4) and out["classes"].shape == (B, 3)
+    assert torch.equal(out["present"].sum(-1), out["count"])
+    assert out["reconstruction"].shape == (B, 1, 30, 30)
+
+
+def test_bad_configuration_names_the_field():
+    with pytest.raises(ValueError, match="count_estimator"):
+        small(count_estimator="vimco")
+    with pytest.raises(ValueError, match="inference"):
+        small(inference="residual")
+
+
+def test_scoring_perfect_detections_and_a_missed_digit():
+    digits = torch.zeros(10, 1, 28, 28)
+    spec = scenes.SceneSpec(n=40, counts=(1, 2), seed=0)
+    truth = scenes.generate(spec, digits, torch.arange(10))
+    present = truth.classes >= 0
+    boxes = truth.boxes.float().flip(1)  # the model may find the digits in another order
+    present_flipped = present.flip(1)
+    clusters = ((truth.classes + 3) % 10).flip(1)  # any one-to-one naming of the classes
+    r = scenes.score_detections(truth, truth.counts, present_flipped, boxes, clusters)
+    assert r["count_accuracy"] == 1 and r["recall"] == 1 and r["box_iou"] == pytest.approx(1.0)
+    assert r["class_accuracy"] == 1
+    fewer = truth.counts.clamp(max=1)
+    r = scenes.score_detections(truth, fewer, truth.classes >= 0, truth.boxes.float() + 2 * (truth.classes >= 0)[..., None])
+    assert r["count_accuracy_1"] == 1 and r["count_accuracy_2"] == 0
+    assert r["box_iou"] == pytest.approx((18 * 18) / (2 * 400 - 18 * 18))
