@@ -1,0 +1,397 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Synthesis: every model family under one protocol
+#
+# Each chapter so far measured its own models under its own conditions: its own training subset, its own test
+# subset, its own number of importance samples $K$, its own epochs. Their numbers cannot be laid side by side.
+# This chapter trains one representative of every single-image family of chapters 01–06 **under one
+# protocol** and asks the book's question of all of them with **one measure**: does the model put the coarse
+# content of an image (here: which digit it is) into the first nats of its code, and the fine detail later?
+#
+# No paper in this field compares Conv-DRAW, the progressive VAEs, ladder and hierarchical VAEs, PixelVAE and
+# a discrete clustering model side by side; every number below comes from this page's own runs, so the
+# comparison is between models trained on the same images for the same number of epochs and scored on the
+# same test images.
+
+# %% tags=["parameters"]
+profile = "default"  # the parameter profile this run was executed with
+seed = 0  # base seed: run i of n_seeds uses seed + i
+n_seeds = 1  # independent training runs per family (mean ± std and the worst seed reported when > 1)
+train_size = 10000  # training images (0 means all 50000)
+test_size = 1000  # first test images, one fixed binarization, used by every evaluation (0 means all 10000)
+probe_train_size = 5000  # training images whose codes fit the linear probes (0 means all 50000)
+batch_size = 128
+lr = 1e-3
+epochs = 4  # every family; Multiple: each of its G small VAEs
+kl_warmup_epochs = 1.0  # linear KL weight 0 -> 1, every family
+grad_clip = 100.0  # maximum gradient norm, every family
+iw_samples = 50  # importance samples K for every test NLL
+iw_batch = 2000  # images decoded at once by the IW estimate (memory)
+families = ["vae", "convdraw", "multiple", "single", "rnn", "quotient", "hvae", "lvae", "vlae", "pixelvae",
+            "dvae_st"]
+latent_dim = 32  # VAE (chapter 01's conv VAE)
+conv_channels = [32, 64]  # VAE encoder channels; the decoder mirrors them
+groups = 10  # progressive models: G groups of one latent each (chapter 02)
+progressive_hidden = [256]
+iterations = 6  # Conv-DRAW (chapter 03): T
+convdraw_hidden = 16
+convdraw_latent_channels = 2
+convdraw_read_channels = 16
+convdraw_kernel = 3
+latent_dims = [32, 16, 8]  # HVAE, LVAE, VLAE (chapter 04): z_1 (nearest the image) .. z_L
+hier_hidden = [256, 128, 64]
+pixel_latent_dim = 16  # PixelVAE (chapter 06)
+pixel_layers = 3
+pixel_channels = 16
+pixel_kernel_size = 3  # the first gated layer uses pixel_kernel_size + 2
+pixel_enc_channels = [16, 32]
+pixel_conv_features = 128
+dvae_marginal_weight = 30.0  # D-VAE-ST (chapter 05): weight of the batch-marginal KL (0 gives the plain ELBO)
+nats_budgets = [2.0, 5.0, 10.0, 20.0, 40.0]  # the class accuracy reached within these many nats is compared
+retrain = False  # ignore cached checkpoints and train again
+
+# %%
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+import c2f
+from c2f import data, plots
+from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate, kl_active_units
+from c2f.experiment import Trial, run_trials
+from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, HierarchicalConfig, PixelVAE,
+                        PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
+from c2f.models.progressive import make_variant
+from c2f.synthesis import FAMILIES, accuracy_within, code_order, prefix_measures, probe
+from c2f.train import TrainConfig
+
+run = c2f.Run.start("08_synthesis", globals())
+device = run.device
+seeds = [seed + i for i in range(n_seeds)]
+
+# %% [markdown]
+# ## The protocol
+#
+# * **Data.** MNIST with *dynamic* binarization {cite}`burda2016iwae`: every time a training image is used,
+#   each pixel is redrawn as a Bernoulli sample of its grey level. Every family trains on the same first
+#   `train_size` training images (all 50,000 in the `gpu` and `full` profiles).
+# * **Evaluation.** One fixed binarization (seed 0) of the first `test_size` test images, the same for every
+#   family and seed: the ELBO (one posterior sample, KLs in closed form where the model allows), the
+#   importance-weighted NLL with the **same $K$** for every family, bits per dimension from that NLL.
+# * **Budget.** The same number of epochs for every family, batch size, Adam learning rate, KL warm-up and
+#   gradient clipping. Multiple, which trains its $G$ small VAEs one after another, gives each of them the
+#   same epochs. The measured training time per epoch is part of the table, because an epoch costs very
+#   different amounts of compute in different families.
+# * **Seeds.** `n_seeds` seeds per family; with several, every cell is mean ± std and the worst seed.
+#
+# Each family keeps the architecture of its chapter's CPU `default` profile (the parameter count of each is in
+# the table): the comparison is between the models the earlier chapters studied, at the same training budget,
+# not at a matched parameter count.
+
+# %%
+train = data.load("mnist", "train", device=device).subset(train_size)
+test = data.load("mnist", "test", device=device).subset(test_size)
+probe_train = data.load("mnist", "train", device=device).subset(probe_train_size)
+print(f"MNIST, dynamic binarization: {len(train)} training images, {len(test)} test images (one fixed "
+      f"binarization); linear probes fitted on the codes of {len(probe_train)} training images")
+
+# %% [markdown]
+# ## The families
+#
+# | name | model | chapter | how its code is ordered, coarse first |
+# |---|---|---|---|
+# | `vae` | convolutional VAE {cite}`kingma2014vae` | {doc}`01 <01_vae>` | no order of its own: units by KL, largest first |
+# | `convdraw` | Conv-DRAW {cite}`gregor2016conceptual` | {doc}`03 <03_convdraw>` | iterations $t = 1..T$ |
+# | `multiple`, `single`, `rnn`, `quotient` | progressive VAEs | {doc}`02 <02_progressive>` | latent groups $1..G$ |
+# | `hvae`, `lvae`, `vlae` | hierarchical VAEs {cite}`sonderby2016ladder,zhao2017ladder` | {doc}`04 <04_hierarchical>` | latent layers, the top one first |
+# | `pixelvae` | PixelVAE {cite}`gulrajani2017pixelvae` | {doc}`06 <06_pixelvae>` | units by KL (the PixelCNN decoder adds the rest) |
+# | `dvae_st` | D-VAE with a spatial transformer | {doc}`05 <05_discrete>` | the class, then the transformation |
+#
+# The configurations are each chapter's `default` ones (Multiple feeds its residual to each small VAE,
+# `rnn` concatenates the encodings of image and reconstruction, the D-VAE-ST is trained with the exact
+# gradient and the batch-marginal KL). The code below only chooses configurations; every model is a class of
+# `c2f.models`.
+
+# %%
+def build(family):
+    if family == "vae":
+        return VAE(VAEConfig(arch="conv", latent_dim=latent_dim, channels=tuple(conv_channels)))
+    if family == "convdraw":
+        return ConvDRAW(ConvDRAWConfig(iterations=iterations, hidden=convdraw_hidden, read_channels=convdraw_read_channels,
+                                       latent_channels=convdraw_latent_channels, kernel=convdraw_kernel))
+    if family in ("multiple", "single", "rnn", "quotient"):
+        base = ProgressiveConfig(groups=groups, group_size=1, hidden=tuple(progressive_hidden))
+        return make_variant("multiple_combined" if family == "multiple" else family, base)
+    if family in ("hvae", "lvae"):
+        return make_hierarchical(family, HierarchicalConfig(latent_dims=tuple(latent_dims), hidden=tuple(hier_hidden),
+                                                            block_layers=1, activation="elu"))
+    if family == "vlae":
+        return VLAE(VLAEConfig(latent_dims=tuple(latent_dims), hidden=tuple(hier_hidden), block_layers=1,
+                               activation="elu"))
+    if family == "pixelvae":
+        return PixelVAE(PixelVAEConfig(latent_dim=pixel_latent_dim, layers=pixel_layers, channels=pixel_channels,
+                                       kernel_size=pixel_kernel_size, enc_channels=tuple(pixel_enc_channels),
+                                       conv_features=pixel_conv_features))
+    return DVAE(DVAEConfig(transform=True, marginal_weight=dvae_marginal_weight))
+
+
+train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=kl_warmup_epochs,
+                        grad_clip=grad_clip)
+trials = [Trial(f, lambda f=f: build(f).to(device), train_cfg) for f in families]
+n_params = {f: sum(p.numel() for p in build(f).parameters()) for f in families}
+print(", ".join(f"{f} {n:,}" for f, n in n_params.items()) + " parameters")
+
+# %% [markdown]
+# ## One measure of coarse-to-fine
+#
+# Order a model's code into parts $c_1, c_2, \dots$ from coarse to fine, the way the model defines itself
+# (the table above). For every prefix $c_{\le g}$ we measure three things on the test images:
+#
+# * its **rate**, the nats the model pays for it: $R_g = \sum_{i \le g} \mathbb E_x\, \mathrm{KL}_i(x)$, the
+#   test KL of its parts (the KL that enters the ELBO, so $R_G$ is the model's total KL);
+# * its **distortion** $D_g = -\mathbb E_x \log p_\theta(x \mid c_{\le g})$ in nats: the image's likelihood
+#   under the decoder with the prefix at its posterior mean and the rest completed the way the model
+#   completes a partial code: the (conditional) prior mean, or, for the progressive VAEs, which were trained
+#   to decode prefixes, by leaving the later groups out;
+# * its **class information**, the test accuracy of a *linear probe* {cite}`alain2017probes`: a multinomial
+#   logistic regression (scikit-learn {cite}`pedregosa2011sklearn`) on the prefix's posterior means, fitted on
+#   the codes of `probe_train_size` training images and scored on the test images.
+#
+# A model that orders its information from coarse to fine reaches a high class accuracy at a small rate. The
+# rate bounds what a sampled prefix can tell about the image, $I(x; c_{\le g}) \le R_g$, and so about its class;
+# the class itself is worth at most $\log 10 \approx 2.3$ nats. A code that spends its first few nats on the
+# class can therefore be read by a linear probe long before it reconstructs the strokes. (The probe reads the
+# posterior means, the usual read-out; a mean can show a little more than a sample of a broad posterior
+# carries, so the rate is the price of the prefix, not a strict bound on the probe.) The probe sees only what the
+# prefix makes linearly readable; a nonlinear code of the class would be underrated, which the full code's
+# accuracy (the last point of every curve) puts in proportion.
+
+# %%
+def score(model, s):  # every seed's model on the same binarization and importance samples (seed 0)
+    m = evaluate(model, test, iw_samples=iw_samples, seed=0, iw_batch=iw_batch)
+    kl = m.pop("kl_per_dim")
+    out = {f"mnist/test_{k}": v for k, v in m.items()}
+    if isinstance(model, DVAE):  # a clustering model: its clusters matched to the classes (Hungarian method)
+        out["mnist/cluster_accuracy"] = cluster_accuracy(*cluster_assignments(model, test, seed=0), 10)
+    else:
+        out["mnist/kl_active_units"] = kl_active_units(kl)
+    order = code_order(model, kl)
+    curve = prefix_measures(model, order, kl, test, probe_train, seed=0)
+    for g, c in enumerate(curve, 1):
+        out.update({f"mnist/prefix_kl_nats@{g}": c["kl_nats"], f"mnist/prefix_recon_nats@{g}": c["recon_nats"],
+                    f"mnist/probe_accuracy@{g}": c["probe_accuracy"]})
+    return {**out, "labels": order.labels, "order": order.kind}
+
+
+# %%
+results, wall = {}, {}
+for t in trials:  # one family at a time, to time each (training, or loading from the cache, and scoring)
+    start = time.perf_counter()
+    results |= run_trials([t], train, seeds=seeds, score=score, run=run, key="08", retrain=retrain)
+    wall[t.name] = time.perf_counter() - start
+summaries = {f: r.summary for f, r in results.items()}
+secs = {f: float(np.mean(r.train_seconds)) / epochs for f, r in results.items()}  # training wall time per epoch
+for f, r in results.items():
+    run.log(f"{f}/mnist", {"train_s_per_epoch": secs[f], "train_and_score_wall_s": wall[f]})
+    print(f"{f:9s} test ELBO {describe(r.summary, 'mnist/test_elbo_nats')}, NLL (K={iw_samples}) "
+          f"{describe(r.summary, 'mnist/test_nll_nats')} nats; {secs[f]:.1f} s per training epoch; "
+          f"{wall[f]:.0f} s to train (or load) and score {n_seeds} seed(s) in this run")
+
+# %% [markdown]
+# ## One table
+#
+# Every family on the same test images with the same $K$. **KL-active** counts the parts of the code that
+# carry more than 0.1 nats on average (units for the VAE, the hierarchies and the PixelVAE; groups for the
+# progressive models; iterations for Conv-DRAW). **Class accuracy** is the linear probe on the whole code and,
+# for the D-VAE-ST (a clustering model, its own row type), the accuracy of its clusters matched one-to-one to
+# the classes; its NLL sums the class out exactly and importance-samples the transformation.
+# The training time is the wall time of one epoch (all $G$ stages for Multiple) on this run's device, as
+# measured when the model was trained.
+
+# %%
+def row(f):
+    s, n_parts = summaries[f], len(results[f].runs[0]["labels"])
+    cells = {"chapter": FAMILIES[f][0], "parameters": f"{n_params[f]:,}",
+             "test ELBO": describe(s, "mnist/test_elbo_nats"), f"NLL (K={iw_samples})": describe(s, "mnist/test_nll_nats"),
+             "bits/dim": describe(s, "mnist/test_bits_per_dim", digits=3), "KL": describe(s, "mnist/test_kl_nats"),
+             "KL-active": describe(s, "mnist/kl_active_units", digits=1) if "mnist/kl_active_units" in s else "–",
+             "class accuracy (probe)": describe(s, f"mnist/probe_accuracy@{n_parts}", digits=3),
+             "cluster accuracy": describe(s, "mnist/cluster_accuracy", digits=3) if f == "dvae_st" else "–",
+             "s / epoch": f"{secs[f]:.1f}"}
+    return cells
+
+
+table = pd.DataFrame({f: row(f) for f in families}).T
+display(table.style.set_caption(
+    f"MNIST, dynamic binarization, nats; {len(train)} training images, {epochs} epochs; {len(test)} test images "
+    f"(one fixed binarization); {'mean ± std (worst) over ' + str(n_seeds) + ' seeds' if n_seeds > 1 else 'one seed'}; "
+    f"{run.profile} profile").set_uuid("synthesis"))
+
+# %%
+nll = {f: summaries[f]["mnist/test_nll_nats"] for f in families}
+best, worst = min(nll, key=nll.get), max(nll, key=nll.get)
+print(f"best NLL: {best} {nll[best]:.2f} nats; worst: {worst} {nll[worst]:.2f} nats "
+      f"({nll[worst] - nll[best]:.2f} nats apart, K={iw_samples}, {len(test)} test images)")
+print("ranked by NLL: " + ", ".join(f"{f} {nll[f]:.2f}" for f in sorted(nll, key=nll.get)))
+print(f"training time per epoch: {min(secs.values()):.1f} s ({min(secs, key=secs.get)}) to "
+      f"{max(secs.values()):.1f} s ({max(secs, key=secs.get)})")
+
+# %% [markdown]
+# At the CPU `default` budget (a few epochs on a fifth of the training images) no family is near convergence,
+# and the likelihoods are far from those of the papers and of the chapters' `full` profiles; what this table
+# compares is the families at one equal, small budget. Families that converge slowly per epoch (those trained
+# group by group or step by step) are disadvantaged by such a budget, and the seconds per epoch say what
+# a longer one would cost each of them.
+#
+# ## Coarse to fine, family by family
+#
+# The figure puts every family's prefixes on one pair of axes: the distortion (left) and the linear probe's
+# class accuracy (right) against the nats the prefix costs. Each point is one prefix, the first part on the
+# left; the last point of a curve is the whole code. The grey dashed line is the accuracy of a probe with no code
+# at all (the most frequent class). A coarse-to-fine model rises steeply on the right panel: its first,
+# cheap parts already tell the digit.
+
+# %%
+def curve(f):
+    s, n_parts = summaries[f], len(results[f].runs[0]["labels"])
+    return [{k: s[f"mnist/{name}@{g}"] for k, name in (("kl_nats", "prefix_kl_nats"), ("recon_nats", "prefix_recon_nats"),
+                                                         ("probe_accuracy", "probe_accuracy"))} for g in range(1, n_parts + 1)]
+
+
+curves = {f: curve(f) for f in families}
+chance = probe(torch.zeros(len(probe_train), 0), probe_train.y, torch.zeros(len(test), 0), test.y)
+fig, axes = plots.plt.subplots(1, 2, figsize=(13, 4.5))
+dashed = [f for f in families if f in ("convdraw", "hvae", "lvae", "vlae")]  # told apart from vae, quotient
+plots.rate_curves({f: ([c["kl_nats"] for c in cv], [c["recon_nats"] for c in cv]) for f, cv in curves.items()},
+                  "rate of the prefix: KL (nats)", "distortion −log p(x | prefix) (nats)", ax=axes[0], dashed=dashed)
+plots.rate_curves({f: ([c["kl_nats"] for c in cv], [c["probe_accuracy"] for c in cv]) for f, cv in curves.items()},
+                  "rate of the prefix: KL (nats)", "linear-probe class accuracy (test)", ax=axes[1], dashed=dashed)
+axes[1].axhline(chance, ls="--", color="grey", lw=1)
+for ax in axes:
+    for line in ax.get_lines()[:len(curves)]:
+        line.set(marker="o", markersize=3.5)  # the dashed lines too: every point is a prefix
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+axes[0].get_legend().remove()
+axes[1].legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+fig.suptitle(f"Every family's code, coarse first: {len(test)} test images, {epochs} epoch(s) on {len(train)} images")
+run.savefig(fig, "coarse_to_fine")
+
+# %% [markdown]
+# *Figure: left, the distortion of every prefix of every family's code against its rate (both in nats; the
+# x-axis is linear below 1 nat and logarithmic above); right, the class accuracy of a linear probe on the
+# same prefix. One line per family, in the book's family colours (Conv-DRAW and the hierarchies dashed, to tell
+# them from the VAE and the quotient model); mean over seeds.*
+#
+# The table below reads the right panel at fixed budgets: the class accuracy of the longest prefix that costs
+# at most $R$ nats (the chance level where even the first part costs more). The last column is the rate at
+# which the probe first reaches 90 % of the accuracy of the family's whole code.
+
+# %%
+def nats_to_90(cv):
+    target = 0.9 * cv[-1]["probe_accuracy"]
+    return next(c["kl_nats"] for c in cv if c["probe_accuracy"] >= target)
+
+
+within = {f: {R: accuracy_within(cv, R, chance) for R in nats_budgets} for f, cv in curves.items()}
+budget_table = pd.DataFrame({f: {**{f"≤ {R:g} nats": f"{within[f][R]:.3f}" for R in nats_budgets},
+                                 "first part (nats, accuracy)": f"{cv[0]['kl_nats']:.2f}, {cv[0]['probe_accuracy']:.3f}",
+                                 "nats to 90 % of the whole code's accuracy": f"{nats_to_90(cv):.1f}"}
+                             for f, cv in curves.items()}).T
+display(budget_table.style.set_caption(f"Linear-probe class accuracy within a budget of nats (chance {chance:.3f}); "
+                                       f"{len(test)} test images, probes fitted on {len(probe_train)} training codes")
+        .set_uuid("budgets"))
+
+# %% [markdown]
+# ## What the numbers say
+#
+# The lines below are computed from the table and the figure of this page, whatever its profile; they
+# compare every family with the flat VAE, whose units ordered by KL are the baseline any ordering must beat,
+# at the middle budget of the list above.
+
+# %%
+R = nats_budgets[len(nats_budgets) // 2]
+base = within["vae"][R] if "vae" in within else chance
+for f in families:  # in the table's order (a ranking would reorder the page on near-ties)
+    cv, chapter = curves[f], FAMILIES[f][0]
+    print(f"{f} (chapter {chapter}; {FAMILIES[f][1]}): within {R:g} nats the probe reads {within[f][R]:.3f} "
+          f"({within[f][R] - base:+.3f} against the VAE); first part {cv[0]['kl_nats']:.2f} nats → accuracy "
+          f"{cv[0]['probe_accuracy']:.3f}, distortion {cv[0]['recon_nats']:.1f} nats; whole code {cv[-1]['kl_nats']:.2f} "
+          f"nats → {cv[-1]['probe_accuracy']:.3f}, {cv[-1]['recon_nats']:.1f} nats; 90 % of that accuracy at "
+          f"{nats_to_90(cv):.1f} nats")
+top, bottom = max(within, key=lambda f: within[f][R]), min(within, key=lambda f: within[f][R])
+print(f"\nmost class information within {R:g} nats: {top} (chapter {FAMILIES[top][0]}), least: {bottom} "
+      f"(chapter {FAMILIES[bottom][0]})")
+collapsed = [f for f in families if curves[f][-1]["kl_nats"] < 1.0]
+print(f"codes that cost less than 1 nat in all (near posterior collapse): {', '.join(collapsed) or 'none'}"
+      + "".join(f"; {f}: {curves[f][-1]['kl_nats']:.2f} nats, yet its posterior means give the probe "
+                f"{curves[f][-1]['probe_accuracy']:.3f}" for f in collapsed))
+ahead = [f for f in families if f != "vae" and within[f][R] > base]
+print(f"at {R:g} nats, {len(ahead)} of {len(families) - ('vae' in families)} families read the class better than "
+      f"the VAE's highest-KL units: {', '.join(ahead) or 'none'}")
+
+# %% [markdown]
+# How to read these lines against the chapters that introduced each family. The **progressive VAEs**
+# ({doc}`chapter 02 <02_progressive>`) were built so that a prefix of groups decodes on its own; whether the
+# first groups carry the *class* rather than only the brightest strokes is what their line says. **Conv-DRAW**
+# ({doc}`chapter 03 <03_convdraw>`) spends its first iterations on the global shape ("conceptual compression");
+# its first part is a whole iteration, so its first point sits at a larger rate than a single unit. The
+# **hierarchies** ({doc}`chapter 04 <04_hierarchical>`) are read top layer first; a top layer that collapsed to
+# its prior costs almost no nats and tells nothing, and the line shows whether the class sits at the top or
+# only in the layer nearest the image. The **PixelVAE** ({doc}`chapter 06 <06_pixelvae>`) leaves local detail
+# to its autoregressive decoder, so its latent should spend its few nats on global content. The
+# **D-VAE-ST** ({doc}`chapter 05 <05_discrete>`) puts a class first by construction: its first part can cost at
+# most $\log 10$ nats; compare its probe accuracy there with the cluster accuracy of the table.
+
+# %% [markdown]
+# ### Likelihood against order
+#
+# Does ordering cost likelihood? The last lines set each family's NLL beside its class accuracy within the
+# middle budget: a family in the upper left of this comparison (a good NLL *and* an early class) would show that
+# the two goals do not conflict at this budget.
+
+# %%
+fig, ax = plots.plt.subplots(figsize=(6.5, 4.5))
+for f in families:
+    ax.scatter(nll[f], within[f][R], color=plots.model_color(f), s=40)
+    ax.annotate(f, (nll[f], within[f][R]), fontsize="small", xytext=(4, 3), textcoords="offset points")
+ax.axhline(chance, ls="--", color="grey", lw=1)
+ax.set_xlabel(f"test NLL, K={iw_samples} (nats; lower is better)")
+ax.set_ylabel(f"probe accuracy within {R:g} nats")
+ax.set_title("likelihood against an early class")
+run.savefig(fig, "nll_against_order")
+rho = pd.Series(nll).corr(pd.Series({f: within[f][R] for f in families}), method="spearman")
+strength = "weak" if abs(rho) < 0.5 else "strong" if abs(rho) > 0.8 else "moderate"
+print(f"Spearman correlation between NLL and the accuracy within {R:g} nats over {len(families)} families: {rho:+.2f}, "
+      f"{strength}: {'a better likelihood tends to go with an earlier class' if rho < 0 else 'a better likelihood tends to go with a later class'}"
+      f"{' (over so few families, no firm relation)' if strength == 'weak' else ''}")
+
+# %% [markdown]
+# *Figure: each family's test NLL (x) against the class accuracy its code reaches within the middle budget of
+# nats (y); the grey dashed line is the chance level.*
+#
+# ## Naming of the recorded metrics
+#
+# Every number of this page is in the record under `<family>/mnist/<metric>`: `test_elbo_nats`,
+# `test_nll_nats` (with $K$ = `iw_samples`), `test_recon_nats`, `test_kl_nats`, `test_bits_per_dim`,
+# `kl_active_units` (`cluster_accuracy` for `dvae_st`), `train_s_per_epoch`, and for every prefix $g$ of the code
+# (1-based, coarse first) `prefix_kl_nats@g` (its rate $R_g$), `prefix_recon_nats@g` (its distortion $D_g$)
+# and `probe_accuracy@g` (the linear probe's test accuracy); with several seeds also `_std` and `_worst`.
+# The figure's points are therefore the pairs (`prefix_kl_nats@g`, `probe_accuracy@g`) of the record.
+
+# %%
+record = run.finish()
