@@ -54,6 +54,18 @@ TOLERANCES: list[Tolerance] = [
     Tolerance(r"toy/concrete_bias/.*/relative_bias(_se)?", 1e-4, spread=1.9e-6, kind="toy: CONCRETE relative bias"),
     Tolerance(r"toy/(rebar|relax)/final_(eta|temperature)", 1e-5, spread=6.0e-8, kind="toy: REBAR's learned η and τ"),
     Tolerance(r"toy/rebar_grid/\w+", 1e-4, spread=0.0, kind="toy: REBAR's variance over a grid of (τ, η)"),
+    # chapter 07's objects, scored on 64 smoke scenes (one scene is 1/64 of an accuracy); measured spread 0 and
+    # 1.2e-3 (box IoU)
+    Tolerance(r"(air|dair)\w*/multi_mnist/(three/)?(sampled_)?(count|class)_accuracy(_\d|_of_counting_runs)?(_std|_worst)?", 0.05,
+              kind="objects: count and class accuracies over test scenes"),
+    Tolerance(r"(air|dair)\w*/multi_mnist/(recall|box_iou)(_std|_worst)?", 0.05, spread=1.2e-3,
+              kind="objects: digits found, their box IoU"),
+    # chapter 07's smoke scenes are 50 x 50 pixels scored by barely trained models (~900-1300 nats): the ELBO
+    # and NLL moved by up to 3.3 nats between CPU kernels (DAIR's sampled classes and counts amplify them)
+    Tolerance(r"(air|dair)\w*/multi_mnist/test_(elbo|nll)_nats(_std|_worst)?", 10.0, spread=3.3,
+              kind="objects: ELBO, NLL of a scene (nats)"),
+    Tolerance(r"(air|dair)\w*/multi_mnist/success_rate(_std|_worst)?", 0.01,
+              kind="objects: fraction of runs that learn to count (exact: one run moves it by 1/n)"),
     Tolerance(r".*accuracy(_std|_worst)?", 0.01, spread=0.0024, kind="accuracies (fraction of test images)"),
     # discrete latents trained with sampled gradients (Concrete, REINFORCE, ...) drift furthest
     Tolerance(r"dvae.*/test_kl_nats(_std)?", 0.75, spread=0.22, kind="D-VAE: KL (nats)"),
@@ -73,23 +85,30 @@ TOLERANCES: list[Tolerance] = [
     # chapter 06: mean numbers of pixels that change when the noise, z or the image is redrawn
     Tolerance(r".*/pixels_(between_test_images|changed_by_noise|changed_by_z)", 2.0,
               kind="pixels changed by a redraw (mean count)"),
-    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+|kl_iter_\d+)", 0.01, spread=0.0032,
+    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+|kl_iter_\d+)(_std)?", 0.01, spread=0.0032,
               kind="KL of one layer, group or iteration of latents (nats)"),
     Tolerance(r".*/(test_)?kl_nats(_std)?", 0.15, spread=0.05, kind="KL of a model (nats)"),
     Tolerance(r".*/(test_|train_|completed_)?(elbo|nll|recon|log_likelihood)_nats(@\d+)?(_std|_worst)?", 0.6,
               spread=0.19, kind="ELBO, NLL, reconstruction (nats)"),
+    # chapter 08's coarse-to-fine measure: the rate and distortion of each prefix of a code, and the class
+    # accuracy of a linear probe on it (spread: chapter 08's smoke profile native, AVX2, baseline ISA and two
+    # threads; one of its 100 test images is 0.01 of accuracy)
+    Tolerance(r".*/prefix_kl_nats@\d+(_std)?", 0.01, spread=0.0024, kind="KL of a prefix of a code (nats)"),
+    Tolerance(r".*/prefix_recon_nats@\d+(_std|_worst)?", 0.25, spread=0.07, kind="distortion of a prefix of a code (nats)"),
+    Tolerance(r".*/probe_accuracy@\d+(_std|_worst)?", 0.03, spread=0.01, kind="linear-probe class accuracy of a prefix"),
     # the rows below were set by analogy with the measured rows above (their spread was not measured)
     Tolerance(r".*/(log_px_first\d+_(learned|random)|curve_nll_gap_(last_two_k|table_k))", 0.6,
               kind="log-likelihood of a prefix, NLL-versus-K gaps (nats; by analogy)"),
     Tolerance(r".*/(class_change_layer_\d+|samples_confident(_stage\d+|_step_\d+)?|"
-              r"recon_class_accuracy_(stage\d+|step_\d+))", 0.02,
+              r"recon_class_accuracy_(stage\d+|step_\d+))(_std)?", 0.02,
               kind="fractions of images under the MNIST classifier (by analogy)"),
     Tolerance(r"latent_correlation/.*/mean_abs_offdiag", 0.01, kind="mean |off-diagonal correlation| (by analogy)"),
     Tolerance(r".*/median_precision_\w+", 0.0, rel=0.02, kind="posterior precisions (relative; by analogy)"),
-    Tolerance(r".*bits_per_dim(_std)?", 1e-3, spread=1.7e-4, kind="bits per dimension"),
+    Tolerance(r".*bits_per_dim(_std|_worst)?", 1e-3, spread=1.7e-4, kind="bits per dimension"),
     Tolerance(r".*/test_(sq_error|l1)(@\d+|_stage\d+|_step_\d+)", 0.2, spread=0.063,
               kind="reconstruction errors (sum over pixels)"),
-    Tolerance(r".*/mean_abs_offdiag_cov", 1e-3, spread=2.8e-4, kind="mean |off-diagonal covariance| of codes"),
+    # PCA-AE's covariance moved by 1.8e-3 between two machines of this project (AVX2 caps had moved it 2.8e-4)
+    Tolerance(r".*/mean_abs_offdiag_cov", 6e-3, spread=1.8e-3, kind="mean |off-diagonal covariance| of codes"),
 ]
 
 

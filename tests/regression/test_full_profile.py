@@ -17,7 +17,7 @@ from c2f.runner import REFERENCE_ENV, run_chapter
 CHAPTERS = chapter_paths()
 # the parameters a shrink mapping may set: sizes of data, training length, seeds, samples, shown images
 SHRINKABLE = re.compile(r"n_seeds|\w+_seeds|(\w+_)?epochs(_\w+)?|(\w+_)?(train|test)_size|iw_samples|\w+_steps"
-                        r"|\w+_samples|\w+_images|\w+_every|n_show")
+                        r"|\w+_samples|\w+_images|\w+_scenes|\w+_every|n_show")
 
 
 def _shrink(path) -> dict:
