@@ -9,6 +9,7 @@ binarization of the data so that numbers repeat, and leaves the model in the mod
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
@@ -248,12 +249,19 @@ def class_change_rate(classifier, before: torch.Tensor, after: torch.Tensor) -> 
 def higher_is_better(name: str) -> bool | None:
     """Whether a larger value of metric `name` is better (ELBO, accuracy, PSNR ...), worse (NLL, bits,
     errors, losses), or neither (KL, counts of active units): True, False or None."""
-    name = name.lower()
-    if any(k in name for k in ("nll", "bits", "error", "loss", "recon", "l1", "time")):
-        return False
-    if any(k in name for k in ("elbo", "accuracy", "psnr", "ssim", "iou", "success")):
-        return True
-    return None
+    direction = None
+    for word in re.split(r"[^a-z0-9]+", name.lower()):  # the last word with a direction names the quantity
+        if word in _LOWER_IS_BETTER:
+            direction = False
+        elif word in _HIGHER_IS_BETTER:
+            direction = True
+    return direction
+
+
+# words of a metric's name that say which way is better: ``recon_class_accuracy`` is an accuracy (of the
+# reconstructions), ``test_elbo_bits_per_dim`` is a number of bits
+_LOWER_IS_BETTER = {"nll", "bits", "error", "loss", "recon", "l1", "time"}
+_HIGHER_IS_BETTER = {"elbo", "accuracy", "likelihood", "psnr", "ssim", "iou", "success"}
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -117,6 +117,16 @@ def kl_penalty(kl: torch.Tensor, free_bits: float = 0.0) -> torch.Tensor:
     return per_unit.sum()
 
 
+def negative_elbo(terms: ElboTerms, kl_weight: float = 1.0, free_bits: float = 0.0,
+                  recon: torch.Tensor | None = None) -> tuple[torch.Tensor, Scalars]:
+    """The loss every ELBO-trained model minimises: the reconstruction term `recon` (default the batch mean
+    of −log p(x|z)) plus the weighted KL penalty (:func:`kl_penalty`), and the scalars the training loop
+    logs: ``elbo``, ``recon`` (−log p(x|z)) and ``kl``, batch means."""
+    recon_term = -terms.log_px.mean() if recon is None else recon
+    loss = recon_term + kl_weight * kl_penalty(terms.kl_dims, free_bits)
+    return loss, {"elbo": terms.elbo.mean(), "recon": -terms.log_px.mean(), "kl": terms.kl.mean()}
+
+
 def kl_weight(step: int, warmup_steps: int) -> float:
     """Linear KL warm-up: 0 at step 0, 1 from `warmup_steps` on (always 1 without warm-up)."""
     return 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)

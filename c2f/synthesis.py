@@ -78,7 +78,7 @@ def code_order(model, kl_per_dim) -> CodeOrder:
     from c2f.models.hierarchical import TopDownVAE
     from c2f.models.layered import IndependentLatentVAE
     from c2f.models.pixelvae import PixelVAE
-    from c2f.models.progressive import _GroupModel
+    from c2f.models.progressive import GroupModel
     from c2f.models.vae import VAE
 
     if isinstance(model, (VAE, PixelVAE)):
@@ -91,7 +91,7 @@ def code_order(model, kl_per_dim) -> CodeOrder:
         sizes = [sum(len(p) for p in parts[:i + 1]) for i in range(len(parts))]
         labels = [f"the {n} unit{'s' if n > 1 else ''} of highest KL" for n in sizes]
         return CodeOrder("units by KL, largest first", labels, parts, parts, log_px)
-    if isinstance(model, _GroupModel):
+    if isinstance(model, GroupModel):
         k, n = model.cfg.group_size, model.default_groups
         cols = [list(range(g * k, (g + 1) * k)) for g in range(n)]
 
@@ -117,9 +117,9 @@ def code_order(model, kl_per_dim) -> CodeOrder:
             means = model.posterior_means(x)
             if isinstance(model, IndependentLatentVAE):
                 zs = [m if l >= L - g else torch.zeros_like(m) for l, m in enumerate(means)]
-                return model._decode(zs).log_prob(x)
+                return model.decode_layers(zs).log_prob(x)
             choose = lambda l, p: means[l] if l >= L - g else p[0]  # noqa: E731 - lower layers: conditional prior mean
-            return model._likelihood(model._top_down(len(x), choose, x.device)[2]).log_prob(x)
+            return model.likelihood(model.top_down(len(x), choose, x.device)[2]).log_prob(x)
         return CodeOrder("latent layers from the top down", [f"layer {l} (of {L})" for l in reversed(range(1, L + 1))],
                          cols, cols, log_px)
     if isinstance(model, DVAE):

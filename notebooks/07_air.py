@@ -73,7 +73,7 @@ import c2f
 from c2f import plots, scenes
 from c2f.evaluate import describe, evaluate
 from c2f.experiment import Trial, run_trials
-from c2f.models.air import AIR, AIRConfig
+from c2f.models import AIR, AIRConfig
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("07_air", globals())

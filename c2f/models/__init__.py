@@ -8,6 +8,7 @@ the other chapters' pages current.
 import importlib
 
 _FAMILIES = {
+    "air": ["AIR", "AIRConfig"],
     "classifier": ["Classifier", "ClassifierConfig"],
     "convdraw": ["ConvDRAW", "ConvDRAWConfig"],
     "dvae": ["DVAE", "DVAEConfig"],

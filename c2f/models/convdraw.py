@@ -25,7 +25,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import diag_gaussian, likelihood_channels, pixel_likelihood
-from c2f.objectives import ElboTerms, kl_penalty
+from c2f.objectives import ElboTerms, negative_elbo
 
 CHOICES = ("posterior_sample", "posterior_mean", "prior_mean", "prior_sample")
 
@@ -154,9 +154,7 @@ class ConvDRAW(nn.Module):
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """The negative ELBO averaged over the batch; free bits apply per iteration."""
-        t = self.elbo_terms(x)
-        loss = -t.log_px.mean() + kl_weight * kl_penalty(t.kl_dims, free_bits)
-        return loss, {"elbo": t.elbo.mean(), "recon": -t.log_px.mean(), "kl": t.kl.mean()}
+        return negative_elbo(self.elbo_terms(x), kl_weight, free_bits)
 
     @torch.no_grad()
     def log_importance_weights(self, x, k: int, groups: int | None = None):

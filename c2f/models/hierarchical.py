@@ -10,7 +10,7 @@
   the top-down prior p(z_l | z_l+1), whose network it shares with the generative model.
 
 The three share one module layout (``up`` blocks and ``q_heads`` for inference, ``down`` blocks and
-``p_heads`` for the prior, one ``decoder``) and one top-down pass, :meth:`TopDownVAE._top_down`. The KL of a
+``p_heads`` for the prior, one ``decoder``) and one top-down pass, :meth:`TopDownVAE.top_down`. The KL of a
 layer is in closed form where the sampling order allows (every LVAE layer; the top layer of HVAE and
 Markov HVAE) and a single-sample log q − log p otherwise (z_l is drawn before the layers above it that
 its prior depends on).
@@ -83,7 +83,7 @@ class TopDownVAE(nn.Module):
         return len(self.layer_sizes)
 
     # --- the generative (top-down) pass ---------------------------------------------------------------
-    def _top_down(self, n: int, choose, device):
+    def top_down(self, n: int, choose, device):
         """Run the generative chain from the top for a batch of n: at each layer l (0-based) the prior's
         (mean, log-variance) is computed from the layers above and ``choose(l, prior)`` returns z_l.
         Returns the latents, the priors and the pixel logits."""
@@ -108,13 +108,14 @@ class TopDownVAE(nn.Module):
         whether the KL may be taken in closed form."""
         raise NotImplementedError
 
-    def _likelihood(self, logits):
+    def likelihood(self, logits):
+        """p(x | z_1) from the decoder's pixel logits."""
         return pixel_likelihood(logits.view(-1, *self.cfg.image_shape), self.cfg.likelihood)
 
     def elbo_terms(self, x) -> ElboTerms:
         """Per-example log p(x|z) and KL of every latent unit (layer order), from one sample."""
         zs, qs, ps, logits, closed = self._pass(x)
-        log_px = self._likelihood(logits).log_prob(x)
+        log_px = self.likelihood(logits).log_prob(x)
         kls = []
         for z, q, p, exact in zip(zs, qs, ps, closed):
             kls.append(kl_divergence(normal(q), normal(p)) if exact else normal(q).log_prob(z) - normal(p).log_prob(z))
@@ -129,7 +130,7 @@ class TopDownVAE(nn.Module):
         b = x.shape[0]
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
         zs, qs, ps, logits, _ = self._pass(xs)
-        log_w = self._likelihood(logits).log_prob(xs)
+        log_w = self.likelihood(logits).log_prob(xs)
         for z, q, p in zip(zs, qs, ps):
             log_w = log_w + normal(p).log_prob(z).sum(-1) - normal(q).log_prob(z).sum(-1)
         return log_w.view(k, b)
@@ -146,7 +147,7 @@ class TopDownVAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x):
         """Pixel probabilities along the posterior mean path."""
-        return self._likelihood(self._pass(x, sample=False)[3]).mean
+        return self.likelihood(self._pass(x, sample=False)[3]).mean
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0):
@@ -155,7 +156,7 @@ class TopDownVAE(nn.Module):
 
         def choose(l, p):
             return p[0] + temperature * torch.exp(0.5 * p[1]) * torch.randn_like(p[0])
-        return self._likelihood(self._top_down(n, choose, device)[2]).mean
+        return self.likelihood(self.top_down(n, choose, device)[2]).mean
 
     @torch.no_grad()
     def edit_layer(self, x, layer: int, edit):
@@ -170,7 +171,7 @@ class TopDownVAE(nn.Module):
             if l > layer - 1:
                 return means[l]
             return edit(means[l], p) if l == layer - 1 else p[0]
-        return self._likelihood(self._top_down(len(x), choose, x.device)[2]).mean
+        return self.likelihood(self.top_down(len(x), choose, x.device)[2]).mean
 
 
 class HVAE(TopDownVAE):
@@ -188,7 +189,7 @@ class HVAE(TopDownVAE):
             h = self.up[l](h if l == 0 else torch.cat([h, zs[-1]], -1))
             qs.append(self.q_heads[l].params(h))
             zs.append(draw(qs[-1], sample))
-        _, ps, logits = self._top_down(len(x), lambda l, p: zs[l], x.device)
+        _, ps, logits = self.top_down(len(x), lambda l, p: zs[l], x.device)
         closed = [l == self.num_layers - 1 for l in range(self.num_layers)]
         return zs, qs, ps, logits, closed
 
@@ -204,7 +205,7 @@ class MarkovHVAE(TopDownVAE):
         for l in range(self.num_layers):
             qs.append(self.q_heads[l].params(self.up[l](x.flatten(1) if l == 0 else zs[-1])))
             zs.append(draw(qs[-1], sample))
-        _, ps, logits = self._top_down(len(x), lambda l, p: zs[l], x.device)
+        _, ps, logits = self.top_down(len(x), lambda l, p: zs[l], x.device)
         closed = [l == self.num_layers - 1 for l in range(self.num_layers)]
         return zs, qs, ps, logits, closed
 
@@ -226,7 +227,7 @@ class LadderVAE(TopDownVAE):
         def choose(l, p):
             qs[l] = estimates[l] if l == self.num_layers - 1 else precision_weighted(estimates[l], p)
             return draw(qs[l], sample)
-        zs, ps, logits = self._top_down(len(x), choose, x.device)
+        zs, ps, logits = self.top_down(len(x), choose, x.device)
         return zs, qs, ps, logits, [True] * self.num_layers
 
 

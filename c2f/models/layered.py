@@ -19,7 +19,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from c2f.nn import pixel_likelihood
-from c2f.objectives import ElboTerms, kl_penalty
+from c2f.objectives import ElboTerms, negative_elbo
 
 LOGVAR_BOUND = 10.0  # log-variances are squashed softly into (-10, 10): a ladder without batch norm can blow up
 
@@ -64,9 +64,7 @@ def layered_loss(terms: ElboTerms, sizes, kl_weight: float, free_bits: float, re
     """The negative ELBO (reconstruction `recon`, default −log p(x|z), plus the weighted KL) averaged over
     the batch, and the scalars the training loop logs: ``elbo``, ``recon``, ``kl``, the KL of each layer
     ``kl_<l>`` and a minibatch estimate of each layer's active units ``au_<l>`` (from ``terms.means``)."""
-    recon = -terms.log_px.mean() if recon is None else recon
-    loss = recon + kl_weight * kl_penalty(terms.kl_dims, free_bits)
-    scalars = {"elbo": terms.elbo.mean(), "recon": -terms.log_px.mean(), "kl": terms.kl.mean()}
+    loss, scalars = negative_elbo(terms, kl_weight, free_bits, recon)
     for l, kl in enumerate(split_layers(terms.kl_dims, sizes), 1):
         scalars[f"kl_{l}"] = kl.sum(-1).mean()
     for l, m in enumerate(terms.means, 1):
@@ -81,20 +79,21 @@ class IndependentLatentVAE(nn.Module):
 
     layer_sizes: tuple[int, ...]
 
-    def _likelihood(self, logits):
+    def likelihood(self, logits):
+        """p(x | z) from pixel logits with any leading dims."""
         return pixel_likelihood(logits.view(*logits.shape[:-1], *self.cfg.image_shape), self.cfg.likelihood)
 
-    def _decode(self, zs):
+    def decode_layers(self, zs):
         """p(x | z_1..z_L) for latents of shape [..., d_l]."""
         lead = zs[0].shape[:-1]
         logits = self._logits([z.reshape(-1, z.shape[-1]) for z in zs])
-        return self._likelihood(logits.view(*lead, -1))
+        return self.likelihood(logits.view(*lead, -1))
 
     def elbo_terms(self, x) -> ElboTerms:
         """Per-example log p(x|z) and KL of every latent unit (closed form, layer order), with the samples."""
         qs = self._posteriors(x)
         zs = [draw(q) for q in qs]
-        log_px = self._decode(zs).log_prob(x)
+        log_px = self.decode_layers(zs).log_prob(x)
         kl_dims = torch.cat([kl_divergence(normal(q), normal((torch.zeros_like(q[0]),) * 2)) for q in qs], -1)
         return ElboTerms(log_px, kl_dims, zs=zs, means=[q[0] for q in qs])
 
@@ -105,7 +104,7 @@ class IndependentLatentVAE(nn.Module):
         """log p(x, z_i) − log q(z_i | x) for k samples z_i ~ q(z | x): shape [k, B]."""
         qs = self._posteriors(x)
         zs = [normal(q).sample((k,)) for q in qs]
-        log_w = self._decode(zs).log_prob(x)
+        log_w = self.decode_layers(zs).log_prob(x)
         for q, z in zip(qs, zs):
             log_w = log_w + Normal(0.0, 1.0).log_prob(z).sum(-1) - normal(q).log_prob(z).sum(-1)
         return log_w
@@ -121,7 +120,7 @@ class IndependentLatentVAE(nn.Module):
     @torch.no_grad()
     def generate(self, zs):
         """Pixel probabilities for the given latents of every layer."""
-        return self._decode(zs).mean
+        return self.decode_layers(zs).mean
 
     @torch.no_grad()
     def reconstruct(self, x):

@@ -31,7 +31,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms, kl_penalty
+from c2f.objectives import ElboTerms, negative_elbo
 
 CONDITIONINGS = ("bias", "upsample")
 
@@ -226,9 +226,7 @@ class PixelVAE(nn.Module):
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """The negative ELBO averaged over the batch, the KL weighted (warm-up) and optionally free bits."""
-        t = self.elbo_terms(x)
-        loss = -t.log_px.mean() + kl_weight * kl_penalty(t.kl_dims, free_bits)
-        return loss, {"elbo": t.elbo.mean(), "recon": -t.log_px.mean(), "kl": t.kl.mean()}
+        return negative_elbo(self.elbo_terms(x), kl_weight, free_bits)
 
     def log_importance_weights(self, x, k: int):
         """log p(x, z_i) − log q(z_i | x) for k samples z_i ~ q(z | x): shape [k, B] (k copies of the
@@ -322,11 +320,11 @@ class HierarchicalPixelVAE(nn.Module):
         return ElboTerms(log_px, kl_dims)
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
+        """The negative ELBO, as the one-layer model's, and the KL of each latent layer."""
         t = self.elbo_terms(x)
         d1 = self.layer_sizes[0]
-        loss = -t.log_px.mean() + kl_weight * kl_penalty(t.kl_dims, free_bits)
-        return loss, {"elbo": t.elbo.mean(), "recon": -t.log_px.mean(), "kl": t.kl.mean(),
-                      "kl_1": t.kl_dims[:, :d1].sum(-1).mean(), "kl_2": t.kl_dims[:, d1:].sum(-1).mean()}
+        loss, scalars = negative_elbo(t, kl_weight, free_bits)
+        return loss, {**scalars, "kl_1": t.kl_dims[:, :d1].sum(-1).mean(), "kl_2": t.kl_dims[:, d1:].sum(-1).mean()}
 
     def log_importance_weights(self, x, k: int):
         """log p(x|z_1) + log p(z_1|z_2) + log p(z_2) − log q(z_1|x) − log q(z_2|x), z ~ q: shape [k, B]."""

@@ -105,7 +105,7 @@ class ModularDecoder(nn.Module):
         return self.trunk(torch.stack(parts).sum(0))
 
 
-class _GroupModel(nn.Module):
+class GroupModel(nn.Module):
     """What every grouped model shares: prefix ELBO, importance weights and images, all from ``_steps``."""
 
     cfg: ProgressiveConfig
@@ -236,7 +236,7 @@ class _GroupModel(nn.Module):
         return {"elbo": (log_px - kl).mean(), "recon": -log_px.mean(), "kl": kl.mean()}
 
 
-class _ModularModel(_GroupModel):
+class _ModularModel(GroupModel):
     """Encoder, one Gaussian head per group, and the modular decoder."""
 
     def __init__(self, cfg: ProgressiveConfig):
@@ -301,7 +301,7 @@ class SingleVAE(_ModularModel):
         return loss, self.loss_scalars(log_px.detach(), klg[:, :last + 1])
 
 
-class RecurrentVAE(_GroupModel):
+class RecurrentVAE(GroupModel):
     """Refinement of a learned blank canvas, one group per step (after Conv-DRAW, with fixed per-group
     decoder projections). Step g infers q(z_g | x, x̂_{g−1}) from the encodings of the image and of the
     current reconstruction x̂_{g−1} (detached; x̂_0 the canvas), decodes groups 1..g, and adds that
@@ -406,7 +406,7 @@ class _SmallVAE(nn.Module):
                                      nn.Unflatten(-1, cfg.image_shape))
 
 
-class MultipleVAE(_GroupModel):
+class MultipleVAE(GroupModel):
     """G independent small VAEs trained one after another; the image logits are the sum of their outputs.
 
     ``set_stage(s)`` makes model s the one being trained (models < s frozen, models > s unused), and the
@@ -490,14 +490,14 @@ KINDS = {"standard": GroupedVAE, "single": SingleVAE, "rnn": RecurrentVAE, "quot
          "multiple": MultipleVAE}
 
 
-def make_progressive(kind: str, cfg: ProgressiveConfig) -> _GroupModel:
+def make_progressive(kind: str, cfg: ProgressiveConfig) -> GroupModel:
     """A progressive model by name: standard | single | rnn | quotient | multiple."""
     if kind not in KINDS:
         raise ValueError(f"unknown progressive model {kind!r}; choose one of {sorted(KINDS)}")
     return KINDS[kind](cfg)
 
 
-def make_variant(name: str, base: ProgressiveConfig) -> _GroupModel:
+def make_variant(name: str, base: ProgressiveConfig) -> GroupModel:
     """One of the chapter's named variants (:data:`VARIANTS`) built on the shared base configuration."""
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {sorted(VARIANTS)}")

@@ -67,7 +67,7 @@ class SVAE(IndependentLatentVAE):
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """Σ_t −log p(x | x̂_t) (or the last step only) plus the weighted KL; logs each step's loss."""
         terms = self.elbo_terms(x)
-        step_nll = [-self._likelihood(lg).log_prob(x).mean() for lg in self.step_logits(terms.zs)]
+        step_nll = [-self.likelihood(lg).log_prob(x).mean() for lg in self.step_logits(terms.zs)]
         recon = sum(step_nll) if self.cfg.step_weights == "equal" else step_nll[-1]
         return layered_loss(terms, self.layer_sizes, kl_weight, free_bits, recon=recon,
                             extra={f"recon_{t}": v for t, v in enumerate(step_nll, 1)})

@@ -9,7 +9,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, ImageConfig, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms, kl_penalty
+from c2f.objectives import ElboTerms, negative_elbo
 
 
 @dataclass
@@ -75,9 +75,7 @@ class VAE(nn.Module):
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """The negative ELBO averaged over the batch (with optional KL weight and free bits per dimension)."""
-        t = self.elbo_terms(x)
-        loss = -t.log_px.mean() + kl_weight * kl_penalty(t.kl_dims, free_bits)
-        return loss, {"elbo": t.elbo.mean(), "recon": -t.log_px.mean(), "kl": t.kl.mean()}
+        return negative_elbo(self.elbo_terms(x), kl_weight, free_bits)
 
     def log_importance_weights(self, x, k: int):
         """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z | x): shape [k, B]."""

@@ -11,7 +11,8 @@ from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 from c2f.data import ImageSet
-from c2f.evaluate import active_units, describe, evaluate, iw_curve, iw_log_likelihood, latent_means, summarise
+from c2f.evaluate import (active_units, describe, evaluate, higher_is_better, iw_curve, iw_log_likelihood, latent_means,
+                          summarise)
 from c2f.objectives import ElboTerms
 
 D_Z, D_X, SIGMA = 2, 6, 0.5
@@ -244,6 +245,17 @@ def test_summarise_gives_mean_sample_std_and_worst():
     assert s["au"] == pytest.approx(12.0) and s["au_std"] == pytest.approx(2.0)
     assert s["accuracy_worst"] == pytest.approx(0.7)
     assert summarise(runs[:1]) == {"nll": 90.0, "au": 10.0, "accuracy": 0.9}
+
+
+@pytest.mark.parametrize("name, better", [
+    ("test_nll_nats", False), ("test_elbo_nats@3", True), ("test_elbo_bits_per_dim", False),
+    ("recon_class_accuracy_stage1", True), ("prefix_recon_nats@2", False), ("test_log_likelihood_nats", True),
+    ("dvae_st_marginal100/mnist/exact/test_accuracy", True), ("test_l1_step_2", False), ("box_iou", True),
+    ("success_rate", True), ("kl_layer_1", None), ("active_units", None)])
+def test_the_last_word_with_a_direction_says_which_way_is_better(name, better):
+    """The quantity a name measures is its last word with a direction, so an accuracy of reconstructions is
+    higher-is-better; words are whole (``marginal100`` holds no ``l1``)."""
+    assert higher_is_better(name) is better
 
 
 def test_describe_formats_mean_std_and_worst():

@@ -136,9 +136,9 @@ def test_markov_decoder_sees_only_the_lowest_layer():
         m = build(name)
         m.eval()
         zs = [torch.randn(B, d) for d in DIMS]
-        out = m._top_down(B, lambda l, p: zs[l], x.device)[2]
+        out = m.top_down(B, lambda l, p: zs[l], x.device)[2]
         zs[-1] = zs[-1] + 3.0
-        changed = m._top_down(B, lambda l, p: zs[l], x.device)[2]
+        changed = m.top_down(B, lambda l, p: zs[l], x.device)[2]
         assert (not torch.allclose(out, changed)) == depends, name
 
 

@@ -68,12 +68,12 @@ def own_log_px(model, x):
     if isinstance(model, ConvDRAW):
         return model.likelihood(list(model.iterate(x, "posterior_mean"))[-1]["canvas"]).log_prob(x)
     if isinstance(model, VLAE):
-        return model._decode(model.posterior_means(x)).log_prob(x)
+        return model.decode_layers(model.posterior_means(x)).log_prob(x)
     if isinstance(model, DVAE):
         return model.decode(F.one_hot(model.cluster(x), 10).float(),
                             model.components(model.transform_posterior(x).mean)).log_prob(x)
-    if hasattr(model, "_top_down"):
-        return model._likelihood(model._pass(x, sample=False)[3]).log_prob(x)
+    if hasattr(model, "top_down"):
+        return model.likelihood(model._pass(x, sample=False)[3]).log_prob(x)
     return model.likelihood(model._run(x, model.cfg.groups, sample=False)[2]).log_prob(x)
 
 
