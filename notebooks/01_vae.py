@@ -215,9 +215,11 @@ first = {n: r.runs[0] for n, r in results.items()}  # the first seed's model, th
 fig = plots.kl_per_dimension({n: r["test_kl_per_dim"] for n, r in first.items()},
                              {n: r["variances"] for n, r in first.items()})
 run.savefig(fig, "kl_per_dimension")
+quiet = {}  # per model: the KL of each unit that passes the covariance criterion but carries at most 0.1 nats
 for name, r in first.items():
     kl = torch.tensor(r["test_kl_per_dim"])
-    both = int(((r["variances"].cpu() > 0.01) & (kl <= 0.1)).sum())
+    quiet[name] = kl[(r["variances"].cpu() > 0.01) & (kl <= 0.1)]
+    both = len(quiet[name])
     print(f"{name}: {r['kl_active_units']} of {latent_dim} units carry more than 0.1 nats (KL criterion), "
           f"{r['active_units']} pass the covariance criterion; {both} pass the covariance criterion with a KL "
           f"of at most 0.1 nats (largest such KL {kl[(r['variances'].cpu() > 0.01) & (kl <= 0.1)].max().item() if both else 0:.3f}); "
@@ -296,8 +298,9 @@ ax.set_title(f"NLL estimate versus K ({len(x_curve)} test images)")
 ax.legend()
 run.savefig(fig, "nll_versus_k")
 k_table = max(k for k in ks if k <= iw_samples)
+gaps = {}  # per model: how much −L_K falls over the last step of K, and from the table's K to the largest
 for name, nll in curve.items():
-    gap_last, gap_table = nll[-2] - nll[-1], nll[ks.index(k_table)] - nll[-1]
+    gap_last, gap_table = gaps[name] = nll[-2] - nll[-1], nll[ks.index(k_table)] - nll[-1]
     run.log(name, {"curve_nll_gap_last_two_k": gap_last, "curve_nll_gap_table_k": gap_table})
     print(f"{name}: −L_K falls by {gap_last:.2f} nats from K={ks[-2]} to K={ks[-1]} and by {gap_table:.2f} nats "
           f"from K={k_table} to K={ks[-1]} ({'still falling' if gap_last > 0.05 else 'flat'}); an NLL at "
@@ -336,17 +339,38 @@ print(f"conv VAE test NLL {nll:.2f} nats (K={iw_samples}, {len(test)} test image
       f"({nll - 86.76:+.2f} nats relative to Burda et al.'s 86.76)")
 
 # %% [markdown]
-# **What the default-profile page shows** (one seed, 6 epochs each, 2,000 test images; the printed lines
-# above hold the numbers of whatever profile made this page). With the same budget of 6 epochs, the conv VAE
-# is 8.2 nats better in test ELBO than the MLP VAE (−99.0 against −107.2) and 9.6 nats better in NLL (93.4
-# against 103.0 at $K = 100$), at several times the training time per epoch; neither has converged, since
-# both validation ELBOs still rose over the last epoch (by 2.54 nats for the MLP and 0.95 for the conv VAE).
-# By the KL criterion the MLP VAE uses 11 of its 32 units and the conv VAE 16; the covariance criterion
-# counts 23 and 26, because 12 and 10 units whose means vary slightly carry at most 0.06 nats each. The
-# importance-sampled NLL is not converged at $K = 100$ either: on the curve's 200 images it falls by another
-# 0.5 (MLP) and 0.8 (conv) nats up to $K = 1000$, and still by 0.2 and 0.4 nats between $K = 300$ and 1000, so
-# the table's NLLs overstate the true NLL by at least that much.
-#
+# **What this page shows.** The paragraph below is computed from this run's numbers (its profile, seeds and
+# budget are in the record card at the top).
+
+# %%
+from IPython.display import Markdown  # noqa: E402
+
+(mlp, conv), D = (summaries[n] for n in ("vae_mlp", "vae_conv")), latent_dim
+rise = {n: h["epochs"]["valid_elbo"][-1] - h["epochs"]["valid_elbo"][-2] if len(h["epochs"]["valid_elbo"]) > 1
+        else float("nan") for n, h in histories.items()}
+unit = {n: (first[n]["kl_active_units"], first[n]["active_units"], len(quiet[n])) for n in first}
+budget = (f"With the same budget of {epochs_conv} epochs" if epochs_mlp == epochs_conv else
+          f"At different budgets ({epochs_mlp} MLP epochs, {epochs_conv} conv epochs; not a fair comparison)")
+
+# %%
+display(Markdown(
+    f"{budget}, the conv VAE's test ELBO is {conv['test_elbo_nats'] - mlp['test_elbo_nats']:+.1f} nats against the MLP "
+    f"VAE's ({conv['test_elbo_nats']:.1f} against {mlp['test_elbo_nats']:.1f}) and its NLL "
+    f"{conv['test_nll_nats'] - mlp['test_nll_nats']:+.1f} nats ({conv['test_nll_nats']:.1f} against "
+    f"{mlp['test_nll_nats']:.1f} at $K = {iw_samples}$); training and scoring it took "
+    f"{seconds['vae_conv'] / seconds['vae_mlp']:.1f} times as long. Over the last epoch the validation ELBO changed "
+    f"by {rise['vae_mlp']:+.2f} nats (MLP) and {rise['vae_conv']:+.2f} nats (conv): a model whose ELBO still rises has "
+    f"not converged. By the KL criterion the MLP VAE uses {unit['vae_mlp'][0]} of {D} units and the conv VAE "
+    f"{unit['vae_conv'][0]} of {D}; the covariance criterion counts {unit['vae_mlp'][1]} of {D} and "
+    f"{unit['vae_conv'][1]} of {D}, because {unit['vae_mlp'][2]} of {D} and {unit['vae_conv'][2]} of {D} units have "
+    f"posterior means that vary across images yet carry at most "
+    f"{max([q.max().item() for q in quiet.values() if len(q)], default=0.0):.2f} nats each. On the curve's "
+    f"{len(x_curve)} images, −$\\mathcal L_K$ changes by {-gaps['vae_mlp'][1]:+.2f} (MLP) and "
+    f"{-gaps['vae_conv'][1]:+.2f} (conv) nats from $K = {k_table}$ to $K = {ks[-1]}$, and by "
+    f"{-gaps['vae_mlp'][0]:+.2f} and {-gaps['vae_conv'][0]:+.2f} nats between $K = {ks[-2]}$ and {ks[-1]}: where it "
+    f"still falls, the table's NLL overstates the true NLL by at least that much."))
+
+# %% [markdown]
 # **What to take from this chapter.** A VAE trades reconstruction against rate, one nat at a time; it
 # uses only part of its latent space, and how large that part looks depends on the criterion (the
 # covariance criterion counts units that carry almost nothing); and its likelihood must be reported with
