@@ -18,8 +18,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from c2f.models import VAE, VAEConfig
-from c2f.models.air import AIR, AIRConfig
+from c2f.models import AIR, VAE, AIRConfig, VAEConfig
 from c2f.models.dvae import DVAE, DVAEConfig
 from c2f.models.hierarchical import HierarchicalConfig, make_hierarchical
 from c2f.models.multistage import MSVAE, MSVAEConfig
