@@ -2,7 +2,8 @@
 
 The ``shrink:`` mapping of ``notebooks/NN_name.yml`` is applied on top of ``full``: data, epochs, steps,
 seeds and importance samples shrink, while architectures, model and estimator lists and data sets stay as
-``full`` has them, so that a code path only the full profile takes cannot first crash on a GPU.
+``full`` has them, so that a code path only the full profile takes cannot first crash on a GPU. The selected chapters run
+through the book's own local executor, one per CPU core at a time (one thread each, as the references).
 """
 
 import math
@@ -12,7 +13,8 @@ import pytest
 import yaml
 
 from c2f.chapters import chapter_paths, resolve_parameters
-from c2f.runner import REFERENCE_ENV, run_chapter
+from c2f.executors import Task, default_jobs, run_local
+from c2f.runner import REFERENCE_ENV
 
 CHAPTERS = chapter_paths()
 # the parameters a shrink mapping may set: sizes of data, training length, seeds, samples, shown images
@@ -43,9 +45,21 @@ def test_shrink_names_are_checked():
         assert not SHRINKABLE.fullmatch(name), name
 
 
+@pytest.fixture(scope="module")
+def shrunk_runs(request, tmp_path_factory) -> dict:
+    """{chapter: (finished, its record or the error)} for every chapter this session selected, run at once."""
+    selected = {item.callspec.params["path"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_full_profile_runs_shrunk"}  # nbval's cells have none
+    tasks = []
+    for path in sorted(selected):
+        out = tmp_path_factory.mktemp(path.stem)
+        tasks.append(Task(str(path), "full", str(out), _shrink(path), {"C2F_CACHE": str(out / "cache"), **REFERENCE_ENV}))
+    return run_local(tasks, default_jobs(), status_every=600)
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_full_profile_runs_shrunk(path, tmp_path):
-    record = run_chapter(path, "full", overrides=_shrink(path), out_dir=tmp_path,
-                         env={"C2F_CACHE": str(tmp_path / "cache"), **REFERENCE_ENV})
+def test_full_profile_runs_shrunk(path, shrunk_runs):
+    finished, record = shrunk_runs[path.stem]
+    assert finished, record
     assert record["profile"] == "full" and record["metrics"]
     assert all(math.isfinite(v) for v in record["metrics"].values()), record["metrics"]
