@@ -69,11 +69,15 @@ class TrainConfig:
 # --- the loop -------------------------------------------------------------------------------------------
 
 
-def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer `cfg` names. Adam and AdamW use PyTorch's fused kernel (one pass over all parameters
+    instead of a dozen elementwise ops per tensor: about a quarter of the MLP VAE's CPU step time)."""
     kinds = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
     if cfg.optimizer not in kinds:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {sorted(kinds)}")
-    return kinds[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(params)
+    fused = cfg.optimizer != "adamax" and all(p.device.type in ("cpu", "cuda") for p in params)
+    return kinds[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
 
 
 def _scheduler(opt, cfg: TrainConfig, total_steps: int):
@@ -82,6 +86,15 @@ def _scheduler(opt, cfg: TrainConfig, total_steps: int):
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=cfg.lr * cfg.final_lr_fraction)
     raise ValueError(f"unknown schedule {cfg.schedule!r}; choose 'constant' or 'cosine'")
+
+
+def clip_gradients(model: nn.Module, clip: float) -> torch.Tensor:
+    """The gradients' total norm (for the divergence guard), after clipping them to `clip` when it is > 0."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    norm = nn.utils.get_total_norm(grads)
+    if clip > 0:
+        nn.utils.clip_grads_with_norm_(model.parameters(), clip, norm)
+    return norm
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -111,7 +124,7 @@ def fit(
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     parts = int(getattr(model, "steps_per_batch", 1))
-    opt = _optimizer(model.parameters(), cfg)
+    opt = make_optimizer(model.parameters(), cfg)
     sched = _scheduler(opt, cfg, total * parts)
     history: dict = {"steps": {}, "epochs": {}}
     start = 0
@@ -140,8 +153,7 @@ def fit(
                                                     **labels, **({"part": part} if parts > 1 else {}))
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
-                        grad_norm = nn.utils.clip_grad_norm_(model.parameters(),
-                                                             cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+                        grad_norm = clip_gradients(model, cfg.grad_clip)
                         log.check(step, loss, grad_norm)
                         opt.step()
                         if sched is not None:

@@ -395,3 +395,29 @@ def test_a_nan_gradient_raises_training_diverged_and_no_checkpoint_holds_nan(mak
         state = torch.load(ckpt, weights_only=True)
         bad = [k for k, v in state["model"].items() if not torch.isfinite(v).all()]
         assert not bad, f"the checkpoint after epoch {state['epoch']} has non-finite {bad}"
+
+
+def test_adam_and_adamw_are_fused_adamax_is_not():
+    from c2f.train import make_optimizer
+
+    params = list(new_model().parameters())
+    for kind, fused in (("adam", True), ("adamw", True), ("adamax", None)):
+        opt = make_optimizer(params, TrainConfig(optimizer=kind))
+        assert opt.defaults.get("fused") is fused, kind
+
+
+def test_clip_gradients_measures_the_norm_before_clipping_and_clipping_caps_it():
+    """The guard's norm is the gradients' own; with grad_clip > 0 the gradients are then scaled to that norm,
+    with grad_clip = 0 they are left exactly as they were."""
+    from c2f.train import clip_gradients
+
+    model = new_model()
+    x = torch.bernoulli(torch.full((16, 1, 28, 28), 0.3))
+    model.loss(x)[0].backward()
+    before = [p.grad.clone() for p in model.parameters()]
+    norm = torch.cat([g.flatten() for g in before]).norm()
+    torch.testing.assert_close(clip_gradients(model, 0.0), norm)
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), before))
+    torch.testing.assert_close(clip_gradients(model, 1e-3), norm)
+    after = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+    torch.testing.assert_close(after, torch.tensor(1e-3), rtol=1e-4, atol=0.0)
