@@ -2,7 +2,8 @@
 
 Models follow :class:`c2f.objectives.LatentVariableModel`: ``elbo_terms(x)`` (an
 :class:`~c2f.objectives.ElboTerms` of per-example ``log_px``, ``kl_dims``, ``kl``, ``elbo``),
-``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``. Evaluation runs on a fixed
+``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``; a model that decodes several
+images per image and importance sample says how many in ``decodes_per_sample``. Evaluation runs on a fixed
 binarization of the data so that numbers repeat, and leaves the model in the mode it found it in.
 """
 
@@ -28,6 +29,12 @@ def iw_log_likelihood(model, x: torch.Tensor, k: int, chunk: int = 100, **model_
     logw = torch.cat([model.log_importance_weights(x, min(chunk, k - i), **model_kwargs)
                       for i in range(0, k, chunk)])
     return torch.logsumexp(logw.float(), dim=0) - math.log(k)
+
+
+def samples_per_call(model, iw_batch: int, batch: int) -> int:
+    """How many importance samples of a batch of `batch` images to score at once so that at most `iw_batch`
+    images are decoded at once (at least one sample)."""
+    return max(1, iw_batch // (batch * getattr(model, "decodes_per_sample", 1)))
 
 
 @torch.no_grad()
@@ -72,7 +79,7 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
                 sums[key] += getattr(t, key).sum().item()
             kl_dims = kl_dims + t.kl_dims.sum(0)
             if iw_samples > 0:
-                chunk = max(1, iw_batch // x.shape[0])
+                chunk = samples_per_call(model, iw_batch, x.shape[0])
                 sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs).sum().item()
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
@@ -111,7 +118,7 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
                 sums[key] = sums[key] + torch.stack([getattr(t, key).sum() for t in terms]).double()
             kl_dims = kl_dims + torch.stack([t.kl_dims.sum(0) for t in terms])
             if iw_samples > 0:
-                chunk = max(1, iw_batch // x.shape[0])
+                chunk = samples_per_call(model, iw_batch, x.shape[0])
                 logw = torch.cat([model.prefix_log_importance_weights(x, min(chunk, iw_samples - i))
                                   for i in range(0, iw_samples, chunk)], 1)
                 sums["nll"] = sums["nll"] - (torch.logsumexp(logw.float(), 1) - math.log(iw_samples)).sum(-1).double()
@@ -182,7 +189,7 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for x, _ in batches(data, batch_size, shuffle=False):
-            chunk = max(1, iw_batch // x.shape[0])
+            chunk = samples_per_call(model, iw_batch, x.shape[0])
             for g, total in enumerate(sums, 1):
                 kept = set(order[:g])
                 log_px, kl, _ = _prior_completed_terms(model, x, kept, 1)

@@ -212,11 +212,15 @@ class DVAE(nn.Module):
         if not self.cfg.transform:
             return self.log_joint_over_classes(x).expand(k, -1)
         q_t, p_t = self.transform_posterior(x), self.transform_prior(x.shape[0])
-        out = []
-        for _ in range(k):
-            t = q_t.sample()
-            out.append(self.log_joint_over_classes(x, t) + p_t.log_prob(t) - q_t.log_prob(t))
-        return torch.stack(out)
+        t = q_t.sample((k,))  # [k, B, 6]: all k samples in one batch of k·B images, each decoded K times
+        log_px = self.log_joint_over_classes(x.expand(k, *x.shape).flatten(0, 1), t.flatten(0, 1)).view(k, -1)
+        return log_px + p_t.log_prob(t) - q_t.log_prob(t)
+
+    @property
+    def decodes_per_sample(self) -> int:
+        """Images decoded per (image, importance sample) by :meth:`log_importance_weights`: one per class for
+        the D-VAE-ST (the D-VAE decodes its K classes once, whatever the number of samples)."""
+        return self.cfg.num_classes if self.cfg.transform else 1
 
     def latent_means(self, x):
         """q(z | x) probabilities [B, K], followed by E_q[t | x] [B, 6] for the D-VAE-ST."""

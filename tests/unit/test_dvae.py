@@ -108,6 +108,31 @@ def test_dvae_likelihood_is_exact():
     torch.testing.assert_close(t.elbo, log_px - gap, atol=1e-3, rtol=1e-5)
 
 
+def test_dvae_st_importance_weights_score_each_sample_of_its_own_image():
+    """The k samples are scored in one batch of k·B images: row i, column b is the weight of sample i of
+    image b, log p(x_b | t) + log p(t) − log q(t | x_b), as scoring that sample alone gives it."""
+    model = small(True).eval()
+    x = torch.cat([binary_batch(3, seed=2), torch.zeros(3, 1, 28, 28)])  # two kinds of image: a mix-up shows
+    with torch.no_grad():
+        torch.manual_seed(5)
+        logw = model.log_importance_weights(x, 4)
+        torch.manual_seed(5)
+        q_t, p_t = model.transform_posterior(x), model.transform_prior(B)
+        t = q_t.sample((4,))
+        one_at_a_time = torch.stack([model.log_joint_over_classes(x, t[i]) + p_t.log_prob(t[i]) - q_t.log_prob(t[i])
+                                     for i in range(4)])
+    torch.testing.assert_close(logw, one_at_a_time)
+
+
+def test_evaluate_bounds_the_images_the_dvae_st_decodes_at_once():
+    """At most `iw_batch` images decoded at once: the D-VAE-ST decodes each image-sample once per class."""
+    from c2f.evaluate import samples_per_call
+
+    assert samples_per_call(small(True), 20_000, 500) == 20_000 // (500 * K)
+    assert samples_per_call(small(False), 20_000, 500) == 40
+    assert samples_per_call(small(True), 100, 500) == 1
+
+
 def test_evaluate_runs_and_iw_bound_is_above_the_elbo():
     model = small(True).eval()
     from c2f.data import ImageSet
