@@ -102,8 +102,9 @@ def verdict(device: torch.device, name: str, ratio: float) -> str:
         return f"{name} on {where}: {ratio:.1f}x; no target (compute-bound on a CPU: the loop cannot matter much)"
     if ratio >= target:
         return f"{name} on {where}: target >= {target:g}x MET ({ratio:.1f}x)"
-    why = (" On a CPU the model's own forward, backward and Adam step is most of an epoch, so removing the data"
-           " pipeline cannot double the rate (README, 'Benchmark')." if device.type == "cpu" else "")
+    why = (" On a CPU the model's own forward, backward and Adam step is most of the book loop's time, so removing"
+           " the data pipeline can at best about double the rate (README, 'Benchmark')."
+           if device.type == "cpu" else "")
     return f"{name} on {where}: target >= {target:g}x NOT MET ({ratio:.1f}x).{why}"
 
 
