@@ -354,10 +354,11 @@ budget = (f"With the same budget of {epochs_conv} epochs" if epochs_mlp == epoch
 
 # %%
 display(Markdown(
-    f"{budget}, the conv VAE's test ELBO is {conv['test_elbo_nats'] - mlp['test_elbo_nats']:+.1f} nats against the MLP "
-    f"VAE's ({conv['test_elbo_nats']:.1f} against {mlp['test_elbo_nats']:.1f}) and its NLL "
-    f"{conv['test_nll_nats'] - mlp['test_nll_nats']:+.1f} nats ({conv['test_nll_nats']:.1f} against "
-    f"{mlp['test_nll_nats']:.1f} at $K = {iw_samples}$); training and scoring it took "
+    f"{budget}, the conv VAE's test ELBO differs from the MLP VAE's by "
+    f"{conv['test_elbo_nats'] - mlp['test_elbo_nats']:+.1f} nats (higher is better: {conv['test_elbo_nats']:.1f} "
+    f"against {mlp['test_elbo_nats']:.1f}) and its NLL by {conv['test_nll_nats'] - mlp['test_nll_nats']:+.1f} nats "
+    f"(lower is better: {conv['test_nll_nats']:.1f} against {mlp['test_nll_nats']:.1f} at $K = {iw_samples}$); "
+    f"training and scoring it took "
     f"{seconds['vae_conv'] / seconds['vae_mlp']:.1f} times as long. Over the last epoch the validation ELBO changed "
     f"by {rise['vae_mlp']:+.2f} nats (MLP) and {rise['vae_conv']:+.2f} nats (conv): a model whose ELBO still rises has "
     f"not converged. By the KL criterion the MLP VAE uses {unit['vae_mlp'][0]} of {D} units and the conv VAE "
