@@ -41,7 +41,7 @@ from c2f.data import ImageSet, batches
 from c2f.objectives import kl_weight
 from c2f.utils import atomic_torch_save, stable_hash
 
-CACHE_VERSION = 1  # bump when a code change makes cached checkpoints wrong
+CACHE_VERSION = 2  # bump when a code change makes cached checkpoints wrong (2: fused Adam, rand < p binarization)
 
 
 class TrainingDiverged(RuntimeError):
