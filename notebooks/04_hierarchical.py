@@ -589,18 +589,18 @@ if ablations and "lvae" in reports:
 # the largest KL share in every model, but in the HVAE, the Markov HVAE and the LVAE every layer has units
 # above 0.1 nats and a KL of several nats. The VLAE's middle layer is the exception: 1.9 nats from 2 of its
 # 16 units, after 10.6 nats at epoch 1 (the line under the training curves), and still falling, though only by
-# 0.02 nats over the last epoch. The classifier turns the redraw grids into numbers. Redrawing the *top* layer
-# changes the class of 88 to 92 % of the test images in the three top-down models and 76 % in the VLAE, close
-# to the 90 % a fresh random digit would give, so the top layer holds the identity. Lower layers hold less of
-# it but not none: redrawing $z_1$ changes the class of 16 % (HVAE) to 33 % (VLAE) of the images, and redrawing
-# the LVAE's $z_2$ changes 49 %. So a lower layer mostly changes the digit's shape and stroke while keeping its
-# class only in the sense of "more often than not"; the split is a gradient, not a clean separation. The
-# VLAE's nearly collapsed middle layer changes the class of only 7 %. The Zhao et al. argument that only the
-# lowest layer is needed concerns a perfectly optimised ELBO with an expressive decoder; our factorised
+# 0.02 nats over the last epoch. The classifier turns the redraw grids into numbers (computed in the lines at
+# the end of this section). Redrawing the *top* layer of the three top-down models changes the class about as
+# often as a fresh random digit would (nine times in ten), and that of the VLAE somewhat less often, so the top
+# layer holds the identity. Lower layers hold less of it but not none: redrawing $z_1$, or the LVAE's $z_2$,
+# changes the class of a sizeable minority of the images. So a lower layer mostly changes the digit's shape and
+# stroke while keeping its class only in the sense of "more often than not"; the split is a gradient, not a
+# clean separation. The VLAE's nearly collapsed middle layer changes the class least. The Zhao et al. argument
+# that only the lowest layer is needed concerns a perfectly optimised ELBO with an expressive decoder; our factorised
 # Bernoulli decoders are not expressive in that sense, and at this budget the upper layers pay for themselves.
 # The model where layers do collapse is the **SVAE**: its first step, which must already reproduce the image
 # under its own pixel loss, takes the whole KL (23 units above 0.1 nats), the later steps' latents carry none,
-# and redrawing them changes the class of under 1 % of the images against 90 % for step 1. The per-step loss
+# and redrawing them almost never changes the class, against nine times in ten for step 1. The per-step loss
 # makes step 1 do all the work: the opposite of a coarse first step.
 #
 # **Counting active units.** The covariance criterion and the KL criterion disagree most where it matters. The
@@ -614,8 +614,8 @@ if ablations and "lvae" in reports:
 # Zhao et al.'s argument predicts something subtler: the image sees the upper layers only through $z_1$, so
 # whatever they encode must be re-encoded in $z_1$, and a Gaussian $p(z_1 \mid z_2)$ can only shift and
 # scale it. We do not see it as a loss of ordering at this budget: redrawing $z_1$, $z_2$ and $z_3$ of the
-# Markov HVAE changes the class of 25, 52 and 89 % of the images, the same gradient as the LVAE's 29, 49 and
-# 92 %.
+# Markov HVAE changes the class of a growing share of the images, the same gradient as the LVAE's (the lines
+# at the end of this section).
 #
 # **What does warm-up do?** The per-layer KL curves do not show a KL that grows during warm-up and is pushed
 # back once the weight reaches 1. In 12 of the 15 layers the KL peaks within the first two epochs, while the
@@ -640,22 +640,44 @@ if ablations and "lvae" in reports:
 # which only the `full` profile tests.
 #
 # **What does each layer of the VLAE encode?** On MNIST, by the classifier: the top layer holds most of the
-# identity (76 % of redraws change the class), the lowest layer a third of it (33 %) and the nearly collapsed
-# middle layer little (7 %). The VLAE's hierarchy comes from depth alone, since its layers are independent a
+# identity, the lowest layer less of it and the nearly collapsed middle layer little. The VLAE's hierarchy comes from depth alone, since its layers are independent a
 # priori: the deeper a latent is injected, the more nonlinear layers shape its effect. On FashionMNIST, read
 # from the traversal figures and not measured (the classifier knows only digits): the top-KL unit of $z_3$
 # changes the kind of garment, the middle layer's unit the silhouette within a kind, and the lowest layer's
 # unit mostly brightness and texture.
 #
-# **The intermediate images.** The MSVAE's sharpening stage lowers the ℓ1 error of stage 1 from 50.3 to 32.5
-# per image, keeps the class about as often (92 % against 94 %) and makes prior samples slightly more
-# recognisable (34 % of them labelled with probability at least 0.9, against 29 % for stage 1), but two thirds
-# of its samples, like those of every model here (29 to 42 %, against 92 % of real test images), are not
-# recognisable digits. Its stage 1 alone, the part with a likelihood, is a weaker model than the LVAE. The
-# SVAE's chain is not static after step 1: its ℓ1 error moves from 54.2 to 53.6 and then up to 55.4 at step 3,
-# the class is kept for 94, 94 and 93 % of the images, and the fraction of recognisable prior samples rises
-# from 27 to 37 %. With no information in the later latents, these changes are deterministic refinements of
-# the previous image, which make samples more digit-like and reconstructions no closer to the data.
+# **The intermediate images.** The MSVAE's sharpening stage lowers the ℓ1 error of stage 1 by about a third,
+# keeps the class about as often and makes prior samples slightly more recognisable, but most of its samples,
+# like those of every model here, are not labelled confidently as digits, unlike real test images (the lines
+# below). Its stage 1 alone, the part with a likelihood, is a weaker model than the LVAE. The SVAE's chain is
+# not static after step 1: its ℓ1 error falls at step 2 and rises at step 3, the class is kept about as often
+# at every step, and the fraction of recognisable prior samples rises. With no information in the later
+# latents, these changes are deterministic refinements of the previous image, which make samples more
+# digit-like and reconstructions no closer to the data.
+
+# %%
+from IPython.display import Markdown  # noqa: E402
+
+m = run.metrics  # this page's record so far, "<model>/<metric>"
+pct = lambda key: f"{100 * m[key]:.0f} %"  # noqa: E731 - as the lines above print them
+redraw = lambda k: ", ".join(pct(f"{k}/class_change_layer_{l}") for l in range(1, L + 1))  # noqa: E731
+lines = [f"Redrawing layer 1..{L} changes the class of the test images for " + "; ".join(
+    f"{k} {redraw(k)}" for k in models if f"{k}/class_change_layer_{L}" in m) + "."]
+if "msvae/test_l1_stage1" in m:
+    stage = lambda key: f"{pct(f'msvae/{key}_stage1')} → {pct(f'msvae/{key}_stage2')}"  # noqa: E731
+    l1_text = f"{m['msvae/test_l1_stage1']:.1f} → {m['msvae/test_l1_stage2']:.1f}"
+    lines.append(f"MSVAE, stage 1 → 2: ℓ1 error {l1_text}, class kept {stage('recon_class_accuracy')}, "
+                 f"confident prior samples {stage('samples_confident')}.")
+if "svae/test_l1_step_1" in m:
+    steps = range(1, L + 1)
+    per_step = lambda key: ", ".join(pct(f"svae/{key}_step_{t}") for t in steps)  # noqa: E731
+    lines.append("SVAE, steps 1..T: ℓ1 error " + ", ".join(f"{m[f'svae/test_l1_step_{t}']:.1f}" for t in steps)
+                 + f"; class kept {per_step('recon_class_accuracy')}; confident prior samples "
+                 + f"{per_step('samples_confident')}.")
+shares = [m[f"{k}/samples_confident"] for k in models if f"{k}/samples_confident" in m]
+lines.append(f"Prior samples labelled with probability ≥ 0.9, over the {len(shares)} models: "
+             f"{100 * min(shares):.0f} % to {100 * max(shares):.0f} %.")
+display(Markdown("\n\n".join(lines)))
 
 # %%
 record = run.finish()
