@@ -2,8 +2,9 @@
 
 The ``shrink:`` mapping of ``notebooks/NN_name.yml`` is applied on top of ``full``: data, epochs, steps,
 seeds and importance samples shrink, while architectures, model and estimator lists and data sets stay as
-``full`` has them, so that a code path only the full profile takes cannot first crash on a GPU. The selected chapters run
-through the book's own local executor, one per CPU core at a time (one thread each, as the references).
+``full`` has them, so that a code path only the full profile takes cannot first crash on a GPU. The selected
+chapters run through the book's own local executor, one per CPU core at a time (one thread each, as the
+references).
 """
 
 import math
@@ -53,7 +54,8 @@ def shrunk_runs(request, tmp_path_factory) -> dict:
     tasks = []
     for path in sorted(selected):
         out = tmp_path_factory.mktemp(path.stem)
-        tasks.append(Task(str(path), "full", str(out), _shrink(path), {"C2F_CACHE": str(out / "cache"), **REFERENCE_ENV}))
+        env = {"C2F_CACHE": str(out / "cache"), **REFERENCE_ENV}
+        tasks.append(Task(str(path), "full", str(out), _shrink(path), env))
     return run_local(tasks, default_jobs(), status_every=600)
 
 
