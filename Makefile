@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup book test refs bench clean
+.PHONY: setup book test test-fast refs bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ book: setup
 test: setup
 	$(PYTEST) tests/unit tests/notebooks tests/regression --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+## The quick path while you work: unit tests not marked slow (a couple of minutes).
+test-fast: setup
+	$(PYTEST) tests/unit -m "not slow" -p no:cacheprovider
 
 ## Re-execute the smoke references in tests/notebooks (after a deliberate change of a chapter).
 refs: setup

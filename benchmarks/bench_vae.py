@@ -103,7 +103,7 @@ def verdict(device: torch.device, name: str, ratio: float) -> str:
     if ratio >= target:
         return f"{name} on {where}: target >= {target:g}x MET ({ratio:.1f}x)"
     why = (" On a CPU the model's own forward, backward and Adam step is most of the book loop's time, so removing"
-           " the data pipeline can at best about double the rate (README, 'Benchmark')."
+           " the data pipeline can at best about double the rate (book/appendix.md, 'Benchmark')."
            if device.type == "cpu" else "")
     return f"{name} on {where}: target >= {target:g}x NOT MET ({ratio:.1f}x).{why}"
 

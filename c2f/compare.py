@@ -177,7 +177,7 @@ def describe_changes(reference: dict[str, float], new: dict[str, float], params:
 
 
 def tolerance_table() -> str:
-    """:data:`TOLERANCES` as the Markdown table of the README (a unit test keeps the two the same)."""
+    """:data:`TOLERANCES` as the Markdown table of the book's appendix (a unit test keeps the two the same)."""
     rows = ["| metrics | pattern | tolerance | measured spread |", "|---|---|---|---|"]
     for t in TOLERANCES:
         tol = f"{t.abs:g}" + (f" + {t.rel:g} × reference" if t.rel else "")
