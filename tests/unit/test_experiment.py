@@ -8,7 +8,6 @@ import torch
 from c2f.evaluate import evaluate
 from c2f.experiment import Trial, run_trials
 from c2f.models import VAE, VAEConfig
-from c2f.plots import FAMILY_COLORS, model_color
 from c2f.records import Run
 from c2f.train import TrainConfig
 
@@ -51,10 +50,3 @@ def test_run_trials_rejects_duplicate_names_and_no_seeds(tiny_images):
         run_trials([trial, trial], tiny_images, seeds=[0], score=_score(tiny_images), key="x")
     with pytest.raises(ValueError, match="seed"):
         run_trials([trial], tiny_images, seeds=[], score=_score(tiny_images), key="x")
-
-
-def test_model_color_is_one_colour_per_family():
-    assert model_color("lvae") == model_color("fashion_lvae") == model_color("04/lvae") == FAMILY_COLORS["lvae"]
-    assert model_color("markov_hvae") == FAMILY_COLORS["markov_hvae"] != FAMILY_COLORS["hvae"]
-    assert model_color("dvae_st") != model_color("dvae")
-    assert model_color("an_unknown_model") == model_color("an_unknown_model")
