@@ -67,7 +67,7 @@ def elbo(model, data: ImageSet, *, batch_size: int = 500, seed: int = 0) -> floa
 
 @torch.no_grad()
 def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 500, seed: int = 0,
-             iw_batch: int = 20_000, **model_kwargs) -> dict:
+             iw_batch: int = 20_000, per_image: bool = False, **model_kwargs) -> dict:
     """ELBO and its terms, KL per latent dimension and, with `iw_samples` > 0, the IW estimate of NLL.
 
     Returns means over the data in nats: ``elbo_nats`` (≤ log p(x), higher is better), ``recon_nats``
@@ -76,13 +76,16 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     At most `iw_batch` images are decoded at once. The means are over the fixed test images of `data`
     (:func:`evaluation_images`); the samples are drawn with `seed` (the images do not depend on it).
     `model_kwargs` are passed to ``elbo_terms`` and ``log_importance_weights``, e.g. ``groups=g`` to
-    evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`).
+    evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`). With
+    `per_image`, also each image's ``elbo_nats_per_image`` (and ``nll_nats_per_image``), lists in the order
+    of the images: what :func:`c2f.stats.compare` needs to count the test images as a source of noise.
     """
     was_training = model.training
     model.eval()
     data = evaluation_images(data)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
+    images: dict[str, list] = {"elbo": [], "nll": []}
     devices = [data.x.device] if data.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # seeded here, and the caller's random state left alone
         torch.manual_seed(seed)
@@ -91,9 +94,12 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
             for key in ("elbo", "log_px", "kl"):
                 sums[key] += getattr(t, key).sum().item()
             kl_dims = kl_dims + t.kl_dims.sum(0)
+            images["elbo"].append(t.elbo)
             if iw_samples > 0:
                 chunk = samples_per_call(model, iw_batch, x.shape[0])
-                sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs).sum().item()
+                log_px = iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs)
+                sums["nll"] -= log_px.sum().item()
+                images["nll"].append(-log_px)
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
     out = {
@@ -105,6 +111,8 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     if iw_samples > 0:
         out["nll_nats"] = sums["nll"] / n
     out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
+    if per_image:
+        out.update({f"{k}_nats_per_image": torch.cat(v).double().tolist() for k, v in images.items() if v})
     return out
 
 
