@@ -264,41 +264,18 @@ print(f"grey-level MNIST: test NLL {grey.summary['test_nll_nats']:.1f} nats (K={
 
 # %%
 def codec_curves(model, x, tag, deltas=codec_deltas):
-    """Every codec on images x: the learned one for each Δ (logged per Δ) and the four classic ones."""
-    learned = {d: codec.model_curve(model, x, d) for d in deltas}
-    classic = {c: codec.classic_curve(codec.to_uint8(x), c) for c in codec.CLASSIC}
-    for d, pts in learned.items():
-        run.log(f"codec/convdraw_d{d}/{tag}", {f"{k}@{p.setting}": v for p in pts for k, v in
-                                                (("bits", p.bits), ("psnr", p.psnr), ("ssim", p.ssim),
-                                                 ("kl_bits", p.extra["kl_bits"]))})
-    for c, pts in classic.items():
-        run.log(f"codec/{c}/{tag}", {f"{k}@{p.setting}": v for p in pts for k, v in
-                                     (("bits", p.bits), ("psnr", p.psnr), ("ssim", p.ssim))})
-    return learned, classic
-
-
-def rd_figure(learned, classic, tag):
-    front = codec.pareto([p for pts in learned.values() for p in pts])
-    fig, axes = plots.plt.subplots(1, 2, figsize=(13, 4))
-    for ax, key in zip(axes, ("psnr", "ssim")):
-        curves = {"convdraw (real bits)": ([p.bits for p in front], [getattr(p, key) for p in front])}
-        best = max(learned, key=lambda d: max(p.psnr for p in learned[d]))
-        curves[f"convdraw KL, Δ={best} (theoretical)"] = ([p.extra["kl_bits"] for p in learned[best]],
-                                                          [getattr(p, key) for p in learned[best]])
-        curves.update({c: ([p.bits for p in pts], [getattr(p, key) for p in pts]) for c, pts in classic.items()})
-        plots.rate_curves(curves, "bits per image", key.upper(), ax=ax, dashed=[n for n in curves if "KL" in n])
-        ax.set_xscale("log")
-    axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 50))  # lossless settings (infinite PSNR) run off the top
-    axes[0].get_legend().remove()
-    fig.suptitle(f"{tag}: rate–distortion on {codec_images} test images (every byte counted)")
-    fig.tight_layout()
+    """Every codec on images x (the learned one for each Δ), logged; the rate–distortion figure saved."""
+    learned, classic = codec.codec_curves(model, x, deltas)
+    for name, metrics in codec.curve_metrics(learned, classic, tag).items():
+        run.log(name, metrics)
+    fig, front = codec.rd_figure(learned, classic, f"{tag}: rate–distortion on {len(x)} test images "
+                                                   "(every byte counted)")
     run.savefig(fig, f"rate_distortion_{tag}")
-    return front
+    return learned, classic, front
 
 
 x_codec = grey_test.x[:codec_images]
-learned, classic = codec_curves(grey.model, x_codec, "mnist")
-front = rd_figure(learned, classic, "mnist")
+learned, classic, front = codec_curves(grey.model, x_codec, "mnist")
 round_trip = all(p.extra["round_trip"] for pts in learned.values() for p in pts)
 run.log("codec/convdraw/mnist", {"round_trip_exact": float(round_trip)})
 print(f"learned codec: {sum(len(p) for p in learned.values())} settings × {codec_images} images; decoded "
@@ -310,16 +287,9 @@ print(f"learned codec: {sum(len(p) for p in learned.values())} settings × {code
 
 # %%
 def low_rate_gains(front, classic, tag):
-    rows = {}
-    for c, pts in classic.items():
-        low = min(pts, key=lambda p: p.bits)
-        mine = codec.closest_below(front, low.bits)
-        gain = mine.psnr - low.psnr if mine.bits <= low.bits else float("nan")
-        above = [p.bits for p in pts if p.psnr > front[-1].psnr]
-        rows[c] = {"lowest rate (bytes)": low.bytes, "its PSNR (dB)": low.psnr, "Conv-DRAW bytes": mine.bytes,
-                   "Conv-DRAW PSNR (dB)": mine.psnr, "PSNR gain (dB)": gain,
-                   "bytes where it passes Conv-DRAW's best": min(above) / 8 if above else float("nan")}
-        run.log(f"codec/convdraw/{tag}", {f"psnr_gain_vs_{c}@low": gain} if math.isfinite(gain) else {})
+    rows = codec.low_rate_gains(front, classic)
+    run.log(f"codec/convdraw/{tag}", {f"psnr_gain_vs_{c}@low": r["PSNR gain (dB)"] for c, r in rows.items()
+                                      if math.isfinite(r["PSNR gain (dB)"])})
     return pd.DataFrame(rows).T
 
 
@@ -336,23 +306,9 @@ print(f"At the lowest rates JPEG and JPEG 2000 reach, the learned codec is bette
 # bytes each row really used on these images).
 
 # %%
-def equal_rate_grid(model, x, learned, front, classic, tag):
-    target = min(p.bits for p in classic["jpeg"])
-    mine = codec.closest_below(front, target)
-    streams, _ = codec.encode(model, x, mine.setting, mine.extra["delta"])
-    rows, labels = [x], ["data"]
-    rows.append(codec.decode(model, streams)[0])
-    labels.append(f"convdraw {mine.bytes:.0f} B")
-    for c, pts in classic.items():
-        p = codec.closest_below(pts, target)
-        decoded, size = codec.classic_roundtrip(codec.to_uint8(x), c, p.setting)
-        rows.append(torch.from_numpy(decoded).float().unsqueeze(1) / 255)
-        labels.append(f"{c} {size:.0f} B")
-    fig = plots.image_rows([r.cpu() for r in rows], labels, title=f"{tag}: every codec near {target / 8:.0f} bytes")
-    run.savefig(fig, f"equal_rate_{tag}")
-
-
-equal_rate_grid(grey.model, x_codec[:n_show], learned, front, classic, "mnist")
+rows, labels, target = codec.equal_rate_rows(grey.model, x_codec[:n_show], front, classic)
+fig = plots.image_rows(rows, labels, title=f"mnist: every codec near {target / 8:.0f} bytes")
+run.savefig(fig, "equal_rate_mnist")
 
 # %% [markdown]
 # ## 4. The honest accounting
@@ -391,8 +347,8 @@ ood = {}
 for d in ood_datasets:
     _, te = grey_splits(d, n_train=1)
     bpd = evaluate(grey.model, te, seed=seed)["bits_per_dim"]
-    l_ood, c_ood = codec_curves(grey.model, te.x[:codec_images], d, sorted({p.extra["delta"] for p in front}))
-    ood[d] = (rd_figure(l_ood, c_ood, d), c_ood, bpd)
+    _, c_ood, f_ood = codec_curves(grey.model, te.x[:codec_images], d, sorted({p.extra["delta"] for p in front}))
+    ood[d] = (f_ood, c_ood, bpd)
     run.log(f"convdraw/mnist_grey_on_{d}", {"test_elbo_bits_per_dim": bpd})
     display(low_rate_gains(ood[d][0], c_ood, d).style.format("{:.1f}").set_caption(f"{d}: lowest rates"))
 in_bpd = evaluate(grey.model, grey_test, seed=seed)["bits_per_dim"]
