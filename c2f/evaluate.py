@@ -55,7 +55,7 @@ def elbo(model, data: ImageSet, *, batch_size: int = 500, seed: int = 0) -> floa
 
 @torch.no_grad()
 def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 500, seed: int = 0,
-             iw_batch: int = 20_000, **model_kwargs) -> dict:
+             iw_batch: int = 20_000, per_image: bool = False, **model_kwargs) -> dict:
     """ELBO and its terms, KL per latent dimension and, with `iw_samples` > 0, the IW estimate of NLL.
 
     Returns means over the data in nats: ``elbo_nats`` (≤ log p(x), higher is better), ``recon_nats``
@@ -63,13 +63,16 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     ``iw_samples`` samples; lower is better) and ``bits_per_dim`` (from the NLL, else from the ELBO).
     At most `iw_batch` images are decoded at once. The samples are drawn with `seed`, so numbers repeat.
     `model_kwargs` are passed to ``elbo_terms`` and ``log_importance_weights``, e.g. ``groups=g`` to
-    evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`).
+    evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`). With
+    `per_image`, also the value of every image: ``elbo_nats_per_image`` and ``nll_nats_per_image`` (lists, for
+    :func:`c2f.stats.compare`; the means are the same numbers).
     """
     was_training = model.training
     model.eval()
     data = data.fixed_binarization(seed)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
+    images = {"elbo": [], "nll": []}
     devices = [data.x.device] if data.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # seeded here, and the caller's random state left alone
         torch.manual_seed(seed)
@@ -78,9 +81,11 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
             for key in ("elbo", "log_px", "kl"):
                 sums[key] += getattr(t, key).sum().item()
             kl_dims = kl_dims + t.kl_dims.sum(0)
+            images["elbo"].append(t.elbo.detach())
             if iw_samples > 0:
                 chunk = samples_per_call(model, iw_batch, x.shape[0])
-                sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs).sum().item()
+                images["nll"].append(-iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs))
+                sums["nll"] += images["nll"][-1].sum().item()
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
     out = {
@@ -92,6 +97,8 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     if iw_samples > 0:
         out["nll_nats"] = sums["nll"] / n
     out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
+    if per_image:
+        out.update({f"{k}_nats_per_image": torch.cat(v).tolist() for k, v in images.items() if v})
     return out
 
 
@@ -370,12 +377,13 @@ def effect_consistency(before: torch.Tensor, after: torch.Tensor) -> float:
 
 @torch.no_grad()
 def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
-                 threshold: float = 0.01, kl_threshold: float = 0.1) -> dict:
+                 threshold: float = 0.01, kl_threshold: float = 0.1, per_image: bool = False) -> dict:
     """:func:`evaluate` plus, for a model with latent layers (``model.layer_sizes``, ``kl_dims`` in layer
     order), the KL of each layer ``kl_layer_<l>`` and its active units ``active_units_layer_<l>`` (layer 1
     nearest the image), and the totals ``active_units``; ``kl_active_units_layer_<l>`` and ``kl_active_units``
-    count the units by their KL instead (:func:`kl_active_units`, `kl_threshold` nats). Scalar entries only."""
-    out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size)
+    count the units by their KL instead (:func:`kl_active_units`, `kl_threshold` nats). Scalar entries only,
+    unless `per_image` adds :func:`evaluate`'s per-image lists."""
+    out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size, per_image=per_image)
     kl_dims = torch.tensor(out.pop("kl_per_dim"))
     _, variances = active_units(latent_means(model, data, seed=seed), threshold)
     sizes = list(model.layer_sizes)
