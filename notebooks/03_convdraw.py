@@ -60,6 +60,7 @@ import c2f
 from c2f import codec, data, plots
 from c2f.evaluate import describe, effect_consistency, evaluate
 from c2f.experiment import Trial, run_trials
+from c2f.findings import ch03 as findings
 from c2f.models import VAE, ConvDRAW, ConvDRAWConfig, ProgressiveConfig, VAEConfig
 from c2f.models.progressive import make_variant
 from c2f.train import TrainConfig
@@ -133,7 +134,7 @@ def splits(name, binarize=None, n_train=train_size):
 def likelihood_score(test):
     """The score of chapter 01's protocol on `test`, plus the KL of every iteration of a Conv-DRAW."""
     def score(model, s):
-        out = evaluate(model, test, iw_samples=iw_samples, seed=s)
+        out = evaluate(model, test, iw_samples=iw_samples, seed=s, per_image=True)  # per image: comparisons
         kl = out.pop("kl_per_dim")
         if isinstance(model, ConvDRAW):
             out.update({f"kl_iter_{t}": v for t, v in enumerate(kl, 1)})
@@ -141,6 +142,7 @@ def likelihood_score(test):
     return score
 
 
+# %%
 likelihood = {}
 for name in likelihood_datasets:
     train, test = splits(name)
@@ -167,15 +169,10 @@ table = pd.DataFrame({(d, m): {"test ELBO": describe(o.summary, "test_elbo_nats"
                                "KL": describe(o.summary, "test_kl_nats")}
                       for d, outs in likelihood.items() for m, o in outs.items()}).T
 display(table.style.set_caption(f"{test_size or 'all'} test images, fixed binarization; {run.profile} profile"))
-first = likelihood_datasets[0]
-gap = {d: outs["vae_same"].summary["test_nll_nats"] - outs["convdraw"].summary["test_nll_nats"]
-       for d, outs in likelihood.items() if "vae_same" in outs}
-print("; ".join(f"{d}: Conv-DRAW's NLL is {abs(g):.2f} nats {'better' if g > 0 else 'worse'} than the VAE with "
-                f"{total_latents} latents" for d, g in gap.items()))
+print("; ".join(findings.likelihood_gaps(likelihood, total_latents, iw_samples)))
 if "omniglot" in likelihood:
-    nll = likelihood["omniglot"]["convdraw"].summary["test_nll_nats"]
-    print(f"Omniglot: {nll:.2f} nats against the paper's < 91.00 (full-profile target ≤ 90.0): "
-          f"{'met' if nll <= 90.0 else f'missed by {nll - 90.0:.1f} nats'} in the {run.profile} profile")
+    print(findings.target([r["test_nll_nats_per_image"] for r in likelihood["omniglot"]["convdraw"].runs],
+                          run.profile))
 
 # %%
 fig = plots.training_curves({f"{d}_{m}": o.history for d, outs in likelihood.items() for m, o in outs.items()})
@@ -295,10 +292,10 @@ def low_rate_gains(front, classic, tag):
 
 gains = low_rate_gains(front, classic, "mnist")
 display(gains.style.format("{:.1f}").set_caption("grey MNIST: the learned codec at each classic codec's lowest rate"))
-wins = [c for c in ("jpeg", "jpeg2000") if gains.loc[c, "PSNR gain (dB)"] > 0]
-print(f"At the lowest rates JPEG and JPEG 2000 reach, the learned codec is better in PSNR than "
-      f"{' and '.join(wins) if wins else 'neither'}, with no more bytes. Its best PSNR is {front[-1].psnr:.1f} dB "
-      f"at {front[-1].bytes:.1f} bytes; above that only the classic codecs go on improving.")
+print(f"At the lowest rates JPEG and JPEG 2000 reach, the learned codec's PSNR minus theirs is "
+      f"{gains.loc['jpeg', 'PSNR gain (dB)']:+.1f} and {gains.loc['jpeg2000', 'PSNR gain (dB)']:+.1f} dB with no "
+      f"more bytes (on these {codec_images} images). Its best PSNR is {front[-1].psnr:.1f} dB at "
+      f"{front[-1].bytes:.1f} bytes; above that only the classic codecs go on improving.")
 
 # %% [markdown]
 # **Grids at equal low rate.** The same test images from every codec at the setting closest to (not above) one
@@ -376,6 +373,7 @@ rnn = run_trials([Trial("rnn", lambda: make_variant("rnn", ProgressiveConfig()).
 x = mnist_test.fixed_binarization(seed).x[:64]
 
 
+# %%
 def moved(z, shift=3.0):
     j = int(z.var(0).argmax())
     z = z.clone()
@@ -424,44 +422,20 @@ print(f"mean cosine of the changes: Conv-DRAW {c_draw:.2f} (iterations 1–{iter
 # %%
 from IPython.display import Markdown  # noqa: E402
 
-omni = likelihood.get("omniglot", {}).get("convdraw")
 n_draw = sum(p.numel() for p in ConvDRAW(cfg).parameters())
 n_vae = sum(p.numel() for p in VAE(VAEConfig(arch="conv", latent_dim=total_latents)).parameters())
-lines = [f"**Criticism 1: a VAE with as many latents.** Test NLL (K = {iw_samples}): " + "; ".join(
-    f"{d}: Conv-DRAW {describe(likelihood[d]['convdraw'].summary, 'test_nll_nats', 1)} nats, the VAE with the same "
-    f"{total_latents} latents {describe(likelihood[d]['vae_same'].summary, 'test_nll_nats', 1)} "
-    f"(Conv-DRAW {'better' if g > 0 else 'worse'} by {abs(g):.1f})" for d, g in gap.items())
-    + f". The VAE has {n_vae:,} parameters, Conv-DRAW {n_draw:,}, and both learned from {len(train):,} images of "
-    "each data set: at that budget the comparison is one of fitting little data, and only the full-data profiles "
-    "answer the criticism at the paper's scale."]
-if omni is not None:
-    lines.append(f"The Omniglot number is {'within' if omni.summary['test_nll_nats'] <= 90 else 'far from'} the "
-                 f"paper's < 91.00 nats ({omni.summary['test_nll_nats']:.1f} here, {run.profile} profile).")
-shares = {d: sum(k[:len(k) // 3]) / sum(k) for d, k in kl_iter.items()}
-lines.append("**First bits on concepts?** The first third of the iterations carries " + ", ".join(
-    f"{100 * v:.1f} % of the KL on {d.removesuffix('_convdraw')}" for d, v in shares.items())
-    + " (an even split would give 33 %); the continue-from-prior grids show what those first bits buy.")
-lines.append(f"**Real bits.** Every bitstream decoded bit for bit ({round_trip}). At JPEG's and JPEG 2000's lowest "
-             f"rates the learned codec's PSNR differs from theirs by {gains.loc['jpeg', 'PSNR gain (dB)']:+.1f} and "
-             f"{gains.loc['jpeg2000', 'PSNR gain (dB)']:+.1f} dB (positive: better) with no more bytes; at WebP's "
-             f"lowest rate by {gains.loc['webp', 'PSNR gain (dB)']:+.1f} dB. Its best PSNR, {best.psnr:.1f} dB at "
-             f"{best.bytes:.1f} bytes, is where it stops: JPEG passes it at "
-             f"{gains.loc['jpeg', 'bytes where it passes Conv-DRAW' + chr(39) + 's best']:.1f} bytes and WebP at "
-             f"{gains.loc['webp', 'bytes where it passes Conv-DRAW' + chr(39) + 's best']:.1f}. The real rate is "
-             f"{best.bits / best.extra['kl_bits']:.1f}× the KL of the same iterations: quantising every latent, "
-             f"including those the image does not need, costs far more than the theoretical rate.")
+lines = ["**Criticism 1: a VAE with as many latents.** " + "; ".join(findings.likelihood_gaps(
+    likelihood, total_latents, iw_samples)) + f". The VAE has {n_vae:,} parameters, Conv-DRAW {n_draw:,}, and both "
+    f"learned from {len(train):,} images of each data set: at that budget the comparison is one of fitting little "
+    "data, and only the full-data profiles answer the criticism at the paper's scale."]
+if "omniglot" in likelihood:
+    lines.append(findings.target([r["test_nll_nats_per_image"] for r in likelihood["omniglot"]["convdraw"].runs],
+                                 run.profile) + ".")
 pay = {c: a["images until the model pays off"] for c, a in account.items() if c != "convdraw"}
-lines.append(f"**Criticism 2: counting the model.** The decoder weighs {model_bytes:,} bytes; at its best PSNR it "
-             "pays for itself " + ", ".join(f"after {v:.1f} images against {c}" if math.isfinite(v) else
-                                                  f"never against {c}" for c, v in pay.items())
-             + ". On images unlike MNIST its low-rate gain against JPEG becomes " + ", ".join(
-                 f"{low_rate_gains(v[0], v[1], d)['PSNR gain (dB)']['jpeg']:+.1f} dB on {d}" for d, v in ood.items())
-             + f", and its ELBO rises from {in_bpd:.2f} to " + ", ".join(f"{v[2]:.2f} bits per pixel on {d}"
-                                                                       for d, v in ood.items()) + ".")
-lines.append(f"**Criticism 3: a fixed meaning.** Moving one latent changes different images alike with a mean "
-             f"cosine of {c_draw:.2f} in Conv-DRAW and {c_rnn:.2f} in chapter 02's recurrent model with fixed "
-             f"per-group projections: " + ("Conv-DRAW's latents keep less of a fixed meaning." if c_draw < c_rnn
-                                           else "no loss of meaning is measured here."))
+ood_gain = {d: low_rate_gains(v[0], v[1], d)["PSNR gain (dB)"]["jpeg"] for d, v in ood.items()}
+lines += [findings.first_bits(kl_iter), findings.real_bits(round_trip, gains, best, codec_images),
+          findings.model_cost(model_bytes, pay, ood_gain, in_bpd, {d: v[2] for d, v in ood.items()}),
+          findings.meaning(c_draw, c_rnn)]
 display(Markdown("\n\n".join(lines)))
 
 # %%
