@@ -5,6 +5,11 @@ Models follow :class:`c2f.objectives.LatentVariableModel`: ``elbo_terms(x)`` (an
 ``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``; a model that decodes several
 images per image and importance sample says how many in ``decodes_per_sample``. Evaluation runs on a fixed
 binarization of the data so that numbers repeat, and leaves the model in the mode it found it in.
+
+Every evaluation sees the same test images: a dynamically binarized set is binarized once with
+:data:`TEST_BINARIZATION_SEED`, whatever the trial's seed. The `seed` of a function that draws (posterior
+samples, importance samples) seeds those draws only, so two seeds of one trial differ by their training and
+their Monte-Carlo noise, never by their test images.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import re
 import torch
 
 from c2f.data import ImageSet, batches
+
+TEST_BINARIZATION_SEED = 0  # the one binarization of a test set that every model and every seed is scored on
+
+
+def evaluation_images(data: ImageSet) -> ImageSet:
+    """The fixed test images every evaluation sees: `data` binarized with :data:`TEST_BINARIZATION_SEED`."""
+    return data.fixed_binarization(TEST_BINARIZATION_SEED)
 
 
 @torch.no_grad()
@@ -61,7 +73,8 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     Returns means over the data in nats: ``elbo_nats`` (≤ log p(x), higher is better), ``recon_nats``
     (−E_q log p(x|z)), ``kl_nats``, ``kl_per_dim`` (list), ``nll_nats`` (−log p(x) estimated with
     ``iw_samples`` samples; lower is better) and ``bits_per_dim`` (from the NLL, else from the ELBO).
-    At most `iw_batch` images are decoded at once. The samples are drawn with `seed`, so numbers repeat.
+    At most `iw_batch` images are decoded at once. The means are over the fixed test images of `data`
+    (:func:`evaluation_images`); the samples are drawn with `seed` (the images do not depend on it).
     `model_kwargs` are passed to ``elbo_terms`` and ``log_importance_weights``, e.g. ``groups=g`` to
     evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`). With
     `per_image`, also the value of every image: ``elbo_nats_per_image`` and ``nll_nats_per_image`` (lists, for
@@ -69,7 +82,7 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     """
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
     images = {"elbo": [], "nll": []}
@@ -114,7 +127,7 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
     """
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
     images = {"elbo": [], "nll": []}  # [G, B] per batch
@@ -196,10 +209,11 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
     the inferred ones only), so it is the fair prefix curve of a jointly trained model. With `iw_samples` =
     K > 0 also the importance-sampled NLL under q'. Needs a model whose group posteriors do not depend on
     each other (``group_posteriors(x)``). Entry g−1 has ``elbo_nats``, ``kl_nats`` (and ``nll_nats``): means
-    over the fixed binarization of `data` drawn with `seed` (with `per_image`, also ``elbo_nats_per_image``)."""
+    over the fixed test images of `data` (:func:`evaluation_images`), the samples drawn with `seed` (with
+    `per_image`, also ``elbo_nats_per_image``)."""
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     order = list(order)
     sums = [{"elbo": 0.0, "kl": 0.0, "nll": 0.0} for _ in order]
     images = [[] for _ in order]
@@ -231,22 +245,22 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
 
 
 @torch.no_grad()
-def marginal_bernoulli_log_likelihood(train: ImageSet, test: ImageSet, *, seed: int = 0) -> float:
+def marginal_bernoulli_log_likelihood(train: ImageSet, test: ImageSet) -> float:
     """The model with no latents: every pixel an independent Bernoulli whose probability is its mean over
     the training images (Laplace-smoothed, (Σx + 1) / (N + 2), so no pixel has probability 0 or 1). Returns
-    the mean log p(x) in nats on the fixed binarization of `test` drawn with `seed` (an exact likelihood, to
-    compare with ELBOs and NLLs)."""
+    the mean log p(x) in nats on the fixed test images of `test` (:func:`evaluation_images`): an exact
+    likelihood, to compare with ELBOs and NLLs."""
     probs = (train.x.double().sum(0) + 1) / (len(train) + 2)
-    x = test.fixed_binarization(seed).x.double()
+    x = evaluation_images(test).x.double()
     return torch.distributions.Bernoulli(probs=probs).log_prob(x).flatten(1).sum(-1).mean().item()
 
 
 @torch.no_grad()
-def latent_means(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
-    """E_q[z | x] for every image of a fixed binarization of `data`: shape [N, D]."""
+def latent_means(model, data: ImageSet, *, batch_size: int = 1000) -> torch.Tensor:
+    """E_q[z | x] for every image of the fixed test images of `data` (:func:`evaluation_images`): [N, D]."""
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     means = torch.cat([model.latent_means(x) for x, _ in batches(data, batch_size, shuffle=False)])
     model.train(was_training)
     return means
@@ -325,13 +339,12 @@ def describe(summary: dict, key: str, digits: int = 2, scale: float = 1.0, unit:
 
 
 @torch.no_grad()
-def cluster_assignments(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> tuple[torch.Tensor,
-                                                                                                  torch.Tensor]:
-    """The model's cluster (``model.cluster(x)``, e.g. argmax q(z|x)) of every image of a fixed binarization
-    of `data`, and the true labels: two tensors [N] on the CPU."""
+def cluster_assignments(model, data: ImageSet, *, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's cluster (``model.cluster(x)``, e.g. argmax q(z|x)) of every image of the fixed test images
+    of `data` (:func:`evaluation_images`), and the true labels: two tensors [N] on the CPU."""
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     clusters = torch.cat([model.cluster(x).cpu() for x, _ in batches(data, batch_size, shuffle=False)])
     model.train(was_training)
     return clusters, data.y.cpu()
@@ -400,7 +413,7 @@ def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
     unless `per_image` adds :func:`evaluate`'s per-image lists."""
     out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size, per_image=per_image)
     kl_dims = torch.tensor(out.pop("kl_per_dim"))
-    _, variances = active_units(latent_means(model, data, seed=seed), threshold)
+    _, variances = active_units(latent_means(model, data), threshold)
     sizes = list(model.layer_sizes)
     for l, (kl, var) in enumerate(zip(kl_dims.split(sizes), variances.cpu().split(sizes)), 1):
         out[f"kl_layer_{l}"] = kl.sum().item()

@@ -429,8 +429,8 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
                         marginal_weight=marginal_weight, prototype_init=prototype_init).__dict__, **overrides}
 
     def score(model, s):
-        clusters, labels = cluster_assignments(model, test, seed=seed)
-        fit = cluster_assignments(model, fit_set, seed=seed) if match_on_train else None
+        clusters, labels = cluster_assignments(model, test)
+        fit = cluster_assignments(model, fit_set) if match_on_train else None
         metrics = evaluate(model, test, seed=seed, iw_samples=iw_samples if transform else 1)
         result = {"test_accuracy": cluster_accuracy(clusters, labels, k, matched_on=fit),
                   "test_elbo_nats": metrics["elbo_nats"], "test_nll_nats": metrics["nll_nats"],
