@@ -251,7 +251,8 @@ for name, model in models.items():
 # %%
 trial_2d = Trial("vae_mlp_2d", lambda: VAE(VAEConfig(arch="mlp", latent_dim=2, hidden=tuple(mlp_hidden))).to(device),
                  TrainConfig(epochs=epochs_2d, batch_size=batch_size, lr=lr))
-score_2d = lambda model, s: {f"test_{k}": v for k, v in evaluate(model, test, seed=s).items() if k.endswith("nats")}  # noqa: E731
+score_2d = lambda model, s: {f"test_{k}": v for k, v in evaluate(model, test, seed=s).items()  # noqa: E731
+                             if k.endswith("nats")}
 out_2d = run_trials([trial_2d], train, seeds=[seed], score=score_2d, run=run, key="01", retrain=retrain)["vae_mlp_2d"]
 model_2d, metrics_2d = out_2d.model, out_2d.summary
 fig, axes = plots.plt.subplots(1, 2, figsize=(12, 5.6), gridspec_kw={"width_ratios": [1, 1.15]})
