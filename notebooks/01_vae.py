@@ -326,7 +326,8 @@ columns = {"test_elbo_nats": "test ELBO (nats)", "test_nll_nats": f"test NLL, K=
            "test_bits_per_dim": "bits/dim", "kl_active_units": "active units (KL > 0.1 nats)",
            "active_units": "active units (Cov > 0.01)"}
 table = pd.DataFrame({
-    name: {"epochs": epochs[name], **{label: describe(s, k, digits=3 if "bits" in k else 2) for k, label in columns.items()}}
+    name: {"epochs": epochs[name],
+           **{label: describe(s, k, digits=3 if "bits" in k else 2) for k, label in columns.items()}}
     for name, s in summaries.items()
 }).T
 display(table.style.set_caption(
