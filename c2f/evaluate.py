@@ -77,15 +77,15 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     (:func:`evaluation_images`); the samples are drawn with `seed` (the images do not depend on it).
     `model_kwargs` are passed to ``elbo_terms`` and ``log_importance_weights``, e.g. ``groups=g`` to
     evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`). With
-    `per_image`, also the value of every image: ``elbo_nats_per_image`` and ``nll_nats_per_image`` (lists, for
-    :func:`c2f.stats.compare`; the means are the same numbers).
+    `per_image`, also each image's ``elbo_nats_per_image`` (and ``nll_nats_per_image``), lists in the order
+    of the images: what :func:`c2f.stats.compare` needs to count the test images as a source of noise.
     """
     was_training = model.training
     model.eval()
     data = evaluation_images(data)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
-    images = {"elbo": [], "nll": []}
+    images: dict[str, list] = {"elbo": [], "nll": []}
     devices = [data.x.device] if data.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # seeded here, and the caller's random state left alone
         torch.manual_seed(seed)
@@ -94,11 +94,12 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
             for key in ("elbo", "log_px", "kl"):
                 sums[key] += getattr(t, key).sum().item()
             kl_dims = kl_dims + t.kl_dims.sum(0)
-            images["elbo"].append(t.elbo.detach())
+            images["elbo"].append(t.elbo)
             if iw_samples > 0:
                 chunk = samples_per_call(model, iw_batch, x.shape[0])
-                images["nll"].append(-iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs))
-                sums["nll"] += images["nll"][-1].sum().item()
+                log_px = iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs)
+                sums["nll"] -= log_px.sum().item()
+                images["nll"].append(-log_px)
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
     out = {
@@ -111,7 +112,7 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
         out["nll_nats"] = sums["nll"] / n
     out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
     if per_image:
-        out.update({f"{k}_nats_per_image": torch.cat(v).tolist() for k, v in images.items() if v})
+        out.update({f"{k}_nats_per_image": torch.cat(v).double().tolist() for k, v in images.items() if v})
     return out
 
 

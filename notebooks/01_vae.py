@@ -289,7 +289,7 @@ for name, model in models.items():
     curve[name] = iw_curve(model, x_curve, ks)
 fig, ax = plots.plt.subplots(figsize=(5.5, 3.5))
 for name, nll in curve.items():
-    ax.plot(ks, nll, "o-", color=plots.model_color(name), label=name)
+    ax.plot(ks, nll, **plots.model_styles(list(curve))[name], label=name)
 ax.set_xscale("log")
 ax.set_xlabel("importance samples K")
 ax.set_ylabel("−$\\mathcal{L}_K$ (nats)")
