@@ -660,7 +660,7 @@ if fashion_models:
     f_area = findings.areas(f_results, groups)
     f_table, line = findings.area_ranking(f_area, "FashionMNIST")
     f_kls = {n: [s[f"kl_group_{g}"] for g in G] for n, s in f_summaries.items()}
-    text = [f"**FashionMNIST.** {line} (no latents {f_no_latents:.2f} nats).", findings.best_first_group(f_results)]
+    text = [f"**FashionMNIST** (no latents: {f_no_latents:.2f} nats). {line}", findings.best_first_group(f_results)]
     text += [f"`{n}`: first group {f_curves[n][0]:.2f} nats, {sum(k > 0.12 for k in f_kls[n])} of {groups} groups "
              f"with KL above 0.12 nat, full ELBO {f_summaries[n]['test_elbo_nats']:.2f}." for n in ("rnn", "quotient")
              if n in f_curves]

@@ -64,7 +64,9 @@ def test_fair_control_best_first_group_targets_and_steps():
     text = ch02.target("rnn", r, G, [5.0, 1.0, 0.05])
     assert text.startswith("`rnn` meets the targets: above single at 3 of 3 prefixes")
     assert "1 of its 3 groups are switched off" in text
-    r["single"] = outcome("single", [-125, -110, -100.5], noise=NOISE[::-1])
+    r["single"] = outcome("single", [-125, -110, -100.5], noise=NOISE[::-1])  # the same curve: no difference
     assert "cannot be said to meet or miss" in ch02.target("rnn", r, G, [5.0, 1.0, 0.05])
+    r["single"] = outcome("single", [-125, -105, -100.5], noise=NOISE[::-1])  # better at g = 2
+    assert ch02.target("rnn", r, G, [5.0, 1.0, 0.05]).startswith("`rnn` misses the targets: above single at 0 of 3")
     text = ch02.steps_against_single(r, G, nll=True)
     assert "ELBO at g = 3: `single` is better by 9.50 nats" in text and text.count("NLL at g =") == 2
