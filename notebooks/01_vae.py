@@ -46,14 +46,12 @@ iw_curve_images = 200  # test images for the NLL-versus-K curve (K up to 10 × i
 retrain = False  # ignore cached checkpoints and train again
 
 # %%
-import time
-
 import torch
 
 import c2f
 from c2f import data, plots
 from c2f.evaluate import active_units, describe, evaluate, iw_curve, kl_active_units, latent_means
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch01 as findings
 from c2f.models import VAE, VAEConfig
 from c2f.train import TrainConfig
@@ -72,9 +70,7 @@ device = run.device
 # uses one fixed binarization (seed 0) of the test images so that every number repeats.
 
 # %%
-train = data.load(dataset, "train", device=device).subset(train_size)
-valid = data.load(dataset, "valid", device=device).subset(test_size)
-test = data.load(dataset, "test", device=device).subset(test_size)
+train, valid, test = splits(dataset, device=device, train_size=train_size, test_size=test_size)
 print(f"{dataset}: {len(train)} training, {len(valid)} validation and {len(test)} test images of shape "
       f"{train.image_shape}; binarization: {train.binarize}")
 x_batch, _ = next(data.batches(test, 20, shuffle=False, seed=seed))
@@ -123,7 +119,7 @@ run.savefig(fig, "data")
 # seed) and scores it on the test images.
 
 # %%
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 
 def score(model, s):
@@ -144,17 +140,14 @@ trials = [trial("vae_mlp", VAEConfig(arch="mlp", latent_dim=latent_dim, hidden=t
                                       conv_features=conv_features), epochs_conv)]
 
 # %%
-results, seconds = {}, {}
-for t in trials:  # one at a time, to time each (training, or loading from the cache, and scoring)
-    start = time.perf_counter()
-    results |= run_trials([t], train, seeds=seeds, score=score, run=run, key="01", valid=valid, retrain=retrain)
-    seconds[t.name] = time.perf_counter() - start
+results = run_trials(trials, train, seeds=seeds, score=score, run=run, key="01", valid=valid, retrain=retrain)
+seconds = {n: r.wall_s for n, r in results.items()}  # training (or loading from the cache) and scoring
 models = {n: r.model for n, r in results.items()}
 epochs = {t.name: t.train.epochs for t in trials}
 histories = {n: r.history for n, r in results.items()}
 summaries = {n: r.summary for n, r in results.items()}
 for name, s in summaries.items():
-    print(f"{name}: {sum(p.numel() for p in models[name].parameters()):,} parameters, {epochs[name]} epochs, "
+    print(f"{name}: {parameter_count(models[name]):,} parameters, {epochs[name]} epochs, "
           f"{seconds[name]:.0f} s to train (or load) and score; test ELBO {describe(s, 'test_elbo_nats')} nats, "
           f"NLL (K={iw_samples}) {describe(s, 'test_nll_nats')} nats over {n_seeds} seed(s)")
 

@@ -60,10 +60,11 @@ import torch
 from IPython.display import Markdown, display
 
 import c2f
-from c2f import data, plots
+from c2f import plots
 from c2f.evaluate import (evaluate, evaluate_prefixes, latent_means, marginal_bernoulli_log_likelihood,
                           prior_completed_curve)
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list
+from c2f.experiment import splits as experiment_splits
 from c2f.findings import ch02 as findings
 from c2f.models import PCAAE, GroupedVAE, PCAAEConfig, ProgressiveConfig
 from c2f.models.pcaae import pca_reconstruction_errors
@@ -73,7 +74,7 @@ from c2f.train import TrainConfig
 
 run = c2f.Run.start("02_progressive", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## Data
@@ -90,8 +91,7 @@ seeds = [seed + i for i in range(n_seeds)]
 
 # %%
 def splits(name, binarize):
-    sets = [data.load(name, split, device=device, binarize=binarize) for split in ("train", "valid", "test")]
-    return sets[0].subset(train_size), sets[1].subset(test_size), sets[2].subset(test_size)
+    return experiment_splits(name, device=device, train_size=train_size, test_size=test_size, binarize=binarize)
 
 
 train, valid, test = splits("mnist", "dynamic")
@@ -203,7 +203,7 @@ trained = {n: r.model for n, r in results.items()}
 seconds = {n: sum(r.train_seconds) / len(r.train_seconds) for n, r in results.items()}
 for name, model in trained.items():
     s = summaries[name]
-    print(f"{name:24s} {sum(p.numel() for p in model.parameters()):>9,} parameters; trained in {seconds[name]:6.1f} s; "
+    print(f"{name:24s} {parameter_count(model):>9,} parameters; trained in {seconds[name]:6.1f} s; "
           f"test ELBO with 1 group {s['test_elbo_nats@1']:8.2f}, with all {groups}: {s['test_elbo_nats']:8.2f} nats")
 
 # %% [markdown]

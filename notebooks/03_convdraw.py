@@ -57,9 +57,10 @@ import pandas as pd
 import torch
 
 import c2f
-from c2f import codec, data, plots
+from c2f import codec, plots
 from c2f.evaluate import describe, effect_consistency, evaluate
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list
+from c2f.experiment import splits as experiment_splits
 from c2f.findings import ch03 as findings
 from c2f.models import VAE, ConvDRAW, ConvDRAWConfig, ProgressiveConfig, VAEConfig
 from c2f.models.progressive import make_variant
@@ -67,7 +68,7 @@ from c2f.train import TrainConfig
 
 run = c2f.Run.start("03_convdraw", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## The model
@@ -109,7 +110,7 @@ cfg = ConvDRAWConfig(iterations=iterations, hidden=hidden, latent_channels=laten
 total_latents = cfg.total_latents
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=100.0)
 print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} latents = {total_latents} latents; "
-      f"{sum(p.numel() for p in ConvDRAW(cfg).parameters()):,} parameters")
+      f"{parameter_count(ConvDRAW(cfg)):,} parameters")
 
 # %% [markdown]
 # ## 1. Likelihood, against a VAE with the same number of latents
@@ -127,8 +128,8 @@ print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} la
 
 # %%
 def splits(name, binarize=None, n_train=train_size):
-    sets = [data.load(name, split, device=device, binarize=binarize) for split in ("train", "test")]
-    return sets[0].subset(n_train), sets[1].subset(test_size)
+    return experiment_splits(name, device=device, train_size=n_train, test_size=test_size, binarize=binarize,
+                             parts=("train", "test"))
 
 
 def likelihood_score(test):
@@ -154,7 +155,7 @@ for name in likelihood_datasets:
                                   retrain=retrain)
     for model_name, out in likelihood[name].items():
         run.log(f"{model_name}/{name}", out.summary)
-        print(f"{name:9s} {model_name:9s} {sum(p.numel() for p in out.model.parameters()):>9,} "
+        print(f"{name:9s} {model_name:9s} {parameter_count(out.model):>9,} "
               f"parameters: test ELBO {out.summary['test_elbo_nats']:8.2f}, NLL (K={iw_samples}) "
               f"{out.summary['test_nll_nats']:8.2f} nats")
 
@@ -422,8 +423,8 @@ print(f"mean cosine of the changes: Conv-DRAW {c_draw:.2f} (iterations 1–{iter
 # %%
 from IPython.display import Markdown  # noqa: E402
 
-n_draw = sum(p.numel() for p in ConvDRAW(cfg).parameters())
-n_vae = sum(p.numel() for p in VAE(VAEConfig(arch="conv", latent_dim=total_latents)).parameters())
+n_draw = parameter_count(ConvDRAW(cfg))
+n_vae = parameter_count(VAE(VAEConfig(arch="conv", latent_dim=total_latents)))
 lines = ["**Criticism 1: a VAE with as many latents.** " + "; ".join(findings.likelihood_gaps(
     likelihood, total_latents, iw_samples)) + f". The VAE has {n_vae:,} parameters, Conv-DRAW {n_draw:,}, and both "
     f"learned from {len(train):,} images of each data set: at that budget the comparison is one of fitting little "

@@ -61,9 +61,10 @@ import pandas as pd
 import torch
 
 import c2f
-from c2f import data, plots, stats
+from c2f import plots, stats
 from c2f.evaluate import class_change_rate, describe, evaluate, layer_report, summarise
-from c2f.experiment import Trial, mnist_classifier, run_trials
+from c2f.experiment import Trial, mnist_classifier, parameter_count, run_trials, seed_list
+from c2f.experiment import splits as experiment_splits
 from c2f.findings import ch04 as findings
 from c2f.models import (MSVAE, SVAE, VAE, VLAE, HierarchicalConfig, MSVAEConfig, SVAEConfig, VAEConfig, VLAEConfig,
                         make_hierarchical)
@@ -73,7 +74,7 @@ from c2f.train import TrainConfig
 run = c2f.Run.start("04_hierarchical", globals())
 device = run.device
 L = len(latent_dims)
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 spread = f"mean ± std over {n_seeds} seeds, worst seed in brackets" if n_seeds > 1 else "one seed"
 known = {"vae", "hvae", "markov_hvae", "lvae", "vlae", "svae", "msvae"}
 if set(models) - known or set(fashion_models) - known:
@@ -91,8 +92,7 @@ if set(ablations) - {"no_warmup", "no_batch_norm", "neither"}:
 
 # %%
 def splits(name):
-    sets = [data.load(name, split, device=device, binarize="dynamic") for split in ("train", "valid", "test")]
-    return sets[0].subset(train_size), sets[1].subset(test_size), sets[2].subset(test_size)
+    return experiment_splits(name, device=device, train_size=train_size, test_size=test_size, binarize="dynamic")
 
 
 train, valid, test = splits("mnist")
@@ -197,7 +197,7 @@ def score(model, s, test=test, iw_samples=iw_samples, train_eval=train_eval):
 
 
 def n_params(model):
-    return sum(p.numel() for p in model.parameters())
+    return parameter_count(model)
 
 
 def units(s, key, size=None):
