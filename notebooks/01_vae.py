@@ -349,8 +349,9 @@ display(Markdown(". ".join([
 # **What to take from this chapter.** A VAE trades reconstruction against rate, one nat at a time; it
 # uses only part of its latent space, and how large that part looks depends on the criterion (the
 # covariance criterion counts units that carry almost nothing); and its likelihood must be reported with
-# the estimator and its $K$, since the estimate is still falling at the $K$ of the table. Models are compared
-# at a stated, equal budget. None of this orders the latents: in the traversals every high-KL dimension
+# the estimator and its $K$, since the estimate may still fall beyond the $K$ of the table (the curve says by
+# how much). Models are compared at a stated, equal budget, and ranked only where the interval of their
+# difference says so. None of this orders the latents: in the traversals every high-KL dimension
 # changes several aspects of the digit at once. The next chapters ask how to make the first latents carry the
 # coarse content of the image.
 
