@@ -269,3 +269,80 @@ def classic_roundtrip(images: np.ndarray, codec: str, setting) -> tuple[np.ndarr
     """Images [N, H, W] through a classic codec at one setting: the decoded images and the mean bytes."""
     files = [classic_encode(im, codec, setting) for im in images]
     return np.stack([classic_decode(f) for f in files]), float(np.mean([len(f) for f in files]))
+
+
+# --- comparing the learned codec with the classic ones ------------------------------------------------------
+
+
+def codec_curves(model, x: torch.Tensor, deltas) -> tuple[dict, dict]:
+    """Every codec on images `x` [N, 1, H, W] in [0, 1]: the learned one for each grid step Δ in `deltas`
+    ({Δ: points}) and the classic ones ({codec: points})."""
+    learned = {d: model_curve(model, x, d) for d in deltas}
+    classic = {c: classic_curve(to_uint8(x), c) for c in CLASSIC}
+    return learned, classic
+
+
+def curve_metrics(learned: dict, classic: dict, tag: str) -> dict[str, dict]:
+    """The record's metrics of :func:`codec_curves`: ``{"codec/<codec>/<tag>": {"bits@<setting>": ..., ...}}``,
+    the learned codec as ``convdraw_d<Δ>`` with its theoretical rate ``kl_bits@<t>``."""
+    def row(p, extra=()):
+        return (("bits", p.bits), ("psnr", p.psnr), ("ssim", p.ssim), *((k, p.extra[k]) for k in extra))
+    out = {f"codec/convdraw_d{d}/{tag}": {f"{k}@{p.setting}": v for p in pts for k, v in row(p, ("kl_bits",))}
+           for d, pts in learned.items()}
+    out.update({f"codec/{c}/{tag}": {f"{k}@{p.setting}": v for p in pts for k, v in row(p)}
+                for c, pts in classic.items()})
+    return out
+
+
+def rd_figure(learned: dict, classic: dict, title: str):
+    """PSNR and SSIM against real bits per image (log scale): the learned codec's best curve over Δ, its
+    theoretical rate (the KL) at the Δ that reaches the highest PSNR, and every classic codec.
+    Returns the figure and the learned codec's best curve (:func:`pareto`)."""
+    from c2f import plots  # the figure only: the codec itself needs no matplotlib
+
+    front = pareto([p for pts in learned.values() for p in pts])
+    best = max(learned, key=lambda d: max(p.psnr for p in learned[d]))
+    fig, axes = plots.plt.subplots(1, 2, figsize=(13, 4))
+    for ax, key in zip(axes, ("psnr", "ssim")):
+        curves = {"convdraw (real bits)": ([p.bits for p in front], [getattr(p, key) for p in front]),
+                  f"convdraw KL, Δ={best} (theoretical)": ([p.extra["kl_bits"] for p in learned[best]],
+                                                           [getattr(p, key) for p in learned[best]])}
+        curves.update({c: ([p.bits for p in pts], [getattr(p, key) for p in pts]) for c, pts in classic.items()})
+        plots.rate_curves(curves, "bits per image", key.upper(), ax=ax, dashed=[n for n in curves if "KL" in n])
+        ax.set_xscale("log")
+    axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 50))  # lossless settings (infinite PSNR) run off the top
+    axes[0].get_legend().remove()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig, front
+
+
+def low_rate_gains(front: list[CodecPoint], classic: dict) -> dict[str, dict]:
+    """Per classic codec, at its lowest-rate setting: its bytes and PSNR, the learned codec's best point that
+    costs no more bytes (``front``: its best curve), the PSNR gain (dB; NaN when the learned codec cannot go
+    that low) and the bytes at which the classic codec passes the learned codec's best PSNR (NaN: never)."""
+    rows = {}
+    for c, pts in classic.items():
+        low = min(pts, key=lambda p: p.bits)
+        mine = closest_below(front, low.bits)
+        above = [p.bits for p in pts if p.psnr > front[-1].psnr]
+        rows[c] = {"lowest rate (bytes)": low.bytes, "its PSNR (dB)": low.psnr, "Conv-DRAW bytes": mine.bytes,
+                   "Conv-DRAW PSNR (dB)": mine.psnr,
+                   "PSNR gain (dB)": mine.psnr - low.psnr if mine.bits <= low.bits else float("nan"),
+                   "bytes where it passes Conv-DRAW's best": min(above) / 8 if above else float("nan")}
+    return rows
+
+
+def equal_rate_rows(model, x: torch.Tensor, front: list[CodecPoint], classic: dict, reference: str = "jpeg"):
+    """The images `x` from every codec at its setting closest to (not above) the lowest rate of `reference` (a
+    codec that cannot go that low at its lowest setting): rows of images [N, 1, H, W] on the CPU, their labels
+    (codec and bytes really used), and that rate in bits."""
+    target = min(p.bits for p in classic[reference])
+    mine = closest_below(front, target)
+    streams, _ = encode(model, x, mine.setting, mine.extra["delta"])
+    rows, labels = [x, decode(model, streams)[0]], ["data", f"convdraw {mine.bytes:.0f} B"]
+    for c, pts in classic.items():
+        decoded, size = classic_roundtrip(to_uint8(x), c, closest_below(pts, target).setting)
+        rows.append(torch.from_numpy(decoded).float().unsqueeze(1) / 255)
+        labels.append(f"{c} {size:.0f} B")
+    return [r.cpu() for r in rows], labels, target

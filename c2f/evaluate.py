@@ -118,18 +118,20 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
 
 @torch.no_grad()
 def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
-                 iw_batch: int = 20_000) -> list[dict]:
+                 iw_batch: int = 20_000, per_image: bool = False) -> list[dict]:
     """:func:`evaluate` for every prefix: entry g−1 is the model that decodes latent groups 1..g only.
 
     The model must have ``prefix_elbo_terms(x)`` and ``prefix_log_importance_weights(x, k)``: every prefix
     is scored on the same posterior samples, drawn in one pass (the last prefix's numbers are those of
-    ``evaluate(model, data)`` with the same seed), so the curve repeats and costs one evaluation.
+    ``evaluate(model, data)`` with the same seed), so the curve repeats and costs one evaluation. With
+    `per_image`, each entry also has :func:`evaluate`'s per-image lists.
     """
     was_training = model.training
     model.eval()
     data = evaluation_images(data)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
+    images = {"elbo": [], "nll": []}  # [G, B] per batch
     devices = [data.x.device] if data.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -138,11 +140,14 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
             for key in ("elbo", "log_px", "kl"):
                 sums[key] = sums[key] + torch.stack([getattr(t, key).sum() for t in terms]).double()
             kl_dims = kl_dims + torch.stack([t.kl_dims.sum(0) for t in terms])
+            images["elbo"].append(torch.stack([t.elbo for t in terms]))
             if iw_samples > 0:
                 chunk = samples_per_call(model, iw_batch, x.shape[0])
                 logw = torch.cat([model.prefix_log_importance_weights(x, min(chunk, iw_samples - i))
                                   for i in range(0, iw_samples, chunk)], 1)
-                sums["nll"] = sums["nll"] - (torch.logsumexp(logw.float(), 1) - math.log(iw_samples)).sum(-1).double()
+                log_px = torch.logsumexp(logw.float(), 1) - math.log(iw_samples)
+                images["nll"].append(-log_px)
+                sums["nll"] = sums["nll"] - log_px.sum(-1).double()
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
     curve = []
@@ -152,21 +157,26 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
         if iw_samples > 0:
             out["nll_nats"] = sums["nll"][g].item() / n
         out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
+        if per_image:
+            out.update({f"{k}_nats_per_image": torch.cat(v, 1)[g].tolist() for k, v in images.items() if v})
         curve.append(out)
     return curve
 
 
-def evaluate_prefixes(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0) -> dict:
+def evaluate_prefixes(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, per_image: bool = False) -> dict:
     """The metrics of a model with G ordered latent groups: ``test_elbo_nats@g`` and (with `iw_samples` =
     K > 0) the importance-sampled ``test_nll_nats@g`` for every prefix g, the full model's
     ``test_elbo_nats``, ``test_recon_nats``, ``test_kl_nats`` and ``test_nll_nats``, and ``kl_group_g`` (the
-    KL of each group, nats)."""
-    curve = prefix_curve(model, data, iw_samples=iw_samples, seed=seed)
+    KL of each group, nats). With `per_image`, every image's values too (``test_elbo_nats@g_per_image`` ...)."""
+    curve = prefix_curve(model, data, iw_samples=iw_samples, seed=seed, per_image=per_image)
     full = curve[model.default_groups - 1]  # the same evaluation as without ``groups``: same seed, same prefix
     out = {f"test_elbo_nats@{g}": c["elbo_nats"] for g, c in enumerate(curve, 1)}
     if iw_samples > 0:
         out.update({f"test_nll_nats@{g}": c["nll_nats"] for g, c in enumerate(curve, 1)})
     out.update({f"test_{k}": full[k] for k in ("elbo_nats", "recon_nats", "kl_nats", "nll_nats") if k in full})
+    for k in [k for k in curve[0] if k.endswith("_per_image")]:
+        out.update({f"test_{k.removesuffix('_per_image')}@{g}_per_image": c[k] for g, c in enumerate(curve, 1)})
+        out[f"test_{k}"] = full[k]
     kl_groups = model.kl_groups(torch.tensor(full["kl_per_dim"]))
     out.update({f"kl_group_{g}": v for g, v in enumerate(kl_groups.tolist(), 1)})
     return out
@@ -192,7 +202,7 @@ def _prior_completed_terms(model, x, kept: set, k: int):
 
 @torch.no_grad()
 def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, seed: int = 0,
-                          batch_size: int = 500, iw_batch: int = 20_000) -> list[dict]:
+                          batch_size: int = 500, iw_batch: int = 20_000, per_image: bool = False) -> list[dict]:
     """For g = 1..G, the bound on log p(x) of the *full* model when the groups ``order[:g]`` are inferred,
     q(z_i | x), and every other group is drawn from its prior: q'(z | x) = Π_{i∈S} q(z_i | x) Π_{i∉S} p(z_i).
 
@@ -200,12 +210,14 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
     the inferred ones only), so it is the fair prefix curve of a jointly trained model. With `iw_samples` =
     K > 0 also the importance-sampled NLL under q'. Needs a model whose group posteriors do not depend on
     each other (``group_posteriors(x)``). Entry g−1 has ``elbo_nats``, ``kl_nats`` (and ``nll_nats``): means
-    over the fixed test images of `data` (:func:`evaluation_images`), the samples drawn with `seed`."""
+    over the fixed test images of `data` (:func:`evaluation_images`), the samples drawn with `seed` (with
+    `per_image`, also ``elbo_nats_per_image``)."""
     was_training = model.training
     model.eval()
     data = evaluation_images(data)
     order = list(order)
     sums = [{"elbo": 0.0, "kl": 0.0, "nll": 0.0} for _ in order]
+    images = [[] for _ in order]
     devices = [data.x.device] if data.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -215,6 +227,7 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
                 kept = set(order[:g])
                 log_px, kl, _ = _prior_completed_terms(model, x, kept, 1)
                 total["elbo"] += (log_px - kl).sum().item()
+                images[g - 1].append((log_px - kl).view(-1))
                 total["kl"] += kl.sum().item()
                 if iw_samples > 0:
                     logw = torch.cat([sum(_prior_completed_terms(model, x, kept, min(chunk, iw_samples - i))[::2])
@@ -226,6 +239,9 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
     if iw_samples > 0:
         for o, s in zip(out, sums):
             o["nll_nats"] = s["nll"] / n
+    if per_image:
+        for o, v in zip(out, images):
+            o["elbo_nats_per_image"] = torch.cat(v).tolist()
     return out
 
 
@@ -390,12 +406,13 @@ def effect_consistency(before: torch.Tensor, after: torch.Tensor) -> float:
 
 @torch.no_grad()
 def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, batch_size: int = 500,
-                 threshold: float = 0.01, kl_threshold: float = 0.1) -> dict:
+                 threshold: float = 0.01, kl_threshold: float = 0.1, per_image: bool = False) -> dict:
     """:func:`evaluate` plus, for a model with latent layers (``model.layer_sizes``, ``kl_dims`` in layer
     order), the KL of each layer ``kl_layer_<l>`` and its active units ``active_units_layer_<l>`` (layer 1
     nearest the image), and the totals ``active_units``; ``kl_active_units_layer_<l>`` and ``kl_active_units``
-    count the units by their KL instead (:func:`kl_active_units`, `kl_threshold` nats). Scalar entries only."""
-    out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size)
+    count the units by their KL instead (:func:`kl_active_units`, `kl_threshold` nats). Scalar entries only,
+    unless `per_image` adds :func:`evaluate`'s per-image lists."""
+    out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size, per_image=per_image)
     kl_dims = torch.tensor(out.pop("kl_per_dim"))
     _, variances = active_units(latent_means(model, data), threshold)
     sizes = list(model.layer_sizes)

@@ -60,10 +60,12 @@ import torch
 from IPython.display import Markdown, display
 
 import c2f
-from c2f import data, plots
+from c2f import plots
 from c2f.evaluate import (evaluate, evaluate_prefixes, latent_means, marginal_bernoulli_log_likelihood,
                           prior_completed_curve)
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list
+from c2f.experiment import splits as experiment_splits
+from c2f.findings import ch02 as findings
 from c2f.models import PCAAE, GroupedVAE, PCAAEConfig, ProgressiveConfig
 from c2f.models.pcaae import pca_reconstruction_errors
 from c2f.models.progressive import make_variant
@@ -72,7 +74,7 @@ from c2f.train import TrainConfig
 
 run = c2f.Run.start("02_progressive", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## Data
@@ -89,8 +91,7 @@ seeds = [seed + i for i in range(n_seeds)]
 
 # %%
 def splits(name, binarize):
-    sets = [data.load(name, split, device=device, binarize=binarize) for split in ("train", "valid", "test")]
-    return sets[0].subset(train_size), sets[1].subset(test_size), sets[2].subset(test_size)
+    return experiment_splits(name, device=device, train_size=train_size, test_size=test_size, binarize=binarize)
 
 
 train, valid, test = splits("mnist", "dynamic")
@@ -182,17 +183,19 @@ def scorer(test, valid):
     """Prefix metrics of every model; for the Standard VAE also the fair control: its groups ordered by
     their KL on the validation images, the groups not yet kept drawn from the prior."""
     def score(model, s):
-        out = evaluate_prefixes(model, test, iw_samples=iw_samples, seed=s)
+        out = evaluate_prefixes(model, test, iw_samples=iw_samples, seed=s, per_image=True)  # for comparisons
         if isinstance(model, GroupedVAE):
             kl = model.kl_groups(torch.tensor(evaluate(model, valid, seed=s)["kl_per_dim"]))
             order = kl.argsort(descending=True).tolist()
-            curve = prior_completed_curve(model, test, order, seed=s)  # the ELBO only (see the NLL curve)
+            curve = prior_completed_curve(model, test, order, seed=s, per_image=True)  # the ELBO only
             out.update({f"completed_elbo_nats@{g}": c["elbo_nats"] for g, c in enumerate(curve, 1)})
+            out.update({f"completed_elbo_nats@{g}_per_image": c["elbo_nats_per_image"] for g, c in enumerate(curve, 1)})
             out["kl_order"] = order
         return out
     return score
 
 
+# %%
 results = run_trials(trials(models, base, epochs), train, seeds=seeds, score=scorer(test, valid), run=run, key="02",
                      valid=valid, retrain=retrain)
 summaries = {n: r.summary for n, r in results.items()}
@@ -200,7 +203,7 @@ trained = {n: r.model for n, r in results.items()}
 seconds = {n: sum(r.train_seconds) / len(r.train_seconds) for n, r in results.items()}
 for name, model in trained.items():
     s = summaries[name]
-    print(f"{name:24s} {sum(p.numel() for p in model.parameters()):>9,} parameters; trained in {seconds[name]:6.1f} s; "
+    print(f"{name:24s} {parameter_count(model):>9,} parameters; trained in {seconds[name]:6.1f} s; "
           f"test ELBO with 1 group {s['test_elbo_nats@1']:8.2f}, with all {groups}: {s['test_elbo_nats']:8.2f} nats")
 
 # %% [markdown]
@@ -268,10 +271,11 @@ run.savefig(fig, "prefix_curve")
 # The ELBO of a prefix mixes two things: how well the prefix model explains the image and how tight its
 # bound is. The importance-weighted estimate of $-\log p(x)$ of each prefix model (Burda et al.'s bound
 # with $K$ = `iw_samples` posterior samples {cite}`burda2016iwae`, all prefixes scored on the same samples)
-# removes most of the second, so the same ordering of the models under this curve says the ordering is in
-# the models, not in their posteriors. The fair Standard control has no place here: with the other groups
-# drawn from the prior, the importance-weighted estimate tends to the *full* model's likelihood as $K$
-# grows, whatever $g$, so it measures the proposal, not what the first groups encode.
+# removes most of the second: where this curve orders the models as the ELBO's does, the ordering is in the
+# models, not in their posteriors (the findings say whether it does). The fair Standard control has no place
+# here: with the other groups drawn from the prior, the importance-weighted estimate tends to the *full*
+# model's likelihood as $K$ grows, whatever $g$, so it measures the proposal, not what the first groups
+# encode.
 
 # %%
 nll_curves = {n: [s[f"test_nll_nats@{g}"] for g in G] for n, s in summaries.items()}
@@ -373,8 +377,10 @@ for name in [n for n in ("rnn", "standard") if n in trained]:
 # ### Are the groups decorrelated?
 #
 # The correlation matrix of the posterior means over the test images, one panel per model, each cell
-# labelled with its value. Off-diagonal structure means that two groups encode overlapping information; a
-# switched-off group has a constant mean and an undefined (blank) correlation.
+# labelled with its value. Off-diagonal structure means that two groups encode overlapping information. A
+# group with a KL near 0 need not have a constant mean: its posterior mean can still move a little with the
+# image and correlate strongly with other groups, so a large correlation of a switched-off group says little
+# about information (its cell is blank only when the mean is exactly constant).
 
 # %%
 corr = {n: torch.corrcoef(latent_means(m, test).T) for n, m in trained.items()}
@@ -427,6 +433,8 @@ pcaae_trials = [Trial(pcaae_name(w), build=lambda w=w: PCAAE(PCAAEConfig(latents
                 for w in pcaae_cov_weights]
 pcaae_results = run_trials(pcaae_trials, train_g, seeds=[seed], score=pcaae_score, run=run, key="02",
                            retrain=retrain)
+
+# %%
 pca_err = pca_reconstruction_errors(train_g.x, test_g.x, groups)
 run.log("pca", {f"test_sq_error@{k}": v for k, v in enumerate(pca_err.tolist(), 1)})
 errors = {n: [r.summary[f"test_sq_error@{k}"] for k in G] for n, r in pcaae_results.items()}
@@ -484,7 +492,8 @@ if fashion_models:
 # The dissertation these models come from did not binarize MNIST: it used a continuous Bernoulli
 # likelihood {cite}`loaiza2019cb` on the grey levels. Its density on $[0,1]$ can exceed 1, so its ELBOs are
 # *positive and higher is better*; its best logged numbers with 10 latents were 3.287 bits/dim for a
-# Standard VAE and 3.241 for the recurrent model (validation ELBO divided by $784 \ln 2$). We repeat the
+# Standard VAE and 3.241 for the recurrent model (validation ELBO divided by $784 \ln 2$)
+# {cite}`c2fdissertation`. We repeat the
 # Standard and recurrent models with that likelihood. The numbers are comparable with the dissertation's
 # in kind but not exactly: its networks, its 57k/3k split and its 100 epochs differ from this profile's,
 # and it reported the validation ELBO at the best epoch of one seed. They are **not** comparable with the
@@ -538,6 +547,7 @@ def table(summaries, seconds, no_latents, caption, uuid):
     display(pd.DataFrame(rows).T.style.set_caption(caption).set_uuid(uuid))  # a fixed id: reproducible HTML
 
 
+# %%
 spread = f"mean ± std over {n_seeds} seeds" if n_seeds > 1 else "one seed"
 table(summaries, seconds, no_latents, f"MNIST, dynamic binarization, Bernoulli, nats; {len(test)} test images; "
       f"{spread}; {run.profile} profile", "mnist")
@@ -555,50 +565,24 @@ if fashion_models:
 # it is computed on the fair control.
 
 # %%
-def area_of(curves):
-    return {n: sum(c) / len(c) for n, c in curves.items() if n != "standard"}
-
-
-def meets_targets(name, curves, summaries):
-    """The chapter's target for a recurrent model: its prefix curve above Single's and Multiple's at every
-    g, and its full ELBO within 1 nat of the Standard VAE's."""
-    others = [n for n in ("single", "multiple_combined") if n in curves]
-    wins = {o: sum(a > b for a, b in zip(curves[name], curves[o])) for o in others}
-    gap = summaries["standard"]["test_elbo_nats"] - summaries[name]["test_elbo_nats"] if "standard" in summaries \
-        else float("nan")
-    ok = all(w == groups for w in wins.values()) and gap <= 1.0
-    text = "; ".join(f"above {o} at {w} of {groups} prefixes" for o, w in wins.items())
-    return ok, (f"`{name}` {'meets' if ok else 'misses'} the targets: {text}; its full ELBO is {abs(gap):.2f} nats "
-                f"{'below' if gap > 0 else 'above'} the Standard VAE's, and {sum(k < 0.1 for k in kls[name])} of its "
-                f"{groups} groups are switched off (KL below 0.1 nat)")
-
-
-area = area_of(curves)
-ranking = sorted(area, key=area.get, reverse=True)
-text = [f"**Which approach orders information best.** By area, the ranking on MNIST is {', '.join(ranking)}; "
-        f"`{ranking[0]}` is first with {area[ranking[0]]:.2f} nats."]
+area = findings.areas(results, groups)
+area_table, line = findings.area_ranking(area, "MNIST")
+text = [f"**Which approach orders information best.** {line}"]
+if iw_samples > 0:
+    text.append(findings.same_order(area, findings.areas(results, groups, "test_nll_nats")))
 if "standard" in summaries:
-    fc = curves[fair]
-    above = sum(v > no_latents for v in fc)
-    text.append(f"The fair Standard control, with its groups ranked by KL and the rest drawn from the prior, scores "
-                f"{fc[0]:.2f} nats with one group (the prefix decoding gave {curves['standard'][0]:.2f}; no latents "
-                f"{no_latents:.2f}) and is above the no-latent line at {above} of {groups} values of g; its area "
-                f"ranks {ranking.index(fair) + 1} of {len(ranking)} (the prefix-decoded Standard VAE is left out of the "
-                f"ranking). Decoding a prefix of the jointly trained VAE "
-                f"{'understated' if fc[0] > curves['standard'][0] else 'did not understate'} what its best group "
-                f"explains alone, by {fc[0] - curves['standard'][0]:+.2f} nats at g = 1.")
-    best_one = max((n for n in curves if n != "standard"), key=lambda n: curves[n][0])
-    text.append(f"With one group, `{best_one}` explains most ({curves[best_one][0]:.2f} nats).")
+    text += [findings.fair_control(results, no_latents, groups), findings.best_first_group(results)]
 display(Markdown(" ".join(text)))
+display(area_table.style.set_caption(f"MNIST: area of the prefix ELBO curve (nats, higher is better), best first; "
+                                     f"95 % intervals; {spread}").set_uuid("area"))
 
 # %%
-text = []
-for name in [n for n in ("rnn", "quotient", "rnn_nor", "rnn_per_group", "rnn_gaussian") if n in curves]:
-    if "standard" in summaries:
-        text.append(meets_targets(name, curves, summaries)[1] + ".")
+recurrent = [n for n in ("rnn", "quotient", "rnn_nor", "rnn_per_group", "rnn_gaussian") if n in curves]
+text = [findings.target(n, results, groups, kls[n]) + "." for n in recurrent if "standard" in summaries]
 if text:
     display(Markdown("**The recurrent models against the chapter's targets** (a prefix curve above Single's and "
-                     "Multiple's at every g, and a full ELBO within 1 nat of the Standard VAE's). " + " ".join(text)))
+                     "Multiple's at every g, and a full ELBO within 1 nat of the Standard VAE's, each by its 95 % "
+                     "interval). " + " ".join(text)))
 
 # %%
 if "quotient" in trained:
@@ -621,14 +605,9 @@ if "quotient" in trained:
 
 # %%
 if {"single", "single_steps"} <= curves.keys():
-    diff = [b - a for a, b in zip(curves["single"], curves["single_steps"])]
-    widening = sum(b < a for a, b in zip(diff, diff[1:]))
-    worse = diff[-1] < diff[0]
     display(Markdown(
-        f"**`single_steps` against `single`.** Taking one optimizer step per group term instead of one per "
-        f"minibatch changes the prefix ELBO by {diff[0]:+.2f} nats at g = 1 and {diff[-1]:+.2f} at g = {groups} "
-        f"(the difference falls from one g to the next at {widening} of {groups - 1} steps), so relative to `single` "
-        f"it {'loses ground as groups are added' if worse else 'does not lose ground as groups are added'}. "
+        "**`single_steps` against `single`.** Taking one optimizer step per group term instead of one per "
+        f"minibatch: {findings.steps_against_single(results, groups, iw_samples > 0)}. "
         f"A reading consistent with this (not tested here): every minibatch moves the shared encoder and decoder "
         f"{groups} times, once per term, with Adam's moments shared between the {groups} objectives and {groups} "
         f"times the updates of `single` at the same learning rate; a later group's term depends on every earlier "
@@ -668,9 +647,8 @@ if "pcaae" in pcaae_results:
                      f"{100 * (1 - ratio):.0f}% lower than with λ_cov = {pcaae_cov_weights[0]:g}, and the error with "
                      f"{groups} latents is {errors[n][-1]:.2f} (against {errors['pcaae'][-1]:.2f}).")
         if "standard" in mean_abs_corr:
-            below = s[n]['mean_abs_offdiag_cov'] < mean_abs_corr["standard"]
-            lines.append(f"With the larger weight PCA-AE's latents are {'less' if below else 'not less'} correlated "
-                         f"than the Standard VAE's posterior means.")
+            lines.append(f"The Standard VAE's posterior means have a mean |correlation| of "
+                         f"{mean_abs_corr['standard']:.3f} (one trained model each: described, not ranked).")
     lines.append(f"At λ_cov = {pcaae_cov_weights[0]:g} the penalty (an average of squared correlations, at most 1) is "
                  f"a small term next to an error summed over {28 * 28} pixels; how much a larger weight decorrelates, and "
                  f"at what cost in error, is the comparison above. The batch-normalised latents have unit variance, so "
@@ -679,24 +657,22 @@ if "pcaae" in pcaae_results:
 
 # %%
 if fashion_models:
-    f_area = area_of(f_curves)
-    f_rank = sorted(f_area, key=f_area.get, reverse=True)
-    f_first = max((n for n in f_curves if n != "standard"), key=lambda n: f_curves[n][0])
+    f_area = findings.areas(f_results, groups)
+    f_table, line = findings.area_ranking(f_area, "FashionMNIST")
     f_kls = {n: [s[f"kl_group_{g}"] for g in G] for n, s in f_summaries.items()}
-    text = [f"**FashionMNIST.** By area the ranking is {', '.join(f_rank)}, against {', '.join(ranking)} on MNIST; "
-            f"with one group `{f_first}` is best ({f_curves[f_first][0]:.2f} nats; no latents {f_no_latents:.2f})."]
-    for n in [m for m in ("rnn", "quotient") if m in f_curves]:
-        worst = min((m for m in f_curves if not m.startswith("standard")), key=lambda m: f_curves[m][0])
-        text.append(f"`{n}`: first group {f_curves[n][0]:.2f} nats ({'the worst' if worst == n else 'not the worst'} "
-                    f"of the progressive models at g = 1), {sum(k > 0.12 for k in f_kls[n])} of {groups} groups with KL above 0.12 nat, full ELBO "
-                    f"{f_summaries[n]['test_elbo_nats']:.2f}.")
+    text = [f"**FashionMNIST** (no latents: {f_no_latents:.2f} nats). {line}", findings.best_first_group(f_results)]
+    text += [f"`{n}`: first group {f_curves[n][0]:.2f} nats, {sum(k > 0.12 for k in f_kls[n])} of {groups} groups "
+             f"with KL above 0.12 nat, full ELBO {f_summaries[n]['test_elbo_nats']:.2f}." for n in ("rnn", "quotient")
+             if n in f_curves]
     if "rnn" in f_kls and "rnn" in kls:
         on_f, on_m = sum(k > 0.12 for k in f_kls["rnn"]), sum(k > 0.12 for k in kls["rnn"])
         text.append(f"`rnn` keeps {on_f} groups above 0.12 nat on FashionMNIST against {on_m} on MNIST. The recurrent "
                     f"models pay the KL of group g again in each of the G − g + 1 prefix terms after it, so a group "
                     f"must pay for itself in many terms to stay on; fewer groups stay on where that balance is worse. "
-                    f"Whether the MNIST conclusion carries over is read from the ranking above, not assumed.")
+                    f"Whether the MNIST conclusion carries over is read from the two ranking tables, not assumed.")
     display(Markdown(" ".join(text)))
+    display(f_table.style.set_caption(f"FashionMNIST: area of the prefix ELBO curve, best first; 95 % intervals; "
+                                      f"{spread}").set_uuid("fashion_area"))
 
 # %%
 if "standard" in seconds:

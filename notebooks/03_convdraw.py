@@ -57,16 +57,18 @@ import pandas as pd
 import torch
 
 import c2f
-from c2f import codec, data, plots
+from c2f import codec, plots
 from c2f.evaluate import describe, effect_consistency, evaluate
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list
+from c2f.experiment import splits as experiment_splits
+from c2f.findings import ch03 as findings
 from c2f.models import VAE, ConvDRAW, ConvDRAWConfig, ProgressiveConfig, VAEConfig
 from c2f.models.progressive import make_variant
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("03_convdraw", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## The model
@@ -108,7 +110,7 @@ cfg = ConvDRAWConfig(iterations=iterations, hidden=hidden, latent_channels=laten
 total_latents = cfg.total_latents
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=100.0)
 print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} latents = {total_latents} latents; "
-      f"{sum(p.numel() for p in ConvDRAW(cfg).parameters()):,} parameters")
+      f"{parameter_count(ConvDRAW(cfg)):,} parameters")
 
 # %% [markdown]
 # ## 1. Likelihood, against a VAE with the same number of latents
@@ -126,14 +128,14 @@ print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} la
 
 # %%
 def splits(name, binarize=None, n_train=train_size):
-    sets = [data.load(name, split, device=device, binarize=binarize) for split in ("train", "test")]
-    return sets[0].subset(n_train), sets[1].subset(test_size)
+    return experiment_splits(name, device=device, train_size=n_train, test_size=test_size, binarize=binarize,
+                             parts=("train", "test"))
 
 
 def likelihood_score(test):
     """The score of chapter 01's protocol on `test`, plus the KL of every iteration of a Conv-DRAW."""
     def score(model, s):
-        out = evaluate(model, test, iw_samples=iw_samples, seed=s)
+        out = evaluate(model, test, iw_samples=iw_samples, seed=s, per_image=True)  # per image: comparisons
         kl = out.pop("kl_per_dim")
         if isinstance(model, ConvDRAW):
             out.update({f"kl_iter_{t}": v for t, v in enumerate(kl, 1)})
@@ -141,6 +143,7 @@ def likelihood_score(test):
     return score
 
 
+# %%
 likelihood = {}
 for name in likelihood_datasets:
     train, test = splits(name)
@@ -152,7 +155,7 @@ for name in likelihood_datasets:
                                   retrain=retrain)
     for model_name, out in likelihood[name].items():
         run.log(f"{model_name}/{name}", out.summary)
-        print(f"{name:9s} {model_name:9s} {sum(p.numel() for p in out.model.parameters()):>9,} "
+        print(f"{name:9s} {model_name:9s} {parameter_count(out.model):>9,} "
               f"parameters: test ELBO {out.summary['test_elbo_nats']:8.2f}, NLL (K={iw_samples}) "
               f"{out.summary['test_nll_nats']:8.2f} nats")
 
@@ -167,15 +170,10 @@ table = pd.DataFrame({(d, m): {"test ELBO": describe(o.summary, "test_elbo_nats"
                                "KL": describe(o.summary, "test_kl_nats")}
                       for d, outs in likelihood.items() for m, o in outs.items()}).T
 display(table.style.set_caption(f"{test_size or 'all'} test images, fixed binarization; {run.profile} profile"))
-first = likelihood_datasets[0]
-gap = {d: outs["vae_same"].summary["test_nll_nats"] - outs["convdraw"].summary["test_nll_nats"]
-       for d, outs in likelihood.items() if "vae_same" in outs}
-print("; ".join(f"{d}: Conv-DRAW's NLL is {abs(g):.2f} nats {'better' if g > 0 else 'worse'} than the VAE with "
-                f"{total_latents} latents" for d, g in gap.items()))
+print("; ".join(findings.likelihood_gaps(likelihood, total_latents, iw_samples)))
 if "omniglot" in likelihood:
-    nll = likelihood["omniglot"]["convdraw"].summary["test_nll_nats"]
-    print(f"Omniglot: {nll:.2f} nats against the paper's < 91.00 (full-profile target ≤ 90.0): "
-          f"{'met' if nll <= 90.0 else f'missed by {nll - 90.0:.1f} nats'} in the {run.profile} profile")
+    print(findings.target([r["test_nll_nats_per_image"] for r in likelihood["omniglot"]["convdraw"].runs],
+                          run.profile))
 
 # %%
 fig = plots.training_curves({f"{d}_{m}": o.history for d, outs in likelihood.items() for m, o in outs.items()})
@@ -264,71 +262,41 @@ print(f"grey-level MNIST: test NLL {grey.summary['test_nll_nats']:.1f} nats (K={
 
 # %%
 def codec_curves(model, x, tag, deltas=codec_deltas):
-    """Every codec on images x: the learned one for each Δ (logged per Δ) and the four classic ones."""
-    learned = {d: codec.model_curve(model, x, d) for d in deltas}
-    classic = {c: codec.classic_curve(codec.to_uint8(x), c) for c in codec.CLASSIC}
-    for d, pts in learned.items():
-        run.log(f"codec/convdraw_d{d}/{tag}", {f"{k}@{p.setting}": v for p in pts for k, v in
-                                                (("bits", p.bits), ("psnr", p.psnr), ("ssim", p.ssim),
-                                                 ("kl_bits", p.extra["kl_bits"]))})
-    for c, pts in classic.items():
-        run.log(f"codec/{c}/{tag}", {f"{k}@{p.setting}": v for p in pts for k, v in
-                                     (("bits", p.bits), ("psnr", p.psnr), ("ssim", p.ssim))})
-    return learned, classic
-
-
-def rd_figure(learned, classic, tag):
-    front = codec.pareto([p for pts in learned.values() for p in pts])
-    fig, axes = plots.plt.subplots(1, 2, figsize=(13, 4))
-    for ax, key in zip(axes, ("psnr", "ssim")):
-        curves = {"convdraw (real bits)": ([p.bits for p in front], [getattr(p, key) for p in front])}
-        best = max(learned, key=lambda d: max(p.psnr for p in learned[d]))
-        curves[f"convdraw KL, Δ={best} (theoretical)"] = ([p.extra["kl_bits"] for p in learned[best]],
-                                                          [getattr(p, key) for p in learned[best]])
-        curves.update({c: ([p.bits for p in pts], [getattr(p, key) for p in pts]) for c, pts in classic.items()})
-        plots.rate_curves(curves, "bits per image", key.upper(), ax=ax, dashed=[n for n in curves if "KL" in n])
-        ax.set_xscale("log")
-    axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 50))  # lossless settings (infinite PSNR) run off the top
-    axes[0].get_legend().remove()
-    fig.suptitle(f"{tag}: rate–distortion on {codec_images} test images (every byte counted)")
-    fig.tight_layout()
+    """Every codec on images x (the learned one for each Δ), logged; the rate–distortion figure saved."""
+    learned, classic = codec.codec_curves(model, x, deltas)
+    for name, metrics in codec.curve_metrics(learned, classic, tag).items():
+        run.log(name, metrics)
+    fig, front = codec.rd_figure(learned, classic, f"{tag}: rate–distortion on {len(x)} test images "
+                                                   "(every byte counted)")
     run.savefig(fig, f"rate_distortion_{tag}")
-    return front
+    return learned, classic, front
 
 
 x_codec = grey_test.x[:codec_images]
-learned, classic = codec_curves(grey.model, x_codec, "mnist")
-front = rd_figure(learned, classic, "mnist")
+learned, classic, front = codec_curves(grey.model, x_codec, "mnist")
 round_trip = all(p.extra["round_trip"] for pts in learned.values() for p in pts)
 run.log("codec/convdraw/mnist", {"round_trip_exact": float(round_trip)})
 print(f"learned codec: {sum(len(p) for p in learned.values())} settings × {codec_images} images; decoded "
       f"bit-exactly: {round_trip}")
 
 # %% [markdown]
-# **Who wins at low rates?** For each classic codec we take its lowest-rate setting and compare its PSNR with
-# the learned codec's best point that costs no more bytes.
+# **The learned codec at low rates.** For each classic codec we take its lowest-rate setting and set its PSNR
+# beside that of the learned codec's best point that costs no more bytes (one measurement on these images).
 
 # %%
 def low_rate_gains(front, classic, tag):
-    rows = {}
-    for c, pts in classic.items():
-        low = min(pts, key=lambda p: p.bits)
-        mine = codec.closest_below(front, low.bits)
-        gain = mine.psnr - low.psnr if mine.bits <= low.bits else float("nan")
-        above = [p.bits for p in pts if p.psnr > front[-1].psnr]
-        rows[c] = {"lowest rate (bytes)": low.bytes, "its PSNR (dB)": low.psnr, "Conv-DRAW bytes": mine.bytes,
-                   "Conv-DRAW PSNR (dB)": mine.psnr, "PSNR gain (dB)": gain,
-                   "bytes where it passes Conv-DRAW's best": min(above) / 8 if above else float("nan")}
-        run.log(f"codec/convdraw/{tag}", {f"psnr_gain_vs_{c}@low": gain} if math.isfinite(gain) else {})
+    rows = codec.low_rate_gains(front, classic)
+    run.log(f"codec/convdraw/{tag}", {f"psnr_gain_vs_{c}@low": r["PSNR gain (dB)"] for c, r in rows.items()
+                                      if math.isfinite(r["PSNR gain (dB)"])})
     return pd.DataFrame(rows).T
 
 
 gains = low_rate_gains(front, classic, "mnist")
 display(gains.style.format("{:.1f}").set_caption("grey MNIST: the learned codec at each classic codec's lowest rate"))
-wins = [c for c in ("jpeg", "jpeg2000") if gains.loc[c, "PSNR gain (dB)"] > 0]
-print(f"At the lowest rates JPEG and JPEG 2000 reach, the learned codec is better in PSNR than "
-      f"{' and '.join(wins) if wins else 'neither'}, with no more bytes. Its best PSNR is {front[-1].psnr:.1f} dB "
-      f"at {front[-1].bytes:.1f} bytes; above that only the classic codecs go on improving.")
+print(f"At the lowest rates JPEG and JPEG 2000 reach, the learned codec's PSNR minus theirs is "
+      f"{gains.loc['jpeg', 'PSNR gain (dB)']:+.1f} and {gains.loc['jpeg2000', 'PSNR gain (dB)']:+.1f} dB with no "
+      f"more bytes (on these {codec_images} images). Its best PSNR is {front[-1].psnr:.1f} dB at "
+      f"{front[-1].bytes:.1f} bytes; above that only the classic codecs go on improving.")
 
 # %% [markdown]
 # **Grids at equal low rate.** The same test images from every codec at the setting closest to (not above) one
@@ -336,23 +304,9 @@ print(f"At the lowest rates JPEG and JPEG 2000 reach, the learned codec is bette
 # bytes each row really used on these images).
 
 # %%
-def equal_rate_grid(model, x, learned, front, classic, tag):
-    target = min(p.bits for p in classic["jpeg"])
-    mine = codec.closest_below(front, target)
-    streams, _ = codec.encode(model, x, mine.setting, mine.extra["delta"])
-    rows, labels = [x], ["data"]
-    rows.append(codec.decode(model, streams)[0])
-    labels.append(f"convdraw {mine.bytes:.0f} B")
-    for c, pts in classic.items():
-        p = codec.closest_below(pts, target)
-        decoded, size = codec.classic_roundtrip(codec.to_uint8(x), c, p.setting)
-        rows.append(torch.from_numpy(decoded).float().unsqueeze(1) / 255)
-        labels.append(f"{c} {size:.0f} B")
-    fig = plots.image_rows([r.cpu() for r in rows], labels, title=f"{tag}: every codec near {target / 8:.0f} bytes")
-    run.savefig(fig, f"equal_rate_{tag}")
-
-
-equal_rate_grid(grey.model, x_codec[:n_show], learned, front, classic, "mnist")
+rows, labels, target = codec.equal_rate_rows(grey.model, x_codec[:n_show], front, classic)
+fig = plots.image_rows(rows, labels, title=f"mnist: every codec near {target / 8:.0f} bytes")
+run.savefig(fig, "equal_rate_mnist")
 
 # %% [markdown]
 # ## 4. The honest accounting
@@ -391,8 +345,8 @@ ood = {}
 for d in ood_datasets:
     _, te = grey_splits(d, n_train=1)
     bpd = evaluate(grey.model, te, seed=seed)["bits_per_dim"]
-    l_ood, c_ood = codec_curves(grey.model, te.x[:codec_images], d, sorted({p.extra["delta"] for p in front}))
-    ood[d] = (rd_figure(l_ood, c_ood, d), c_ood, bpd)
+    _, c_ood, f_ood = codec_curves(grey.model, te.x[:codec_images], d, sorted({p.extra["delta"] for p in front}))
+    ood[d] = (f_ood, c_ood, bpd)
     run.log(f"convdraw/mnist_grey_on_{d}", {"test_elbo_bits_per_dim": bpd})
     display(low_rate_gains(ood[d][0], c_ood, d).style.format("{:.1f}").set_caption(f"{d}: lowest rates"))
 in_bpd = evaluate(grey.model, grey_test, seed=seed)["bits_per_dim"]
@@ -420,6 +374,7 @@ rnn = run_trials([Trial("rnn", lambda: make_variant("rnn", ProgressiveConfig()).
 x = mnist_test.fixed_binarization(seed).x[:64]
 
 
+# %%
 def moved(z, shift=3.0):
     j = int(z.var(0).argmax())
     z = z.clone()
@@ -468,44 +423,20 @@ print(f"mean cosine of the changes: Conv-DRAW {c_draw:.2f} (iterations 1–{iter
 # %%
 from IPython.display import Markdown  # noqa: E402
 
-omni = likelihood.get("omniglot", {}).get("convdraw")
-n_draw = sum(p.numel() for p in ConvDRAW(cfg).parameters())
-n_vae = sum(p.numel() for p in VAE(VAEConfig(arch="conv", latent_dim=total_latents)).parameters())
-lines = [f"**Criticism 1: a VAE with as many latents.** Test NLL (K = {iw_samples}): " + "; ".join(
-    f"{d}: Conv-DRAW {describe(likelihood[d]['convdraw'].summary, 'test_nll_nats', 1)} nats, the VAE with the same "
-    f"{total_latents} latents {describe(likelihood[d]['vae_same'].summary, 'test_nll_nats', 1)} "
-    f"(Conv-DRAW {'better' if g > 0 else 'worse'} by {abs(g):.1f})" for d, g in gap.items())
-    + f". The VAE has {n_vae:,} parameters, Conv-DRAW {n_draw:,}, and both learned from {len(train):,} images of "
-    "each data set: at that budget the comparison is one of fitting little data, and only the full-data profiles "
-    "answer the criticism at the paper's scale."]
-if omni is not None:
-    lines.append(f"The Omniglot number is {'within' if omni.summary['test_nll_nats'] <= 90 else 'far from'} the "
-                 f"paper's < 91.00 nats ({omni.summary['test_nll_nats']:.1f} here, {run.profile} profile).")
-shares = {d: sum(k[:len(k) // 3]) / sum(k) for d, k in kl_iter.items()}
-lines.append("**First bits on concepts?** The first third of the iterations carries " + ", ".join(
-    f"{100 * v:.1f} % of the KL on {d.removesuffix('_convdraw')}" for d, v in shares.items())
-    + " (an even split would give 33 %); the continue-from-prior grids show what those first bits buy.")
-lines.append(f"**Real bits.** Every bitstream decoded bit for bit ({round_trip}). At JPEG's and JPEG 2000's lowest "
-             f"rates the learned codec's PSNR differs from theirs by {gains.loc['jpeg', 'PSNR gain (dB)']:+.1f} and "
-             f"{gains.loc['jpeg2000', 'PSNR gain (dB)']:+.1f} dB (positive: better) with no more bytes; at WebP's "
-             f"lowest rate by {gains.loc['webp', 'PSNR gain (dB)']:+.1f} dB. Its best PSNR, {best.psnr:.1f} dB at "
-             f"{best.bytes:.1f} bytes, is where it stops: JPEG passes it at "
-             f"{gains.loc['jpeg', 'bytes where it passes Conv-DRAW' + chr(39) + 's best']:.1f} bytes and WebP at "
-             f"{gains.loc['webp', 'bytes where it passes Conv-DRAW' + chr(39) + 's best']:.1f}. The real rate is "
-             f"{best.bits / best.extra['kl_bits']:.1f}× the KL of the same iterations: quantising every latent, "
-             f"including those the image does not need, costs far more than the theoretical rate.")
+n_draw = parameter_count(ConvDRAW(cfg))
+n_vae = parameter_count(VAE(VAEConfig(arch="conv", latent_dim=total_latents)))
+lines = ["**Criticism 1: a VAE with as many latents.** " + "; ".join(findings.likelihood_gaps(
+    likelihood, total_latents, iw_samples)) + f". The VAE has {n_vae:,} parameters, Conv-DRAW {n_draw:,}, and both "
+    f"learned from {len(train):,} images of each data set: at that budget the comparison is one of fitting little "
+    "data, and only the full-data profiles answer the criticism at the paper's scale."]
+if "omniglot" in likelihood:
+    lines.append(findings.target([r["test_nll_nats_per_image"] for r in likelihood["omniglot"]["convdraw"].runs],
+                                 run.profile) + ".")
 pay = {c: a["images until the model pays off"] for c, a in account.items() if c != "convdraw"}
-lines.append(f"**Criticism 2: counting the model.** The decoder weighs {model_bytes:,} bytes; at its best PSNR it "
-             "pays for itself " + ", ".join(f"after {v:.1f} images against {c}" if math.isfinite(v) else
-                                                  f"never against {c}" for c, v in pay.items())
-             + ". On images unlike MNIST its low-rate gain against JPEG becomes " + ", ".join(
-                 f"{low_rate_gains(v[0], v[1], d)['PSNR gain (dB)']['jpeg']:+.1f} dB on {d}" for d, v in ood.items())
-             + f", and its ELBO rises from {in_bpd:.2f} to " + ", ".join(f"{v[2]:.2f} bits per pixel on {d}"
-                                                                       for d, v in ood.items()) + ".")
-lines.append(f"**Criticism 3: a fixed meaning.** Moving one latent changes different images alike with a mean "
-             f"cosine of {c_draw:.2f} in Conv-DRAW and {c_rnn:.2f} in chapter 02's recurrent model with fixed "
-             f"per-group projections: " + ("Conv-DRAW's latents keep less of a fixed meaning." if c_draw < c_rnn
-                                           else "no loss of meaning is measured here."))
+ood_gain = {d: low_rate_gains(v[0], v[1], d)["PSNR gain (dB)"]["jpeg"] for d, v in ood.items()}
+lines += [findings.first_bits(kl_iter), findings.real_bits(round_trip, gains, best, codec_images),
+          findings.model_cost(model_bytes, pay, ood_gain, in_bpd, {d: v[2] for d, v in ood.items()}),
+          findings.meaning(c_draw, c_rnn)]
 display(Markdown("\n\n".join(lines)))
 
 # %%

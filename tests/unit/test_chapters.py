@@ -257,3 +257,17 @@ def test_cli_stops_a_negative_epoch_count_at_once(tmp_path, capsys):
     assert main(["run", "01_vae", "-p", "epochs_conv", "-3", "--out", str(out)]) == 2
     assert "parameter 'epochs_conv' must be >= 1, got -3" in capsys.readouterr().err
     assert not out.exists()
+
+
+MAX_CELL_LINES = 25  # the developer guide's limit for a chapter's code cell (the parameters cell excepted)
+
+
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_no_code_cell_is_longer_than_25_lines(path):
+    """Chapters only tell the story: logic longer than a short cell belongs in the package (issue 22)."""
+    import jupytext
+
+    long = [(len(c.source.splitlines()), c.source.splitlines()[0][:60]) for c in jupytext.read(path).cells
+            if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
+            and len(c.source.splitlines()) > MAX_CELL_LINES]
+    assert not long, f"{path.name}: cells over {MAX_CELL_LINES} lines (lines, first line): {long}"

@@ -156,3 +156,32 @@ def test_decode_latents_matches_the_posterior_mean_path():
     m, x = model(), binary()
     zs = [s["z"] for s in m.iterate(x, "posterior_mean")]
     torch.testing.assert_close(m.decode_latents(zs), m.reconstruct(x))
+
+
+def test_low_rate_gains_known_answers():
+    """Against each classic codec's lowest rate: the learned codec's best point not above it, its PSNR gain, and
+    where the classic codec passes the learned codec's best PSNR; NaN where the learned codec cannot go so low
+    or the classic codec never passes it."""
+    P = codec.CodecPoint
+    front = [P("convdraw", 1, 10, 20.0, 0, 0, 0), P("convdraw", 2, 30, 26.0, 0, 0, 0)]
+    classic = {"jpeg": [P("jpeg", 1, 12, 15.0, 0, 0, 0), P("jpeg", 5, 40, 25.0, 0, 0, 0),
+                        P("jpeg", 9, 60, 30.0, 0, 0, 0)],
+               "tiny": [P("tiny", 0, 5, 18.0, 0, 0, 0)]}
+    rows = codec.low_rate_gains(front, classic)
+    assert rows["jpeg"]["Conv-DRAW bytes"] == 10 and rows["jpeg"]["PSNR gain (dB)"] == 5.0
+    assert rows["jpeg"]["bytes where it passes Conv-DRAW's best"] == 60
+    assert np.isnan(rows["tiny"]["PSNR gain (dB)"]) and np.isnan(rows["tiny"]["bytes where it passes Conv-DRAW's best"])
+
+
+def test_codec_curves_metrics_figure_and_equal_rate_rows():
+    m, x = model("discretized_logistic"), grey(2)
+    learned, classic = codec.codec_curves(m, x, [1.0, 2.0])
+    assert sorted(learned) == [1.0, 2.0] and sorted(classic) == sorted(codec.CLASSIC)
+    metrics = codec.curve_metrics(learned, classic, "mnist")
+    assert metrics["codec/convdraw_d2.0/mnist"]["kl_bits@2"] == learned[2.0][1].extra["kl_bits"]
+    assert metrics["codec/jpeg/mnist"][f"bits@{classic['jpeg'][0].setting}"] == classic["jpeg"][0].bits
+    fig, front = codec.rd_figure(learned, classic, "test")
+    assert front == codec.pareto(learned[1.0] + learned[2.0]) and len(fig.axes) == 2
+    rows, labels, target = codec.equal_rate_rows(m, x, front, classic)
+    assert len(rows) == len(labels) == 2 + len(codec.CLASSIC) and all(r.shape == x.shape for r in rows)
+    assert target == min(p.bits for p in classic["jpeg"]) and labels[0] == "data"

@@ -201,6 +201,24 @@ def test_evaluate_is_repeatable_and_restores_training_mode():
     assert model.training
 
 
+def test_per_image_values_are_those_the_means_average():
+    """With per_image, evaluate() returns every image's ELBO and NLL (for paired comparisons): the ELBO of
+    each image as the model computes it with the same seed, means equal to the reported means, and the scalar
+    numbers the same as without per_image."""
+    model = LinearGaussian("imperfect")
+    data = ImageSet("linear", "test", sample_x(model, 50), None, "none")
+    out = evaluate(model, data, iw_samples=20, batch_size=50, seed=3, per_image=True)
+    assert len(out["elbo_nats_per_image"]) == len(out["nll_nats_per_image"]) == 50
+    assert sum(out["nll_nats_per_image"]) / 50 == pytest.approx(out["nll_nats"], rel=1e-9)
+    assert sum(out["elbo_nats_per_image"]) / 50 == pytest.approx(out["elbo_nats"], rel=1e-9)
+    assert {k: v for k, v in out.items() if "per_image" not in k} == evaluate(model, data, iw_samples=20,
+                                                                                 batch_size=50, seed=3)
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        elbo = model.elbo_terms(data.x).elbo
+    assert out["elbo_nats_per_image"] == pytest.approx(elbo.tolist(), rel=1e-9)
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_latent_means_restores_training_mode(tiny_images, training):
     """latent_means() computes in eval mode (batch norm with running statistics) and leaves the caller's

@@ -261,6 +261,24 @@ def test_prior_completed_curve_is_the_elbo_with_the_rest_drawn_from_the_prior(ma
     assert curve[0]["kl_nats"] < curve[1]["kl_nats"] < curve[2]["kl_nats"]
 
 
+def test_per_image_prefix_values_average_to_the_curves(make_images):
+    """per_image adds every image's value of every prefix (for paired comparisons) and changes no mean: the
+    lists average to the curve's numbers, with and without them the scalars are equal (same seed), and the
+    prior-completed curve's per-image ELBO averages to its mean."""
+    m, data = model("rnn"), make_images(20)
+    plain, per = evaluate_prefixes(m, data, iw_samples=3), evaluate_prefixes(m, data, iw_samples=3, per_image=True)
+    assert {k: v for k, v in per.items() if not k.endswith("_per_image")} == plain
+    for g in range(1, G + 1):
+        for key in (f"test_elbo_nats@{g}", f"test_nll_nats@{g}"):
+            assert len(per[f"{key}_per_image"]) == 20
+            assert sum(per[f"{key}_per_image"]) / 20 == pytest.approx(per[key], rel=1e-5)
+    assert per["test_nll_nats_per_image"] == per[f"test_nll_nats@{G}_per_image"]
+    standard = model("standard")
+    curve = prior_completed_curve(standard, data, [2, 0, 1], per_image=True)
+    assert [c["elbo_nats"] for c in curve] == [c["elbo_nats"] for c in prior_completed_curve(standard, data, [2, 0, 1])]
+    assert all(sum(c["elbo_nats_per_image"]) / 20 == pytest.approx(c["elbo_nats"], rel=1e-5) for c in curve)
+
+
 def test_no_latent_baseline_hand_computed(make_images):
     """Grey 0.5 everywhere in training gives p = 0.5 per pixel: log p(x) = 784 log ½ for any binary image."""
     train = make_images(10)

@@ -1,0 +1,49 @@
+"""Chapter 03's findings from small made-up numbers: a clear NLL difference, no difference, the target's
+three verdicts, and the codec sentences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from c2f.codec import CodecPoint
+from c2f.experiment import Outcome
+from c2f.findings import ch03
+
+NOISE = np.array([0.3, -0.2, 0.1, -0.4, 0.2, 0.0, -0.1, 0.1])
+
+
+def outcome(name, nll):
+    return Outcome(name, [0], runs=[{"test_nll_nats": float(np.mean(nll)), "test_nll_nats_per_image": list(nll)}])
+
+
+def test_likelihood_gaps_rank_only_outside_the_interval():
+    clear = {"mnist": {"convdraw": outcome("convdraw", 90 + NOISE), "vae_same": outcome("vae_same", 93 - NOISE)}}
+    assert ch03.likelihood_gaps(clear, 588, 20) == [
+        # A − B = −3 + 2·noise: sd 0.454, t(7) = 2.365, half-width 0.38
+        "mnist: Conv-DRAW is better by 3.0 nats (95 % CI 2.6 to 3.4 over 8 test images, one seed) (test NLL, K = 20)"]
+    same = {"mnist": {"convdraw": outcome("convdraw", 90 + NOISE), "vae_same": outcome("vae_same", 90 + NOISE[::-1])}}
+    assert "no difference between Conv-DRAW and the VAE with 588 latents" in ch03.likelihood_gaps(same, 588, 20)[0]
+    assert ch03.likelihood_gaps({"mnist": {"convdraw": outcome("convdraw", 90 + NOISE)}}, 588, 20) == []
+
+
+def test_target_verdicts():
+    assert ": met in" in ch03.target([85 + NOISE], "default")
+    assert "missed by 5.0 nats" in ch03.target([95 + NOISE], "default")
+    assert "cannot tell at this budget" in ch03.target([90 + NOISE], "default")
+    assert "cannot tell (one seed)" in ch03.target([95.0], "default")
+
+
+def test_codec_sentences():
+    assert "50.0 % of the KL on mnist" in ch03.first_bits({"mnist_convdraw": [3, 1, 1, 1, 1, 1]})
+    gains = pd.DataFrame({"jpeg": {"PSNR gain (dB)": 2.0, "bytes where it passes Conv-DRAW's best": 80.0},
+                          "jpeg2000": {"PSNR gain (dB)": -1.0, "bytes where it passes Conv-DRAW's best": math.nan},
+                          "webp": {"PSNR gain (dB)": 0.5, "bytes where it passes Conv-DRAW's best": 60.0}}).T
+    best = CodecPoint("convdraw", 6, 50.0, 20.0, 0.8, 0, 0, {"kl_bits": 100.0})
+    text = ch03.real_bits(True, gains, best, 100)
+    assert "+2.0 and -1.0 dB" in text and "4.0× the KL" in text and "better" not in text
+    text = ch03.model_cost(4000, {"jpeg": 100.0, "webp": math.inf}, {"omniglot": -3.0}, 1.5, {"omniglot": 3.0})
+    assert "after 100.0 images against jpeg, never against webp" in text and "-3.0 dB on omniglot" in text
+    assert "does not rank" in ch03.meaning(0.2, 0.6)
