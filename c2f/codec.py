@@ -163,11 +163,11 @@ class CodecPoint:
 
 
 @torch.no_grad()
-def model_curve(model, x: torch.Tensor, delta: float = 1.0, check: bool = True) -> list[CodecPoint]:
+def model_curve(model, x: torch.Tensor, delta: float = 1.0, check: bool = True, seed: int = 0) -> list[CodecPoint]:
     """The learned codec at t = 1..T on images `x` (one batch): real bytes, distortion, encode/decode time, the
     symbols' round trip (``extra['round_trip']``: symbols and images equal bit for bit) and the theoretical
-    rate ``extra['kl_bits']`` (the mean KL of the first t iterations along the posterior sample path, in bits:
-    what bits-back coding would approach)."""
+    rate ``extra['kl_bits']`` (the mean KL of the first t iterations along a posterior sample path drawn with
+    `seed`, in bits: what bits-back coding would approach)."""
     original = to_uint8(x)
     points = []
     for t in range(1, model.cfg.iterations + 1):
@@ -179,7 +179,9 @@ def model_curve(model, x: torch.Tensor, delta: float = 1.0, check: bool = True) 
         round_trip = all(np.array_equal(a, b) for a, b in zip(sent, read))
         if check:
             round_trip = round_trip and torch.equal(decoded, reconstruct_quantised(model, x, t, delta))
-        kl_bits = model.elbo_terms(x, groups=t).kl.mean().item() / math.log(2)
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(seed)  # the sample path, not whatever was trained or loaded before
+            kl_bits = model.elbo_terms(x, groups=t).kl.mean().item() / math.log(2)
         points.append(CodecPoint("convdraw", t, float(np.mean([len(s) for s in streams])),
                                  **_scores(original, to_uint8(decoded)),
                                  encode_ms=1e3 * (mid - start) / len(x), decode_ms=1e3 * (end - mid) / len(x),

@@ -185,3 +185,15 @@ def test_codec_curves_metrics_figure_and_equal_rate_rows():
     rows, labels, target = codec.equal_rate_rows(m, x, front, classic)
     assert len(rows) == len(labels) == 2 + len(codec.CLASSIC) and all(r.shape == x.shape for r in rows)
     assert target == min(p.bits for p in classic["jpeg"]) and labels[0] == "data"
+
+
+def test_model_curve_kl_rate_depends_on_its_seed_not_on_the_random_state_before_it():
+    """The KL rate follows one seeded posterior sample path: drawing random numbers before the call (as
+    training does, and loading from the cache does not) leaves it unchanged, and the caller's state is kept."""
+    m, x = model("discretized_logistic"), grey(4)
+    torch.manual_seed(1)
+    first = [p.extra["kl_bits"] for p in codec.model_curve(m, x, check=False)]
+    torch.rand(1000)
+    state = torch.get_rng_state()
+    again = [p.extra["kl_bits"] for p in codec.model_curve(m, x, check=False)]
+    assert first == again and torch.equal(torch.get_rng_state(), state)
