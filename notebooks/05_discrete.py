@@ -102,6 +102,8 @@ NAMES = {"exact": "Exact", "reinforce": "REINFORCE", "nvil": "NVIL", "concrete":
 #   sample $\tilde z = \mathrm{softmax}\big((\log p + g)/\tau\big)$, $g$ Gumbel noise, and differentiate
 #   $f(\tilde z)$ along the path. Low variance, but **biased**: it is the gradient of $\mathbb E[f(\tilde
 #   z)]$, a different objective (optionally *straight-through*: the forward pass uses the one-hot argmax).
+
+# %% [markdown]
 # * **REBAR** {cite}`tucker2017rebar` and **RELAX** {cite}`grathwohl2018relax`: REINFORCE with a
 #   control variate $c$ evaluated at the Gumbel-perturbed logits $a = \log p + g$, corrected so that the
 #   estimate stays unbiased,
@@ -123,7 +125,8 @@ NAMES = {"exact": "Exact", "reinforce": "REINFORCE", "nvil": "NVIL", "concrete":
 # prior of CONCRETE's relaxed KL has its own temperature, not the posterior's; and the gradient variance is
 # measured on a fresh leaf tensor with the estimator's tuning switched off, so that no stale `.grad` and no
 # tuning term leaks into it.
-#
+
+# %% [markdown]
 # ## A toy problem
 #
 # The classic test: learn the logits $\theta \in \mathbb R^3$ (initialised at 0, i.e. uniform) to minimise
@@ -341,10 +344,13 @@ for a in (1.0, 2.0):
 # mean). The bias is not a small correction that a lower temperature removes: at logits that favour the
 # best class, the mean CONCRETE gradient points away from the optimum, back towards the uniform policy
 # (negative cosines; the lines above count them), and the lowest temperature does not make it small (the
-# relative biases are printed above). That is why no temperature of the sweep moves the discrete policy. The unit tests check the same thing: with
+# relative biases are printed above). The bias is measured here at logits that favour the best class, not at
+# the near-uniform logits where the CONCRETE runs of the sweep stay, so it is a likely reason, not a measured
+# one, why no temperature of the sweep moves the discrete policy. The unit tests check the bias itself: with
 # 40,000 samples the mean CONCRETE gradient is many standard errors away from the exact gradient, while
 # the mean of every unbiased estimator agrees with it.
-#
+
+# %% [markdown]
 # ## The D-VAE: a mixture of prototypes
 #
 # The generative model draws a class uniformly and then an image from its prototype,
@@ -363,7 +369,8 @@ for a in (1.0, 2.0):
 # has an exact KL; only the reconstruction term needs a gradient estimator, and any of the six can be
 # plugged in. With $K$ terms, the ELBO, $\log p(x) = \log \frac1K \sum_k p(x \mid e_k)$ and the posterior
 # can be computed exactly at evaluation time, so the test numbers below involve no sampling of $z$.
-#
+
+# %% [markdown]
 # ## The D-VAE-ST: prototypes that move
 #
 # A digit "2" written smaller or slanted is still a "2", but the D-VAE has to spend a prototype on it. The
@@ -381,11 +388,12 @@ for a in (1.0, 2.0):
 # code, $\sum_k z_k\,\mathrm{ST}(\mu_k, t)$: one-hot, relaxed and enumerated codes go through the same
 # function, and the control variates of REBAR and RELAX, which use the warped prototypes detached from the
 # decoder, stay twice differentiable without differentiating through the grid sampler twice.
-#
+
+# %% [markdown]
 # **Robust training.** A prototype model can fall into a degenerate local optimum in which a few
 # prototypes explain all images and the rest are never used; the thesis reports runs in which all images
-# went to one cluster, even with the exact gradient. Two measures, both switched on here and ablated
-# below, make training reliable:
+# went to one cluster, even with the exact gradient. Two measures are meant to prevent it; both are switched
+# on here, and the ablation below measures what each one changes:
 #
 # 1. *Data seeding* (`prototype_init="data"`): before the first step the prototypes are set to $K$ images of
 #    the first batch chosen by k-means++ seeding (distant images preferred), lightly blurred, instead of
@@ -395,7 +403,8 @@ for a in (1.0, 2.0):
 #    all of them. We add $\lambda\, \mathrm{KL}\big(\bar q(z) \,\|\, \mathrm{Cat}(1/K)\big)$, where
 #    $\bar q$ is the average of $q(z \mid x)$ over the batch, which is zero when the clusters are used
 #    equally. This term is **not part of the ELBO**; the reported ELBOs and likelihoods do not include it.
-#
+
+# %% [markdown]
 # Accuracy is measured on the **test** split: each test image (one fixed binarization) goes to
 # $\arg\max_z q(z \mid x)$, and clusters are matched one-to-one to classes by the Hungarian method
 # {cite}`kuhn1955hungarian` (`scipy.optimize.linear_sum_assignment`). With more clusters than classes we
@@ -416,22 +425,17 @@ def load(key: str):
     return train, test
 
 
-def train_and_score(key: str, train, test, *, estimators_: list[str], transform: bool, k: int, n_train: int,
-                    n_epochs: int, tag: str, seeds: int = n_seeds, match_on_train: bool = False,
-                    **overrides) -> dict:
-    """Train `seeds` models per estimator of one setting (or load them from the cache) with
-    :func:`c2f.experiment.run_trials` and score each on one fixed binarization of the test split (the same
-    for every model and every figure); return the outcomes by estimator (``.summary``: mean, and with several
-    seeds ``_std`` and ``_worst``; ``.runs`` and ``.models`` per seed). With `match_on_train` the clusters are
-    matched to classes on the training images and that map is scored on the test images."""
-    n_classes, fit_set = len(test.y.unique()), train.subset(n_train)
-    cfg = {**DVAEConfig(num_classes=k, transform=transform, arch=arch, transform_prior_std=transform_prior_std,
-                        marginal_weight=marginal_weight, prototype_init=prototype_init).__dict__, **overrides}
+# %%
+def cluster_score(test, k: int, iw: int, fit_set=None):
+    """The score of a clustering model on one fixed binarization of `test`: accuracy of its clusters matched
+    one-to-one to the classes (on `fit_set`'s images when given), ELBO, NLL (`iw` importance samples), KL and
+    clusters used; many-to-one accuracy too when there are more clusters than classes."""
+    n_classes = len(test.y.unique())
 
     def score(model, s):
         clusters, labels = cluster_assignments(model, test, seed=seed)
-        fit = cluster_assignments(model, fit_set, seed=seed) if match_on_train else None
-        metrics = evaluate(model, test, seed=seed, iw_samples=iw_samples if transform else 1)
+        fit = cluster_assignments(model, fit_set, seed=seed) if fit_set is not None else None
+        metrics = evaluate(model, test, seed=seed, iw_samples=iw)
         result = {"test_accuracy": cluster_accuracy(clusters, labels, k, matched_on=fit),
                   "test_elbo_nats": metrics["elbo_nats"], "test_nll_nats": metrics["nll_nats"],
                   "test_kl_nats": metrics["kl_nats"], "clusters_used": float(len(clusters.unique()))}
@@ -440,7 +444,22 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
         if k > n_classes:
             result["test_many_to_one_accuracy"] = many_to_one_accuracy(clusters, labels, k)
         return result
+    return score
 
+
+# %%
+def train_and_score(key: str, train, test, *, estimators_: list[str], transform: bool, k: int, n_train: int,
+                    n_epochs: int, tag: str, seeds: int = n_seeds, match_on_train: bool = False,
+                    **overrides) -> dict:
+    """Train `seeds` models per estimator of one setting (or load them from the cache) with
+    :func:`c2f.experiment.run_trials` and score each with :func:`cluster_score`; return the outcomes by
+    estimator (``.summary``: mean, and with several seeds ``_std`` and ``_worst``; ``.runs`` and ``.models``
+    per seed). With `match_on_train` the clusters are matched to classes on the training images and that map
+    is scored on the test images."""
+    fit_set = train.subset(n_train)
+    cfg = {**DVAEConfig(num_classes=k, transform=transform, arch=arch, transform_prior_std=transform_prior_std,
+                        marginal_weight=marginal_weight, prototype_init=prototype_init).__dict__, **overrides}
+    score = cluster_score(test, k, iw_samples if transform else 1, fit_set if match_on_train else None)
     trials = [Trial(f"{tag}-{key}-{e}", lambda e=e: DVAE(DVAEConfig(**{**cfg, "estimator": e})).to(device),
                     TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr)) for e in estimators_]
     outcomes = run_trials(trials, fit_set, seeds=[seed + i for i in range(seeds)], score=score, key="05",
@@ -450,6 +469,7 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
     return {e: outcomes[t.name] for e, t in zip(estimators_, trials)}
 
 
+# %%
 def ranked(outcome) -> list:
     """(test accuracy, model) of every seed, worst first (the accuracies of the table, not a re-evaluation)."""
     return sorted(zip((r["test_accuracy"] for r in outcome.runs), outcome.models), key=lambda am: am[0])
@@ -709,12 +729,12 @@ for (key, model_name), outcome in omni_out.items():
 # ## Results
 #
 # All accuracies above are on the **test** split, averaged over `n_seeds` seeds, with the worst seed
-# reported next to the mean. The thesis we follow reports accuracies on the **training** split and
-# highlights the best of ten seeds: its 93.52 % for the D-VAE-ST with RELAX on MNIST is a best-of-10,
-# whose mean is 77.3 % and worst 68.5 %, and it reports runs on digits {2, 6, 9} that collapsed into a
-# single cluster (33.4 %, the share of the largest class) even with the exact gradient. Those numbers are
-# therefore not comparable with the ones here, and a best-of-N number is never quoted on its own in this
-# book.
+# reported next to the mean. The thesis we follow {cite}`borea2021strimadec` reports accuracies on the
+# **training** split and highlights the best of ten seeds: its 93.52 % for the D-VAE-ST with RELAX on MNIST
+# is a best-of-10, whose mean is 77.3 % and worst 68.5 %, and it reports runs on digits {2, 6, 9} that
+# collapsed into a single cluster (33.4 %, the share of the largest class) even with the exact gradient.
+# Those numbers are therefore not comparable with the ones here, and a best-of-N number is never quoted on
+# its own in this book.
 #
 # The CPU `default` profile trains each model for a few epochs on a subset of the training images and
 # evaluates on the first `test_size` test images, so its ten-class accuracies are those of briefly trained
@@ -766,7 +786,7 @@ if ("mnist", "dvae_st", first) in ten:
 # dozens of classes and eighteen training images each, show the limit of one prototype per class: compare
 # each accuracy above with its chance level $1/K$ rather than with the digits. It is the first step from
 # "which prototype" to "which prototype, where and how"; putting several such objects into one scene is
-# the subject of a planned later chapter (chapter 07, not yet written).
+# the subject of {doc}`chapter 07 <07_air>`.
 
 # %%
 record = run.finish()

@@ -128,7 +128,8 @@ run.savefig(fig, "scenes")
 # \mathcal L = \mathbb E_{q(n)}\Big[\log p(x \mid z_{1..n}) - \sum_{i \le n}\big(\mathrm{KL}^{\text{where}}_i
 # + \mathrm{KL}^{\text{what}}_i\big)\Big] - \mathrm{KL}\big(q(n)\,\|\,p(n)\big).
 # $$
-#
+
+# %% [markdown]
 # Every cost that a presence influences, the likelihood and the KLs of all later objects, sits inside the
 # expectation over $n$. AIR estimates its gradient with NVIL {cite}`mnih2014nvil`, the score function with a
 # learned, input-dependent baseline; chapter 05's estimators apply unchanged to this one categorical
@@ -162,6 +163,7 @@ def score(model, s):
     return out
 
 
+# %%
 steps = epochs * -(-len(train) // batch_size)
 print(f"budget per run: {len(train)} scenes, {epochs} epochs of batches of {batch_size} = {steps} steps, "
       f"Adam lr {lr}; window {digit_size} px of a {canvas} px canvas (s0 = {canvas / digit_size:.2f})")
@@ -176,9 +178,9 @@ print(f"budget per run: {len(train)} scenes, {epochs} epochs of batches of {batc
 # part of the image that earlier objects have not explained yet {cite}`eslami2016air`. Beside them, AIR with
 # one change each, trained with fewer seeds: the count's gradient from NVIL instead of the exact sum over
 # $n$, and the thesis's initial spread of $q(z^{\text{where}})$, log-variance −3 (a standard deviation of
-# 0.22 of the canvas's half-width, about 5 pixels here), instead of the tight −7 (0.03 of the half-width, under one pixel).
-# All share the data, the number of steps, the learning rate and the evaluation. The last row is the count
-# that guesses without looking: the most frequent one.
+# 0.22 of the canvas's half-width, about 5 pixels here), instead of the tight −7 (0.03 of the half-width,
+# under one pixel). All share the data, the number of steps, the learning rate and the evaluation. The last
+# row is the count that guesses without looking: the most frequent one.
 
 # %%
 variants = {"air": air(), "air_difference": air(inference="difference"),
