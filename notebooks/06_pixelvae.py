@@ -63,9 +63,9 @@ import torch
 
 import c2f
 from c2f import data, plots
-from c2f.findings import ch06
 from c2f.evaluate import active_units, describe, evaluate, latent_means, layer_report
 from c2f.experiment import Trial, run_trials
+from c2f.findings import ch06
 from c2f.models import HierarchicalPixelVAE, HierarchicalPixelVAEConfig, PixelVAE, PixelVAEConfig, VAE, VAEConfig
 from c2f.models.pixelvae import receptive_field_rows, timed_sample
 from c2f.train import TrainConfig
