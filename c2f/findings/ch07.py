@@ -34,8 +34,9 @@ def count_lines(outcomes: dict, labels: dict[str, str], threshold: float, target
             continue
         shared = [air.runs[air.seeds.index(s)]["count_accuracy"] for s in o.seeds]
         c = compare([r["count_accuracy"] for r in o.runs], shared, "count_accuracy", names=(labels[name], "AIR"))
-        lines.append(f"{labels[name]}: {describe(o.summary, 'count_accuracy', 1, 100, ' %')}, {learned(o, threshold)}"
-                     f" runs learned to count; against AIR on the same seeds: {c.sentence('percentage points', 1, 100)}")
+        lines.append(f"{labels[name]}: {describe(o.summary, 'count_accuracy', 1, 100, ' %')}, "
+                     f"{learned(o, threshold)} runs learned to count; against AIR on the same seeds: "
+                     f"{c.sentence('percentage points', 1, 100)}")
     reliable = [labels[n] for n, o in outcomes.items() if all(r["count_accuracy"] >= threshold for r in o.runs)]
     lines.append("how many: " + (f"every run of {', '.join(reliable)} learned to count" if reliable
                                  else "no variant learned to count in every run at this budget"))
