@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from c2f.findings.targets import target_verdict
 from c2f.stats import compare, interval
 
 
@@ -50,11 +51,9 @@ def two_level_line(report: dict, top_units: int) -> str:
 
 def target_line(nll: list[float], iw_samples: int, budget: str, target: float = 79.0) -> str:
     """The full profile's target, a PixelVAE NLL of at most 79.0 nats with K = 1000, against this run's NLL
-    per seed: met when the 95 % interval over seeds lies below it, missed when it lies above, and not
-    comparable with K < 1000 (the IW bound is looser) or with one seed."""
+    per seed (:func:`c2f.findings.targets.target_verdict`); not comparable with K < 1000 (a looser bound)."""
     i = interval(nll)
-    verdict = ("not comparable (K < 1000)" if iw_samples < 1000 else "cannot tell (one seed)" if i.low is None
-               else "met" if i.high <= target else "missed" if i.low > target else "cannot tell at this budget")
     span = "" if i.low is None else f" (95 % CI {i.low:.2f} to {i.high:.2f} over {i.over})"
+    verdict = "not comparable (K < 1000)" if iw_samples < 1000 else target_verdict(nll, target, higher=False)
     return (f"target (full profile, all data, K=1000): PixelVAE NLL ≤ {target} nats; this run: {i.mean:.2f} nats"
             f"{span} with K={iw_samples} {budget}: {verdict}")

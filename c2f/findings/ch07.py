@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from c2f.evaluate import describe
-from c2f.stats import compare, interval
+from c2f.findings.targets import target_verdict
+from c2f.stats import compare
 
 
 def learned(outcome, threshold: float) -> str:
     """How many of a model's runs learned to count (test count accuracy at least `threshold`), as "k/n"."""
     return f"{sum(r['count_accuracy'] >= threshold for r in outcome.runs)}/{len(outcome.runs)}"
-
-
-def target_verdict(values: list[float], target: float) -> str:
-    """A target on a per-seed metric: met when the 95 % interval over seeds lies above it, missed when it lies
-    below, otherwise (or with one seed) that this run cannot tell."""
-    i = interval(values)
-    if i.low is None:
-        return "cannot tell (one seed)"
-    return "met" if i.low >= target else "missed" if i.high < target else "cannot tell at this budget"
 
 
 def count_lines(outcomes: dict, labels: dict[str, str], threshold: float, target: float = 0.9) -> list[str]:

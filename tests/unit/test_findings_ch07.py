@@ -34,11 +34,6 @@ def test_no_difference_and_an_undecided_target():
     assert lines[2] == "how many: no variant learned to count in every run at this budget"
 
 
-def test_target_verdicts():
-    assert ch07.target_verdict([0.95, 0.96, 0.97], 0.9) == "met"
-    assert ch07.target_verdict([0.5], 0.9) == "cannot tell (one seed)"
-
-
 def test_descriptions():
     air = outcome("air", [0, 1], [0.4, 0.5], recall=[0.92, 0.94], box_iou=[0.6, 0.7]).summary
     assert ch07.where_line(air).endswith("where comes with the ELBO alone")
