@@ -28,8 +28,7 @@ def toy_lines(toy: dict[str, dict], names: dict[str, str], optimum: float, unifo
 def against(outcomes: dict, reference: str, metric: str = "test_accuracy") -> list[str]:
     """Every model of `outcomes` (an Outcome by label, all with the same seeds) against the `reference` one on
     `metric` (an accuracy, in percentage points), through :func:`c2f.stats.compare`."""
-    return [f"{label} against {reference}: "
-            + compare(o, outcomes[reference], metric, names=(label, reference)).sentence("percentage points", 1, 100)
+    return [compare(o, outcomes[reference], metric, names=(label, reference)).sentence("percentage points", 1, 100)
             for label, o in outcomes.items() if label != reference]
 
 
