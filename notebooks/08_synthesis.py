@@ -246,8 +246,9 @@ display(table.style.set_caption(
 # %%
 nll = {f: summaries[f]["mnist/test_nll_nats"] for f in families}
 display(ranking({f: results[f] for f in families}, "mnist/test_nll_nats", digits=2).style.set_caption(
-    f"families by test NLL (K={iw_samples}, {len(test)} test images), best first, each against the best; with "
-    f"one seed no interval, and the verdict cannot tell").set_uuid("nll_ranking"))
+    f"families by test NLL (K={iw_samples}, {len(test)} test images), best first, each against the best; "
+    + ("one seed: no interval, and the verdicts cannot tell" if n_seeds == 1 else f"95 % intervals over {n_seeds} "
+       "seeds")).set_uuid("nll_ranking"))
 print(f"training time per epoch: {min(secs.values()):.1f} s ({min(secs, key=secs.get)}) to "
       f"{max(secs.values()):.1f} s ({max(secs, key=secs.get)})")
 
@@ -255,7 +256,7 @@ print(f"training time per epoch: {min(secs.values()):.1f} s ({min(secs, key=secs
 # At the CPU `default` budget (a few epochs on a fifth of the training images) no family is near convergence,
 # and the likelihoods are far from those of the papers and of the chapters' `full` profiles; what this table
 # compares is the families at one equal, small budget. Families that converge slowly per epoch (those trained
-# group by group or step by step) are disadvantaged by such a budget, and the seconds per epoch say what
+# group by group or step by step) may be disadvantaged by such a budget, and the seconds per epoch say what
 # a longer one would cost each of them.
 #
 # ## Coarse to fine, family by family

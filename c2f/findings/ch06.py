@@ -17,7 +17,7 @@ def likelihood_lines(outcomes: dict, labels: dict[str, str]) -> list[str]:
 
 def collapse_lines(summaries: dict[str, dict], latent_dim: int) -> list[str]:
     """Each model's KL and active units of z, and whether z collapsed by the active-unit criterion."""
-    return [f"{name} z: KL {s['kl_nats']:.2f} nats, {s['active_units']:.0f}/{latent_dim} active units ("
+    return [f"{name}: KL of z {s['kl_nats']:.2f} nats, {s['active_units']:.0f}/{latent_dim} active units ("
             + ("collapsed by the active-unit criterion" if s["active_units"] == 0 else "not collapsed") + ")"
             for name, s in summaries.items()]
 
