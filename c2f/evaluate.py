@@ -5,6 +5,11 @@ Models follow :class:`c2f.objectives.LatentVariableModel`: ``elbo_terms(x)`` (an
 ``log_importance_weights(x, k)`` (shape [k, B]) and ``latent_means(x)``; a model that decodes several
 images per image and importance sample says how many in ``decodes_per_sample``. Evaluation runs on a fixed
 binarization of the data so that numbers repeat, and leaves the model in the mode it found it in.
+
+Every evaluation sees the same test images: a dynamically binarized set is binarized once with
+:data:`TEST_BINARIZATION_SEED`, whatever the trial's seed. The `seed` of a function that draws (posterior
+samples, importance samples) seeds those draws only, so two seeds of one trial differ by their training and
+their Monte-Carlo noise, never by their test images.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import re
 import torch
 
 from c2f.data import ImageSet, batches
+
+TEST_BINARIZATION_SEED = 0  # the one binarization of a test set that every model and every seed is scored on
+
+
+def evaluation_images(data: ImageSet) -> ImageSet:
+    """The fixed test images every evaluation sees: `data` binarized with :data:`TEST_BINARIZATION_SEED`."""
+    return data.fixed_binarization(TEST_BINARIZATION_SEED)
 
 
 @torch.no_grad()
@@ -55,21 +67,25 @@ def elbo(model, data: ImageSet, *, batch_size: int = 500, seed: int = 0) -> floa
 
 @torch.no_grad()
 def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 500, seed: int = 0,
-             iw_batch: int = 20_000, **model_kwargs) -> dict:
+             iw_batch: int = 20_000, per_image: bool = False, **model_kwargs) -> dict:
     """ELBO and its terms, KL per latent dimension and, with `iw_samples` > 0, the IW estimate of NLL.
 
     Returns means over the data in nats: ``elbo_nats`` (≤ log p(x), higher is better), ``recon_nats``
     (−E_q log p(x|z)), ``kl_nats``, ``kl_per_dim`` (list), ``nll_nats`` (−log p(x) estimated with
     ``iw_samples`` samples; lower is better) and ``bits_per_dim`` (from the NLL, else from the ELBO).
-    At most `iw_batch` images are decoded at once. The samples are drawn with `seed`, so numbers repeat.
+    At most `iw_batch` images are decoded at once. The means are over the fixed test images of `data`
+    (:func:`evaluation_images`); the samples are drawn with `seed` (the images do not depend on it).
     `model_kwargs` are passed to ``elbo_terms`` and ``log_importance_weights``, e.g. ``groups=g`` to
-    evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`).
+    evaluate the model that decodes only its first g latent groups (see :func:`prefix_curve`). With
+    `per_image`, also each image's ``elbo_nats_per_image`` (and ``nll_nats_per_image``), lists in the order
+    of the images: what :func:`c2f.stats.compare` needs to count the test images as a source of noise.
     """
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
+    images: dict[str, list] = {"elbo": [], "nll": []}
     devices = [data.x.device] if data.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # seeded here, and the caller's random state left alone
         torch.manual_seed(seed)
@@ -78,9 +94,12 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
             for key in ("elbo", "log_px", "kl"):
                 sums[key] += getattr(t, key).sum().item()
             kl_dims = kl_dims + t.kl_dims.sum(0)
+            images["elbo"].append(t.elbo)
             if iw_samples > 0:
                 chunk = samples_per_call(model, iw_batch, x.shape[0])
-                sums["nll"] -= iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs).sum().item()
+                log_px = iw_log_likelihood(model, x, iw_samples, chunk, **model_kwargs)
+                sums["nll"] -= log_px.sum().item()
+                images["nll"].append(-log_px)
     model.train(was_training)
     n, pixels = len(data), math.prod(data.image_shape)
     out = {
@@ -92,6 +111,8 @@ def evaluate(model, data: ImageSet, *, iw_samples: int = 0, batch_size: int = 50
     if iw_samples > 0:
         out["nll_nats"] = sums["nll"] / n
     out["bits_per_dim"] = out.get("nll_nats", -out["elbo_nats"]) / (pixels * math.log(2))
+    if per_image:
+        out.update({f"{k}_nats_per_image": torch.cat(v).double().tolist() for k, v in images.items() if v})
     return out
 
 
@@ -106,7 +127,7 @@ def prefix_curve(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
     """
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     sums = {"elbo": 0.0, "log_px": 0.0, "kl": 0.0, "nll": 0.0}
     kl_dims = 0.0
     devices = [data.x.device] if data.x.device.type == "cuda" else []
@@ -179,10 +200,10 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
     the inferred ones only), so it is the fair prefix curve of a jointly trained model. With `iw_samples` =
     K > 0 also the importance-sampled NLL under q'. Needs a model whose group posteriors do not depend on
     each other (``group_posteriors(x)``). Entry g−1 has ``elbo_nats``, ``kl_nats`` (and ``nll_nats``): means
-    over the fixed binarization of `data` drawn with `seed`."""
+    over the fixed test images of `data` (:func:`evaluation_images`), the samples drawn with `seed`."""
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     order = list(order)
     sums = [{"elbo": 0.0, "kl": 0.0, "nll": 0.0} for _ in order]
     devices = [data.x.device] if data.x.device.type == "cuda" else []
@@ -209,22 +230,22 @@ def prior_completed_curve(model, data: ImageSet, order, *, iw_samples: int = 0, 
 
 
 @torch.no_grad()
-def marginal_bernoulli_log_likelihood(train: ImageSet, test: ImageSet, *, seed: int = 0) -> float:
+def marginal_bernoulli_log_likelihood(train: ImageSet, test: ImageSet) -> float:
     """The model with no latents: every pixel an independent Bernoulli whose probability is its mean over
     the training images (Laplace-smoothed, (Σx + 1) / (N + 2), so no pixel has probability 0 or 1). Returns
-    the mean log p(x) in nats on the fixed binarization of `test` drawn with `seed` (an exact likelihood, to
-    compare with ELBOs and NLLs)."""
+    the mean log p(x) in nats on the fixed test images of `test` (:func:`evaluation_images`): an exact
+    likelihood, to compare with ELBOs and NLLs."""
     probs = (train.x.double().sum(0) + 1) / (len(train) + 2)
-    x = test.fixed_binarization(seed).x.double()
+    x = evaluation_images(test).x.double()
     return torch.distributions.Bernoulli(probs=probs).log_prob(x).flatten(1).sum(-1).mean().item()
 
 
 @torch.no_grad()
-def latent_means(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
-    """E_q[z | x] for every image of a fixed binarization of `data`: shape [N, D]."""
+def latent_means(model, data: ImageSet, *, batch_size: int = 1000) -> torch.Tensor:
+    """E_q[z | x] for every image of the fixed test images of `data` (:func:`evaluation_images`): [N, D]."""
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     means = torch.cat([model.latent_means(x) for x, _ in batches(data, batch_size, shuffle=False)])
     model.train(was_training)
     return means
@@ -303,13 +324,12 @@ def describe(summary: dict, key: str, digits: int = 2, scale: float = 1.0, unit:
 
 
 @torch.no_grad()
-def cluster_assignments(model, data: ImageSet, *, batch_size: int = 1000, seed: int = 0) -> tuple[torch.Tensor,
-                                                                                                  torch.Tensor]:
-    """The model's cluster (``model.cluster(x)``, e.g. argmax q(z|x)) of every image of a fixed binarization
-    of `data`, and the true labels: two tensors [N] on the CPU."""
+def cluster_assignments(model, data: ImageSet, *, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's cluster (``model.cluster(x)``, e.g. argmax q(z|x)) of every image of the fixed test images
+    of `data` (:func:`evaluation_images`), and the true labels: two tensors [N] on the CPU."""
     was_training = model.training
     model.eval()
-    data = data.fixed_binarization(seed)
+    data = evaluation_images(data)
     clusters = torch.cat([model.cluster(x).cpu() for x, _ in batches(data, batch_size, shuffle=False)])
     model.train(was_training)
     return clusters, data.y.cpu()
@@ -377,7 +397,7 @@ def layer_report(model, data: ImageSet, *, iw_samples: int = 0, seed: int = 0, b
     count the units by their KL instead (:func:`kl_active_units`, `kl_threshold` nats). Scalar entries only."""
     out = evaluate(model, data, iw_samples=iw_samples, seed=seed, batch_size=batch_size)
     kl_dims = torch.tensor(out.pop("kl_per_dim"))
-    _, variances = active_units(latent_means(model, data, seed=seed), threshold)
+    _, variances = active_units(latent_means(model, data), threshold)
     sizes = list(model.layer_sizes)
     for l, (kl, var) in enumerate(zip(kl_dims.split(sizes), variances.cpu().split(sizes)), 1):
         out[f"kl_layer_{l}"] = kl.sum().item()

@@ -9,11 +9,14 @@ training configuration) and hands the list to :func:`run_trials` with the seeds 
 
 Every model is built right after ``torch.manual_seed(seed)``, so its initial weights depend on the seed alone
 (not on what was trained or loaded before it), and trained with that seed. The summary of each model (see
-:func:`c2f.evaluate.summarise`) is logged to the chapter's record under the model's name.
+:func:`c2f.evaluate.summarise`) is logged to the chapter's record under the model's name, and each seed's wall
+time is kept in ``wall_seconds``. The setup every chapter shares lives here too: :func:`splits` (the data),
+:func:`seed_list` (the seeds) and :func:`parameter_count`.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -45,6 +48,7 @@ class Outcome:
     models: list[nn.Module] = field(default_factory=list)
     histories: list[Any] = field(default_factory=list)  # fit's history (a list of them for stage-wise models)
     runs: list[dict] = field(default_factory=list)  # the score of each seed
+    wall_seconds: list[float] = field(default_factory=list)  # each seed's build, train (or load) and score, s
     summary: dict = field(default_factory=dict)  # mean, and with several seeds `_std` and `_worst`
 
     @property
@@ -57,12 +61,41 @@ class Outcome:
         return self.histories[0]
 
     @property
+    def wall_s(self) -> float:
+        """Wall time of the whole trial in this run: building, training (or loading) and scoring every seed."""
+        return sum(self.wall_seconds)
+
+    @property
     def train_seconds(self) -> list[float]:
         """Training wall time of each seed: the sum of its epochs' ``time_s`` (every stage of a stage-wise
         model), as measured when it was trained (a cached model keeps the time of the run that trained it)."""
         def total(h):
             return sum(total(s) for s in h) if isinstance(h, list) else sum(h["epochs"].get("time_s", [float("nan")]))
         return [total(h) for h in self.histories]
+
+
+def seed_list(seed: int, n_seeds: int) -> list[int]:
+    """The seeds of a chapter's `n_seeds` independent runs: `seed`, `seed` + 1, ..."""
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be at least 1, got {n_seeds}")
+    return [seed + i for i in range(n_seeds)]
+
+
+def parameter_count(model: nn.Module) -> int:
+    """The number of a model's parameters (every tensor of ``model.parameters()``, trainable or frozen)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def splits(name: str, *, device, train_size: int = 0, test_size: int = 0, binarize: str | None = None,
+           parts: Sequence[str] = ("train", "valid", "test")) -> tuple[ImageSet, ...]:
+    """A chapter's data: the `parts` of data set `name` (see :func:`c2f.data.load`), in that order, the
+    training split cut to its first `train_size` images and every other part to its first `test_size`
+    (0: all of it)::
+
+        train, valid, test = splits("mnist", device=device, train_size=train_size, test_size=test_size)
+    """
+    sets = [datasets.load(name, part, device=device, binarize=binarize) for part in parts]
+    return tuple(s.subset(train_size if part == "train" else test_size) for part, s in zip(parts, sets))
 
 
 def train_model(model: nn.Module, data: ImageSet, cfg: TrainConfig, *, name: str, valid: ImageSet | None = None,
@@ -82,7 +115,8 @@ def run_trials(trials: Sequence[Trial], train: ImageSet, *, seeds: Sequence[int]
     ``runs`` but not summarised). The checkpoint of a model is cached as ``{key}-{name}-seed{seed}``, so
     `key` (the chapter, e.g. ``"01"``, plus any tag) keeps chapters apart. With `run` (a
     :class:`c2f.records.Run`) each summary is logged as ``{log_prefix}{name}/<metric>``. With
-    `keep_models` False only the first seed's model is kept (the others are released after scoring).
+    `keep_models` False only the first seed's model is kept (the others are released after scoring). Each
+    seed's wall time (build, train or load, score) is kept in ``wall_seconds``, not logged.
     """
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
@@ -93,11 +127,13 @@ def run_trials(trials: Sequence[Trial], train: ImageSet, *, seeds: Sequence[int]
     for trial in trials:
         out = results[trial.name]
         for s in seeds:
+            start = time.perf_counter()
             torch.manual_seed(s)
             model = trial.build()
             history = train_model(model, trial.data or train, replace(trial.train, seed=s),
                                   name=f"{key}-{trial.name}-seed{s}", valid=valid, retrain=retrain)
             out.runs.append(score(model, s))
+            out.wall_seconds.append(time.perf_counter() - start)
             out.histories.append(history)
             if keep_models or not out.models:
                 out.models.append(model)

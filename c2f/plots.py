@@ -14,32 +14,59 @@ from torchvision.utils import make_grid
 PALETTE = "colorblind"
 
 # One colour per model family, the same in every figure of the book. A name matches the longest family
-# name it starts with, after dropping a data-set or variant tag ("fashion_lvae" -> "lvae"); other names get
-# a colour from a stable hash, so they too keep it from one figure to the next.
-_CB, _TAB = sns.color_palette("colorblind", 10), sns.color_palette("tab20", 20)
+# name it starts with, after dropping a data-set tag ("fashion_lvae" -> "lvae"); a name of VARIANT_OF belongs
+# to that family ("vae_conv" -> "vae"); other names get a colour from a stable hash, so they too keep it from
+# one figure to the next. Variants of one family share its colour and differ in line style and marker
+# (:func:`model_styles`). The colours were picked greedily, each as far as possible (CIEDE2000, ΔE00) from those
+# before it, on an sRGB grid with lightness L* 35-72 (visible on white) and chroma ≥ 30 (apart from the grey
+# baselines): no two families are closer than MIN_FAMILY_DISTANCE (ΔE00 ≈ 2 is a just-noticeable difference).
 FAMILY_COLORS = {
-    "no_latents": (0.45, 0.45, 0.45), "pca": (0.6, 0.6, 0.6),
-    "vae": _CB[0], "vae_mlp": _CB[0], "vae_conv": _CB[9], "standard": _CB[0],
-    "single": _CB[1], "multiple": _CB[2], "rnn": _CB[3], "quotient": _CB[4], "pcaae": _CB[5],
-    "hvae": _TAB[0], "markov_hvae": _TAB[2], "lvae": _TAB[4], "vlae": _TAB[6], "svae": _TAB[8],
-    "msvae": _TAB[10], "dvae": _CB[7], "dvae_st": _CB[8],
-    "convdraw": _TAB[12], "pixelcnn": _TAB[14], "pixelvae": _TAB[16], "air": _TAB[18], "dair": _TAB[19],
-    "jpeg": _TAB[1], "jpeg2000": _TAB[3], "webp": _TAB[5], "avif": _TAB[7],
+    "no_latents": "#737373", "pca": "#a6a6a6",
+    "vae": "#0173b2", "single": "#ff3c00", "multiple": "#00c300", "rnn": "#a5004b", "quotient": "#e1a500",
+    "pcaae": "#875a96", "hvae": "#3c0fff", "markov_hvae": "#00b4f0", "lvae": "#006900", "vlae": "#f000ff",
+    "svae": "#874b00", "msvae": "#00a596", "dvae": "#ff7896", "dvae_st": "#b40f0f", "convdraw": "#87873c",
+    "pixelcnn": "#d29678", "pixelvae": "#9696ff", "air": "#5a5a00", "dair": "#e196e1", "codec": "#f01e4b",
 }
+MIN_FAMILY_DISTANCE = 15.0  # ΔE00; the palette's closest pair is 16.8 apart
+VARIANT_OF = {"standard": "vae", "jpeg": "codec", "jpeg2000": "codec", "webp": "codec", "avif": "codec"}
 _TAGS = ("fashion_", "cb_", "omniglot_", "mnist_", "static_", "dynamic_")
+_TAB = sns.color_palette("tab20", 20)
+
+
+def model_family(name: str) -> str | None:
+    """The family a model's name belongs to (see :data:`FAMILY_COLORS`), None when it matches none."""
+    key = name.lower().rsplit("/", 1)[-1].replace(" ", "_")  # "no latents", "standard (rest from prior)"
+    for tag in _TAGS:
+        key = key.removeprefix(tag)
+    names = {**{f: f for f in FAMILY_COLORS}, **VARIANT_OF}
+    matches = [f for f in names if key == f or key.startswith(f + "_") or key.startswith(f + "-")]
+    return names[max(matches, key=len)] if matches else None
 
 
 def model_color(name: str):
     """The colour of a model family in every figure of the book (see :data:`FAMILY_COLORS`)."""
-    key = name.lower().rsplit("/", 1)[-1].replace(" ", "_")  # "no latents", "standard (rest from prior)"
-    for tag in _TAGS:
-        key = key.removeprefix(tag)
-    matches = [f for f in FAMILY_COLORS if key == f or key.startswith(f + "_") or key.startswith(f + "-")]
-    if matches:
-        return FAMILY_COLORS[max(matches, key=len)]
+    family = model_family(name)
+    if family is not None:
+        return FAMILY_COLORS[family]
     import zlib
 
-    return _TAB[zlib.crc32(key.encode()) % len(_TAB)]
+    return _TAB[zlib.crc32(name.lower().encode()) % len(_TAB)]
+
+
+_VARIANT_STYLES = [("o", "-"), ("s", ":"), ("^", "-."), ("D", (0, (5, 1))), ("v", (0, (3, 1, 1, 1, 1, 1)))]
+
+
+def model_styles(names: Sequence[str]) -> dict[str, dict]:
+    """``color``, ``marker`` and ``linestyle`` of each model of one figure: its family's colour; the variants
+    of one family that share the figure (in the order given) get successive markers and line styles."""
+    seen: dict = {}
+    styles = {}
+    for name in names:
+        variant = seen.setdefault(str(model_color(name)), [])
+        variant.append(name)
+        marker, line = _VARIANT_STYLES[(len(variant) - 1) % len(_VARIANT_STYLES)]
+        styles[name] = {"color": model_color(name), "marker": marker, "linestyle": line}
+    return styles
 
 
 def use_style() -> None:
@@ -83,12 +110,13 @@ def training_curves(histories: dict[str, dict], keys: Sequence[str] = ("elbo", "
     labels = labels or {"elbo": "ELBO (nats)", "recon": "reconstruction −log p(x|z) (nats)", "kl": "KL (nats)"}
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
+        styles = model_styles(list(histories))
         for name, h in histories.items():
-            color = model_color(name)
+            color = styles[name]["color"]
             steps_per_epoch = h["steps"]["step"][-1] / h["epochs"]["epoch"][-1]
             epochs = np.array(h["steps"]["step"]) / steps_per_epoch
-            ax.plot(epochs, h["steps"][key], "o-" if len(epochs) < 20 else "-", ms=3, lw=1.5, color=color,
-                    label=f"{name} (training)")
+            ax.plot(epochs, h["steps"][key], marker=styles[name]["marker"] if len(epochs) < 20 else None, ms=3,
+                    lw=1.5, color=color, ls=styles[name]["linestyle"], label=f"{name} (training)")
             if key == "elbo" and "valid_elbo" in h["epochs"]:
                 ax.plot(h["epochs"]["epoch"], h["epochs"]["valid_elbo"], "s--", ms=3, color=color,
                         label=f"{name} (validation)")
@@ -174,9 +202,6 @@ def kl_per_dimension(kls: dict[str, Sequence[float]], variances: dict[str, torch
     return fig
 
 
-_VARIANT_STYLES = [("o", "-"), ("s", ":"), ("^", "-."), ("D", (0, (5, 1))), ("v", (0, (3, 1, 1, 1, 1, 1)))]
-
-
 def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str | None = None, ax=None,
                    xlabel: str = "number of latent groups decoded, g", errors: dict | None = None,
                    references: dict[str, float] | None = None, dashed: Sequence[str] = (), legend: bool = True):
@@ -186,12 +211,9 @@ def lines_by_group(series: dict[str, Sequence[float]], ylabel: str, title: str |
     lines (e.g. a model with no latents)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
-    seen: dict = {}
+    styles = model_styles(list(series))  # variants of one family: same colour, other marker and line
     for name, values in series.items():
-        color = model_color(name)
-        variant = seen.setdefault(color, [])  # variants of one family: same colour, other marker and line
-        variant.append(name)
-        marker, line = _VARIANT_STYLES[(len(variant) - 1) % len(_VARIANT_STYLES)]
+        color, marker, line = (styles[name][k] for k in ("color", "marker", "linestyle"))
         g = np.arange(1, len(values) + 1)
         ax.plot(g, values, marker=marker, ls="--" if name in dashed else line, ms=4, lw=1.5, color=color,
                 label=name, mfc="white" if name in dashed else color)
@@ -278,10 +300,13 @@ def rate_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], xlab
     `dashed` are drawn dashed (e.g. a theoretical rate beside a real one)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
+    styles = model_styles(list(dict.fromkeys(name.split(" ")[0] for name in curves)))
     for name, (x, y) in curves.items():
         order = np.argsort(x)
-        ax.plot(np.asarray(x)[order], np.asarray(y)[order], "--" if name in dashed else "o-", ms=3.5, lw=1.5,
-                color=model_color(name.split(" ")[0]), label=name)
+        style = styles[name.split(" ")[0]]
+        ax.plot(np.asarray(x)[order], np.asarray(y)[order], ms=3.5, lw=1.5, color=style["color"],
+                marker=None if name in dashed else style["marker"], ls="--" if name in dashed else style["linestyle"],
+                label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

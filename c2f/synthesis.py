@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from c2f.data import ImageSet, batches
-from c2f.evaluate import latent_means
+from c2f.evaluate import evaluation_images, latent_means
 
 
 # the families chapter 08 compares: name -> (the chapter that introduces it, how its code is ordered)
@@ -161,20 +161,20 @@ def probe(train_codes, train_labels, test_codes, test_labels, *, max_iter: int =
 
 
 @torch.no_grad()
-def prefix_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, probe_train: ImageSet, *, seed: int = 0,
+def prefix_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, probe_train: ImageSet, *,
                     batch_size: int = 500) -> list[dict]:
     """For g = 1..len(order): ``kl_nats`` (the prefix's test KL), ``recon_nats`` (−E log p(x | prefix) on the
-    fixed binarization of `test` drawn with `seed`) and ``probe_accuracy`` (a :func:`probe` fitted on the
-    prefix codes of `probe_train`, scored on those of `test`)."""
+    fixed test images of `test`, :func:`c2f.evaluate.evaluation_images`) and ``probe_accuracy`` (a
+    :func:`probe` fitted on the prefix codes of `probe_train`, scored on those of `test`)."""
     was_training = model.training
     model.eval()
     kl = torch.as_tensor(kl_per_dim, dtype=torch.float64)
-    fixed = test.fixed_binarization(seed)
+    fixed = evaluation_images(test)
     sums = torch.zeros(len(order), dtype=torch.float64)
     for x, _ in batches(fixed, batch_size, shuffle=False):
         for g in range(1, len(order) + 1):
             sums[g - 1] += order.log_px(x, g).double().sum().cpu()
-    codes_train, codes_test = (latent_means(model, d, seed=seed).cpu() for d in (probe_train, test))
+    codes_train, codes_test = (latent_means(model, d).cpu() for d in (probe_train, test))
     model.train(was_training)
     out, cols = [], []
     for g in range(1, len(order) + 1):

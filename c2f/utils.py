@@ -44,10 +44,29 @@ def configure_threads() -> None:
 
 
 def device_description(device: torch.device) -> str:
-    """A human-readable name for a device, e.g. 'cpu (2 threads, x86_64)' or 'cuda (NVIDIA H100)'."""
+    """What computed a page, precisely enough to know whether its last digits can repeat elsewhere: the GPU's
+    name, e.g. 'cuda: NVIDIA H100 80GB HBM3', or the CPU model, the vector instruction set torch's kernels use
+    and the thread count, e.g. 'cpu: AMD EPYC 7763 (AVX2), 1 thread'."""
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    threads = torch.get_num_threads()
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"cpu: {cpu_model()} ({isa}), {threads} thread{'s' if threads != 1 else ''}"
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux's `cpuinfo`, macOS's sysctl), else the architecture, e.g. 'x86_64'."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    try:
+        return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                              check=True, timeout=5).stdout.strip() or platform.machine()
+    except (OSError, subprocess.SubprocessError):
+        return platform.machine() or platform.processor() or "unknown CPU"
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -127,7 +127,7 @@ seeds = [seed + i for i in range(n_seeds)]
 
 def score(model, s):
     metrics = evaluate(model, test, iw_samples=iw_samples, seed=s)
-    n_cov, variances = active_units(latent_means(model, test, seed=s))
+    n_cov, variances = active_units(latent_means(model, test))
     return {**{f"test_{k}": v for k, v in metrics.items()}, "active_units": n_cov,
             "kl_active_units": kl_active_units(metrics["kl_per_dim"]), "variances": variances}
 
@@ -258,7 +258,7 @@ out_2d = run_trials([trial_2d], train, seeds=[seed], score=score_2d, run=run, ke
 model_2d, metrics_2d = out_2d.model, out_2d.summary
 fig, axes = plots.plt.subplots(1, 2, figsize=(12, 5.6), gridspec_kw={"width_ratios": [1, 1.15]})
 plots.latent_manifold(model_2d.generate, n=20, device=device, ax=axes[0], title="decoded prior quantiles")
-plots.latent_scatter(latent_means(model_2d, test, seed=seed), test.y, ax=axes[1],
+plots.latent_scatter(latent_means(model_2d, test), test.y, ax=axes[1],
                      title="posterior means of test images")
 run.savefig(fig, "vae_2d_manifold")
 print(f"2-D VAE: test ELBO {metrics_2d['test_elbo_nats']:.2f} nats")
@@ -290,7 +290,7 @@ for name, model in models.items():
     curve[name] = iw_curve(model, x_curve, ks)
 fig, ax = plots.plt.subplots(figsize=(5.5, 3.5))
 for name, nll in curve.items():
-    ax.plot(ks, nll, "o-", color=plots.model_color(name), label=name)
+    ax.plot(ks, nll, **plots.model_styles(list(curve))[name], label=name)
 ax.set_xscale("log")
 ax.set_xlabel("importance samples K")
 ax.set_ylabel("−$\\mathcal{L}_K$ (nats)")

@@ -96,7 +96,7 @@ def splits(name, binarize):
 train, valid, test = splits("mnist", "dynamic")
 print(f"MNIST: {len(train)} training, {len(valid)} validation and {len(test)} test images")
 x_show = test.fixed_binarization(seed).x[:n_show]
-no_latents = marginal_bernoulli_log_likelihood(train, test, seed=seed)
+no_latents = marginal_bernoulli_log_likelihood(train, test)
 run.log("no_latents", {"test_log_likelihood_nats": no_latents})
 print(f"no latents (pixel marginals of the training images): test log-likelihood {no_latents:.2f} nats")
 
@@ -377,7 +377,7 @@ for name in [n for n in ("rnn", "standard") if n in trained]:
 # switched-off group has a constant mean and an undefined (blank) correlation.
 
 # %%
-corr = {n: torch.corrcoef(latent_means(m, test, seed=seed).T) for n, m in trained.items()}
+corr = {n: torch.corrcoef(latent_means(m, test).T) for n, m in trained.items()}
 mean_abs_corr = {n: c[~torch.eye(len(c), dtype=torch.bool)].abs().nanmean().item() for n, c in corr.items()}
 fig = plots.correlation_matrices(corr, title="correlation of the posterior means (test images)", ncols=3,
                                  annotate=groups <= 12)
@@ -460,7 +460,7 @@ run.savefig(fig, "pcaae_compression")
 # %%
 if fashion_models:
     f_train, f_valid, f_test = splits("fashion_mnist", "dynamic")
-    f_no_latents = marginal_bernoulli_log_likelihood(f_train, f_test, seed=seed)
+    f_no_latents = marginal_bernoulli_log_likelihood(f_train, f_test)
     run.log("fashion_no_latents", {"test_log_likelihood_nats": f_no_latents})
     f_results = run_trials(trials(fashion_models, base, fashion_epochs), f_train, seeds=seeds,
                            score=scorer(f_test, f_valid), run=run, key="02-fashion", valid=f_valid, retrain=retrain,

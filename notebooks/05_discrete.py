@@ -437,8 +437,8 @@ def cluster_score(test, k: int, iw: int, fit_set=None):
     n_classes = len(test.y.unique())
 
     def score(model, s):
-        clusters, labels = cluster_assignments(model, test, seed=seed)
-        fit = cluster_assignments(model, fit_set, seed=seed) if fit_set is not None else None
+        clusters, labels = cluster_assignments(model, test)
+        fit = cluster_assignments(model, fit_set) if fit_set is not None else None
         metrics = evaluate(model, test, seed=seed, iw_samples=iw)
         result = {"test_accuracy": cluster_accuracy(clusters, labels, k, matched_on=fit),
                   "test_elbo_nats": metrics["elbo_nats"], "test_nll_nats": metrics["nll_nats"],

@@ -151,7 +151,7 @@ print(f"PixelVAE decoder: {layers} gated layers of {channels} channels, kernels 
 def score_on(test_set):
     def score(model, s):
         r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch)
-        means = latent_means(model, test_set, seed=s)
+        means = latent_means(model, test_set)
         units = active_units(means)[0] if means.shape[-1] else 0  # the PixelCNN has no latent
         return {"test_elbo_nats": r["elbo_nats"], "test_nll_nats": r["nll_nats"], "kl_nats": r["kl_nats"],
                 "recon_nats": r["recon_nats"], "active_units": units, "kl_per_dim": r["kl_per_dim"]}

@@ -188,11 +188,11 @@ def score(model, s):  # every seed's model on the same binarization and importan
     kl = m.pop("kl_per_dim")
     out = {f"mnist/test_{k}": v for k, v in m.items()}
     if isinstance(model, DVAE):  # a clustering model: its clusters matched to the classes (Hungarian method)
-        out["mnist/cluster_accuracy"] = cluster_accuracy(*cluster_assignments(model, test, seed=0), 10)
+        out["mnist/cluster_accuracy"] = cluster_accuracy(*cluster_assignments(model, test), 10)
     else:
         out["mnist/kl_active_units"] = kl_active_units(kl)
     order = code_order(model, kl)
-    curve = prefix_measures(model, order, kl, test, probe_train, seed=0)
+    curve = prefix_measures(model, order, kl, test, probe_train)
     for g, c in enumerate(curve, 1):
         out.update({f"mnist/prefix_kl_nats@{g}": c["kl_nats"], f"mnist/prefix_recon_nats@{g}": c["recon_nats"],
                     f"mnist/probe_accuracy@{g}": c["probe_accuracy"]})

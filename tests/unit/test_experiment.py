@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
+from torch import nn
 
 from c2f.evaluate import evaluate
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.models import VAE, VAEConfig
-from c2f.plots import FAMILY_COLORS, model_color
 from c2f.records import Run
 from c2f.train import TrainConfig
 
@@ -53,8 +55,50 @@ def test_run_trials_rejects_duplicate_names_and_no_seeds(tiny_images):
         run_trials([trial], tiny_images, seeds=[], score=_score(tiny_images), key="x")
 
 
-def test_model_color_is_one_colour_per_family():
-    assert model_color("lvae") == model_color("fashion_lvae") == model_color("04/lvae") == FAMILY_COLORS["lvae"]
-    assert model_color("markov_hvae") == FAMILY_COLORS["markov_hvae"] != FAMILY_COLORS["hvae"]
-    assert model_color("dvae_st") != model_color("dvae")
-    assert model_color("an_unknown_model") == model_color("an_unknown_model")
+def test_run_trials_times_every_seed(tiny_images, isolated_cache):
+    """Each seed's wall time covers training (or loading) and scoring, so a chapter need not run one trial at
+    a time to time it."""
+    def slow_score(model, seed):
+        time.sleep(0.05)
+        return _score(tiny_images)(model, seed)
+
+    trial = Trial("vae_mlp", lambda: VAE(CFG), TrainConfig(epochs=1, batch_size=32))
+    out = run_trials([trial], tiny_images, seeds=[0, 1], score=slow_score, key="timed")["vae_mlp"]
+    assert len(out.wall_seconds) == 2
+    assert all(w >= 0.05 + t for w, t in zip(out.wall_seconds, out.train_seconds)), "training and scoring"
+    assert out.wall_s == pytest.approx(sum(out.wall_seconds))
+    assert not any("wall" in k for k in out.summary), "timings are not metrics of the record"
+    loaded = run_trials([trial], tiny_images, seeds=[0, 1], score=_score(tiny_images), key="timed")["vae_mlp"]
+    assert loaded.runs == out.runs, "loading gives the same numbers"
+    assert loaded.wall_s < out.wall_s
+
+
+def test_seed_list():
+    assert seed_list(3, 3) == [3, 4, 5] and seed_list(0, 1) == [0]
+    with pytest.raises(ValueError, match="n_seeds"):
+        seed_list(0, 0)
+
+
+def test_parameter_count_counts_every_tensor():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 4))
+    model[0].requires_grad_(False)
+    assert parameter_count(model) == 3 * 2 + 2 + 2 * 4 + 4
+    assert parameter_count(VAE(CFG)) == sum(p.numel() for p in VAE(CFG).parameters())
+
+
+def test_splits_cut_the_training_split_and_the_others(monkeypatch, make_images):
+    loaded = []
+
+    def load(name, split, *, device, binarize):
+        loaded.append((name, split, device, binarize))
+        return make_images(40, seed=len(loaded))
+
+    monkeypatch.setattr("c2f.experiment.datasets.load", load)
+    train, valid, test = splits("mnist", device="cpu", train_size=30, test_size=10, binarize="dynamic")
+    assert loaded == [("mnist", p, "cpu", "dynamic") for p in ("train", "valid", "test")]
+    assert (len(train), len(valid), len(test)) == (30, 10, 10)
+    assert torch.equal(test.x, make_images(40, seed=3).x[:10]), "the first test_size images"
+    loaded.clear()
+    train, test = splits("omniglot", device="cpu", test_size=5, parts=("train", "test"))
+    assert [p for _, p, _, _ in loaded] == ["train", "test"] and loaded[0][3] is None
+    assert (len(train), len(test)) == (40, 5), "0 keeps the whole split"

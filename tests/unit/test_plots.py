@@ -83,3 +83,41 @@ def test_mean_band_draws_the_mean_and_skips_non_finite_runs():
     assert len(ax.collections) == 1  # the ±1 std band
     exact = plots.mean_band(ax, [0, 1, 2], np.full((1, 3), -np.inf), label="exact")  # nothing to draw
     assert np.isnan(exact.get_ydata()).all()
+
+
+def test_model_color_is_one_colour_per_family():
+    assert plots.model_color("lvae") == plots.model_color("fashion_lvae") == plots.model_color("04/lvae") \
+        == plots.FAMILY_COLORS["lvae"]
+    assert plots.model_color("markov_hvae") == plots.FAMILY_COLORS["markov_hvae"] != plots.FAMILY_COLORS["hvae"]
+    assert plots.model_color("dvae_st") != plots.model_color("dvae")
+    assert plots.model_color("vae_conv") == plots.model_color("vae_mlp") == plots.model_color("standard")
+    assert plots.model_color("jpeg2000") == plots.model_color("webp") == plots.FAMILY_COLORS["codec"]
+    assert plots.model_family("rnn_nor") == "rnn" and plots.model_family("an_unknown_model") is None
+    assert plots.model_color("an_unknown_model") == plots.model_color("an_unknown_model")
+
+
+def test_no_two_families_look_alike():
+    """Every pair of family colours is at least MIN_FAMILY_DISTANCE apart in CIEDE2000 (ΔE00; about 2 is
+    just noticeable side by side, the palette this replaced had vae/hvae 1.7 and quotient/convdraw 4.1)."""
+    import itertools
+
+    import numpy as np
+    from matplotlib.colors import to_rgb
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    assert plots.MIN_FAMILY_DISTANCE >= 15
+    lab = {f: rgb2lab(np.array([[to_rgb(c)]]))[0, 0] for f, c in plots.FAMILY_COLORS.items()}
+    closest = min((float(deltaE_ciede2000(lab[a], lab[b])), a, b) for a, b in itertools.combinations(lab, 2))
+    assert closest[0] >= plots.MIN_FAMILY_DISTANCE, f"{closest[1]} and {closest[2]} are {closest[0]:.1f} apart"
+
+
+def test_variants_of_a_family_share_the_colour_and_differ_in_style():
+    styles = plots.model_styles(["vae_mlp", "vae_conv", "lvae", "rnn", "rnn_nor"])
+    assert styles["vae_mlp"]["color"] == styles["vae_conv"]["color"] != styles["lvae"]["color"]
+    for a, b in (("vae_mlp", "vae_conv"), ("rnn", "rnn_nor")):
+        assert (styles[a]["marker"], styles[a]["linestyle"]) != (styles[b]["marker"], styles[b]["linestyle"])
+    fig = plots.rate_curves({"jpeg": ([1, 2], [3, 2]), "webp": ([1, 2], [2.5, 1.5]), "convdraw": ([1, 2], [2, 1]),
+                             "convdraw (KL)": ([1, 2], [2, 1])}, "bits", "error", dashed=["convdraw (KL)"])
+    jpeg, webp, convdraw, kl = fig.axes[0].lines
+    assert jpeg.get_color() == webp.get_color() and jpeg.get_linestyle() != webp.get_linestyle()
+    assert convdraw.get_color() == kl.get_color() and kl.get_linestyle() == "--" and convdraw.get_linestyle() == "-"

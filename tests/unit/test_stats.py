@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats as scipy_stats
 
 from c2f.experiment import Outcome
@@ -99,3 +100,23 @@ def test_ranking_table_best_first_with_intervals():
     assert table.loc["vae", "verdict"] == "worse than lvae"
     low, high = _scipy_t(outcomes["vae"])
     assert table.loc["vae", "95 % CI"] == f"{low:.1f} to {high:.1f}"
+
+
+def test_evaluate_per_image_values_feed_the_comparison(tiny_images):
+    """evaluate(per_image=True) keeps each image's ELBO and NLL (their means are the reported numbers, and the
+    numbers do not move); with one seed, compare then gives an interval over the test images."""
+    from c2f.evaluate import evaluate
+    from c2f.models import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    a, b = VAE(VAEConfig(latent_dim=3, hidden=(16,))), VAE(VAEConfig(latent_dim=3, hidden=(8,)))
+    plain = evaluate(a, tiny_images, iw_samples=3, batch_size=16)
+    full = evaluate(a, tiny_images, iw_samples=3, batch_size=16, per_image=True)
+    assert {k: v for k, v in full.items() if not k.endswith("per_image")} == plain
+    assert len(full["nll_nats_per_image"]) == len(tiny_images)
+    assert np.mean(full["nll_nats_per_image"]) == pytest.approx(plain["nll_nats"])
+    assert np.mean(full["elbo_nats_per_image"]) == pytest.approx(plain["elbo_nats"])
+    runs = [{f"test_{k}": v for k, v in evaluate(m, tiny_images, iw_samples=3, per_image=True).items()} for m in (a, b)]
+    c = compare(Outcome("a", [0], runs=runs[:1]), Outcome("b", [0], runs=runs[1:]), "test_nll_nats")
+    assert c.difference.over == f"{len(tiny_images)} test images, one seed" and c.difference.low is not None
+    assert c.difference.mean == pytest.approx(runs[0]["test_nll_nats"] - runs[1]["test_nll_nats"], abs=1e-4)

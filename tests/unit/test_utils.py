@@ -115,6 +115,26 @@ def test_get_device(monkeypatch):
             utils.get_device("cuda")
 
 
+def test_device_description_names_the_cpu_its_instruction_set_and_threads(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7763 64-Core Processor\n")
+    assert utils.cpu_model(cpuinfo) == "AMD EPYC 7763 64-Core Processor"
+    monkeypatch.setattr(utils, "cpu_model", lambda: "AMD EPYC 7763 64-Core Processor")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert utils.device_description(torch.device("cpu")) == "cpu: AMD EPYC 7763 64-Core Processor (AVX2), 1 thread"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert utils.device_description(torch.device("cpu")).endswith("(AVX2), 4 threads")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert utils.device_description(torch.device("cuda")) == "cuda: NVIDIA H100 80GB HBM3"
+
+
+def test_device_description_of_this_machine():
+    text = utils.device_description(torch.device("cpu"))
+    assert text.startswith(f"cpu: {utils.cpu_model()} ({torch.backends.cpu.get_cpu_capability()}), ")
+    assert utils.cpu_model() not in ("", "unknown CPU")
+
+
 def test_git_commit_outside_a_repository(tmp_path):
     assert utils.git_commit(tmp_path) == "unknown"
 
