@@ -74,7 +74,7 @@ import c2f
 from c2f import data, plots
 from c2f.estimators import concrete_bias, rebar_variance, run_toy, toy_values
 from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate, many_to_one_accuracy
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, run_trials, seed_list
 from c2f.findings import ch05
 from c2f.findings.targets import target_verdict
 from c2f.models import DVAE, DVAEConfig
@@ -466,7 +466,7 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
     score = cluster_score(test, k, iw_samples if transform else 1, fit_set if match_on_train else None)
     trials = [Trial(f"{tag}-{key}-{e}", lambda e=e: DVAE(DVAEConfig(**{**cfg, "estimator": e})).to(device),
                     TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr)) for e in estimators_]
-    outcomes = run_trials(trials, fit_set, seeds=[seed + i for i in range(seeds)], score=score, key="05",
+    outcomes = run_trials(trials, fit_set, seeds=seed_list(seed, seeds), score=score, key="05",
                           retrain=retrain)
     for e, trial in zip(estimators_, trials):
         run.log(f"{tag}/{key}/{e}", outcomes[trial.name].summary)

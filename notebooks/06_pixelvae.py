@@ -64,7 +64,7 @@ import torch
 import c2f
 from c2f import data, plots
 from c2f.evaluate import active_units, describe, evaluate, latent_means, layer_report
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, run_trials, seed_list
 from c2f.findings import ch06
 from c2f.models import HierarchicalPixelVAE, HierarchicalPixelVAEConfig, PixelVAE, PixelVAEConfig, VAE, VAEConfig
 from c2f.models.pixelvae import receptive_field_rows, timed_sample
@@ -72,7 +72,7 @@ from c2f.train import TrainConfig
 
 run = c2f.Run.start("06_pixelvae", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## Data: statically binarized MNIST
@@ -150,11 +150,12 @@ print(f"PixelVAE decoder: {layers} gated layers of {channels} channels, kernels 
 # %%
 def score_on(test_set):
     def score(model, s):
-        r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch)
+        r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch, per_image=True)
         means = latent_means(model, test_set)
         units = active_units(means)[0] if means.shape[-1] else 0  # the PixelCNN has no latent
         return {"test_elbo_nats": r["elbo_nats"], "test_nll_nats": r["nll_nats"], "kl_nats": r["kl_nats"],
-                "recon_nats": r["recon_nats"], "active_units": units, "kl_per_dim": r["kl_per_dim"]}
+                "recon_nats": r["recon_nats"], "active_units": units, "kl_per_dim": r["kl_per_dim"],
+                "test_nll_nats_per_image": r["nll_nats_per_image"]}  # for c2f.stats: the images as noise
     return score
 
 

@@ -72,14 +72,14 @@ import pandas as pd
 import c2f
 from c2f import plots, scenes
 from c2f.evaluate import describe, evaluate
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, run_trials, seed_list
 from c2f.findings import ch07
 from c2f.models import AIR, AIRConfig
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("07_air", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## Data: multi-object MNIST, generated with its ground truth

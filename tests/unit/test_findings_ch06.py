@@ -54,3 +54,15 @@ def test_descriptions():
     off = ch06.two_level_line({"kl_layer_2": 0.0, "kl_nats": 0.4, "active_units_layer_2": 0}, 8)
     assert "0.00 of 0.40 nats" in off and "switched off" in off
     assert ch06.two_level_line({"kl_layer_2": 2.0, "kl_nats": 8.0, "active_units_layer_2": 3}, 8).endswith("used")
+
+
+def test_one_seed_with_per_image_values_compares_over_the_test_images():
+    per_image = {"pixelvae": [90.0, 92.0, 91.0, 93.0], "pixelcnn": [95.0, 96.0, 97.0, 96.5],
+                 "vae_conv": [90.5, 91.0, 92.0, 92.5], "pixelvae_up": [80.0, 81.0, 80.5, 82.0]}
+    out = outcomes({n: [sum(v) / len(v)] for n, v in per_image.items()})
+    for name, o in out.items():
+        o.runs[0]["test_nll_nats_per_image"] = per_image[name]
+    lines = ch06.likelihood_lines(out, LABELS)
+    assert lines[0].startswith("likelihoods: PixelVAE is better by 4.62 nats")
+    assert "over 4 test images, one seed" in lines[0]
+    assert "no difference between PixelVAE and conv VAE at this budget" in lines[1]
