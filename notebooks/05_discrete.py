@@ -254,8 +254,8 @@ if "rebar" in toy:
 # `toy_variance_samples` estimates each). The line above says whether any cell of the grid halves the
 # variance of the $\eta = 0$ column, and the learned values can be compared with the best cell. Where none
 # does, the reason is the shape of this $f$, not the tuning: REINFORCE's variance here is a *constant*
-# ($f \approx 0.22$ at every vertex) times the score, and REBAR's control variate has no constant term. At a low temperature
-# the relaxed sample is nearly one-hot and $\eta f(\tilde z) \to \eta f(b)$ would cancel that constant,
+# ($f \approx 0.22$ at every vertex) times the score, and REBAR's control variate has no constant term. At
+# a low temperature the relaxed sample is nearly one-hot and $\eta f(\tilde z) \to \eta f(b)$ would cancel that constant,
 # but the correction $\nabla c(a) - \nabla c(\tilde a)$ then has gradients of order $1/\tau$ near the
 # decision boundaries and its variance grows (the top-right cells); at higher temperatures the relaxed
 # samples sit near the almost uniform target, where $f \approx 0$, so $\eta f(\tilde z)$ is a poor
