@@ -249,20 +249,19 @@ if "rebar" in toy:
     run.log("toy/rebar", {"final_temperature": float(tau_end.mean()), "final_eta": float(eta_end.mean())})
 
 # %% [markdown]
-# **Figure: REBAR's control variate.** Left: the temperature and scale REBAR learns (mean ± std over
-# runs). Right: the log-variance of its gradient at the uniform logits for fixed $(\tau, \eta)$ (from
-# `toy_variance_samples` estimates each). The line above says whether any cell of the grid halves the
-# variance of the $\eta = 0$ column, and the learned values can be compared with the best cell. Where none
-# does, the reason is the shape of this $f$, not the tuning: REINFORCE's variance here is a *constant*
-# ($f \approx 0.22$ at every vertex) times the score, and REBAR's control variate has no constant term. At
-# a low temperature the relaxed sample is nearly one-hot and $\eta f(\tilde z) \to \eta f(b)$ would cancel that constant,
-# but the correction $\nabla c(a) - \nabla c(\tilde a)$ then has gradients of order $1/\tau$ near the
-# decision boundaries and its variance grows (the top-right cells); at higher temperatures the relaxed
-# samples sit near the almost uniform target, where $f \approx 0$, so $\eta f(\tilde z)$ is a poor
-# copy of $f(b)$ and the best $\eta$ falls towards 0, which is REINFORCE. NVIL's running mean and RELAX's
-# network supply exactly the constant REBAR lacks. The published gains of REBAR were measured on sigmoid
-# belief networks, where $f$ changes much more between codes than it does here; we do not reproduce that
-# ranking on this toy problem.
+# **Figure: REBAR's control variate.** Left: the temperature and scale REBAR learns (mean ± std over runs).
+# Right: the log-variance of its gradient at the uniform logits for fixed $(\tau, \eta)$ (from
+# `toy_variance_samples` estimates each). The line above says whether any cell of the grid halves the variance
+# of the $\eta = 0$ column, and the learned values can be compared with the best cell. Where none does, the
+# reason is the shape of this $f$, not the tuning: REINFORCE's variance here is a *constant* ($f \approx 0.22$
+# at every vertex) times the score, and REBAR's control variate has no constant term. At a low temperature the
+# relaxed sample is nearly one-hot and $\eta f(\tilde z) \to \eta f(b)$ would cancel that constant, but the
+# correction $\nabla c(a) - \nabla c(\tilde a)$ then has gradients of order $1/\tau$ near the decision
+# boundaries and its variance grows (the top-right cells); at higher temperatures the relaxed samples sit near
+# the almost uniform target, where $f \approx 0$, so $\eta f(\tilde z)$ is a poor copy of $f(b)$ and the best
+# $\eta$ falls towards 0, which is REINFORCE. NVIL's running mean and RELAX's network supply exactly the
+# constant REBAR lacks. The published gains of REBAR were measured on sigmoid belief networks, where $f$
+# changes much more between codes than it does here; REBAR's line in the toy section says how it fares here.
 #
 # ### Batch size and temperature
 #
