@@ -792,7 +792,7 @@ for i, (label, by_estimator) in enumerate(rankings.items()):
 # how much of the accuracy that extra term buys, and what it does to the ELBO. The spatial transformer lets
 # each prototype stand for a family of shifted, scaled and slanted digits; the comparisons of the D-VAE-ST
 # with the D-VAE above say whether that gains accuracy on digits and on clothes. Omniglot's alphabets, with
-# dozens of classes and eighteen training images each, show the limit of one prototype per class: compare each
+# dozens of classes and eighteen training images each, test the limit of one prototype per class: compare each
 # accuracy above with its chance level $1/K$ rather than with the digits. It is the first step from "which
 # prototype" to "which prototype, where and how"; putting several such objects into one scene is the subject
 # of {doc}`chapter 07 <07_air>`.
