@@ -64,14 +64,15 @@ import torch
 import c2f
 from c2f import data, plots
 from c2f.evaluate import active_units, describe, evaluate, latent_means, layer_report
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, run_trials, seed_list
+from c2f.findings import ch06
 from c2f.models import HierarchicalPixelVAE, HierarchicalPixelVAEConfig, PixelVAE, PixelVAEConfig, VAE, VAEConfig
 from c2f.models.pixelvae import receptive_field_rows, timed_sample
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("06_pixelvae", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## Data: statically binarized MNIST
@@ -103,7 +104,8 @@ print(f"binarized MNIST (static): {len(train)} training and {len(test)} test ima
 # $$
 # y = \tanh(W_f * x + V_f z) \odot \sigma(W_g * x + V_g z).
 # $$
-#
+
+# %% [markdown]
 # **Two ways to condition on $z$.** *Without upsampling*, $V z$ is a linear map of the latent vector added to
 # the pre-activations of every gated layer, one bias per channel (the paper's best MNIST model). *With
 # upsampling*, $z$ goes through the transposed convolutions of the conv VAE's decoder to a feature map of the
@@ -148,11 +150,12 @@ print(f"PixelVAE decoder: {layers} gated layers of {channels} channels, kernels 
 # %%
 def score_on(test_set):
     def score(model, s):
-        r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch)
+        r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch, per_image=True)
         means = latent_means(model, test_set)
         units = active_units(means)[0] if means.shape[-1] else 0  # the PixelCNN has no latent
         return {"test_elbo_nats": r["elbo_nats"], "test_nll_nats": r["nll_nats"], "kl_nats": r["kl_nats"],
-                "recon_nats": r["recon_nats"], "active_units": units, "kl_per_dim": r["kl_per_dim"]}
+                "recon_nats": r["recon_nats"], "active_units": units, "kl_per_dim": r["kl_per_dim"],
+                "test_nll_nats_per_image": r["nll_nats_per_image"]}  # for c2f.stats: the images as noise
     return score
 
 
@@ -195,9 +198,9 @@ display(table.style.set_caption(f"static binarized MNIST, nats; {len(test)} test
                                 f"images, {epochs} epochs; {run.profile} profile, {n_seeds} seed(s)").set_uuid("t1"))
 
 # %% [markdown]
-# **The PixelVAE with upsampling and its plateau.** In every CPU run we made, the variant that concatenates an
-# upsampled map of $z$ with the image first settles on a plateau near 300 nats, far above the PixelCNN, and
-# stays there much longer than the other models; whether this run's budget lets it leave is printed under
+# **The PixelVAE with upsampling and its plateau.** In the CPU runs we made while writing this chapter, the
+# variant that concatenates an upsampled map of $z$ with the image first settled on a plateau near 300 nats
+# and stayed there longer than the other models; whether this run's model is still on it is printed under
 # the findings (its row above shows its NLL).
 # The map gives every pixel a learned, position-dependent input, from which the network fits the pixels'
 # marginal probabilities before it learns to use their neighbours. In short trial runs (2,000 images, batch
@@ -405,38 +408,17 @@ if dynamic:
 # nothing).
 
 # %%
-S = {n: results[n, "binarized_mnist"].summary for n in labels}
-nll = {n: S[n]["test_nll_nats"] for n in labels}
-print(f"NLL (K={iw_samples}): PixelVAE (bias) {nll['pixelvae']:.2f}, conv VAE {nll['vae_conv']:.2f}, PixelCNN "
-      f"{nll['pixelcnn']:.2f}, PixelVAE (upsampled) {nll['pixelvae_up']:.2f} nats. The PixelVAE "
-      f"{'beats' if nll['pixelvae'] < nll['vae_conv'] else 'does NOT beat'} the conv VAE by "
-      f"{nll['vae_conv'] - nll['pixelvae']:.2f} nats and "
-      f"{'beats' if nll['pixelvae'] < nll['pixelcnn'] else 'does not beat'} the PixelCNN "
-      f"({nll['pixelcnn'] - nll['pixelvae']:+.2f} nats).")
-plateau = nll["pixelvae_up"] > 250  # the plateau of experiment 1 sits near 300 nats
-print(f"The upsampling PixelVAE (KL {S['pixelvae_up']['kl_nats']:.2f} nats) is "
-      f"{'worse' if nll['pixelvae_up'] > nll['vae_conv'] else 'better'} than the conv VAE and "
-      f"{'still on' if plateau else 'off'} the ~300-nat plateau described under experiment 1.")
-kls = [depth[l]["kl_nats"] for l in layer_sweep]
-collapsed = [l for l in layer_sweep if depth[l]["active_units"] == 0]
-print("KL against layers: " + ", ".join(f"L={l} {k:.2f}" for l, k in zip(layer_sweep, kls)) + " nats; it "
-      + ("falls with every added layer" if all(a > b for a, b in zip(kls, kls[1:])) else
-         f"falls from L={layer_sweep[0]} to L={layer_sweep[-1]} but not with every layer" if kls[-1] < kls[0]
-         else "does not fall") + "; "
-      + (f"no active unit at L={', L='.join(map(str, collapsed))} (the KL spread thinly over all units, or none)"
-         if collapsed else "every depth keeps active units"))
-print(f"z fixed, pixels redrawn: {changes['pixels_changed_by_noise']:.0f} pixels change; noise fixed, z redrawn: "
-      f"{changes['pixels_changed_by_z']:.0f}; two different test images differ in "
-      f"{changes['pixels_between_test_images']:.0f}")
-print(f"target (full profile, all data, K=1000): PixelVAE NLL ≤ 79.0 nats; this run: {nll['pixelvae']:.2f} nats "
-      f"with K={iw_samples} on {len(test)} test images, {len(train)} training images, {epochs} epochs: "
-      f"{'met' if nll['pixelvae'] <= 79.0 and iw_samples >= 1000 else 'not met (not comparable)'}")
-share = r["kl_layer_2"] / max(r["kl_nats"], 1e-9)
-print(f"two-level model: z2 carries {100 * share:.0f}% of its KL ({r['kl_layer_2']:.2f} of {r['kl_nats']:.2f} "
-      f"nats) with {r['active_units_layer_2']:.0f} active units of {hier_latent_dims[1]}")
+static = {n: results[n, "binarized_mnist"] for n in labels}
+nll = {n: o.summary["test_nll_nats"] for n, o in static.items()}
+print(f"NLL (K={iw_samples}): " + ", ".join(f"{labels[n]} {v:.2f}" for n, v in nll.items()) + " nats")
+print(f"The upsampling PixelVAE (KL {static['pixelvae_up'].summary['kl_nats']:.2f} nats) is "
+      f"{'still on' if nll['pixelvae_up'] > 250 else 'off'} the ~300-nat plateau described under experiment 1.")
+print(ch06.target_line([run_["test_nll_nats"] for run_ in static["pixelvae"].runs], iw_samples,
+                       f"on {len(test)} test images, {len(train)} training images, {epochs} epochs"))
 if dynamic:
     D = {n: results[n, "mnist"].summary["test_nll_nats"] for n in ("vae_conv", "pixelvae")}
-    print(f"dynamic MNIST: PixelVAE {D['pixelvae']:.2f}, conv VAE {D['vae_conv']:.2f} nats (K={iw_samples})")
+    print(f"dynamic MNIST: PixelVAE {D['pixelvae']:.2f}, conv VAE {D['vae_conv']:.2f} nats (K={iw_samples}); "
+          "dynamic minus static NLL: " + ", ".join(f"{labels[n]} {D[n] - nll[n]:+.2f}" for n in D) + " nats")
 
 # %% [markdown]
 # ### Answers to the chapter's questions
@@ -450,7 +432,8 @@ if dynamic:
 # **How good are the likelihoods, and what does $z$ add?** A gap between the PixelVAE and the conv VAE
 # measures how fast an autoregressive decoder learns local structure; what $z$ adds is the gap between the
 # PixelVAE and the PixelCNN without any latent.
-#
+
+# %% [markdown]
 # **Does the decoder take over the detail and leave $z$ the concepts?** If $z$ holds the digit, redrawing
 # only the pixels' noise (z fixed) changes fewer pixels than redrawing only $z$; if the decoder's own
 # sampling decides the image, the reverse — the failure Chen et al. {cite}`chen2017lossy` predict for an
@@ -463,37 +446,20 @@ if dynamic:
 # data; chapter 04 found every layer of its hierarchies (with factorised decoders) used. The two-level
 # PixelVAE's top level $z_2$ tests it here.
 #
-# **Dynamically binarized MNIST.** How far each model lands from its static-binarization number; both enter
-# the book-wide table with this chapter's (short) training budget as their caveat.
+# **Dynamically binarized MNIST.** How far each model lands from its static-binarization number (the last
+# line of the findings above); both enter the book-wide table with this chapter's (short) training budget
+# as their caveat.
 
 # %%
 steps = epochs * -(-len(train) // batch_size)
 print(f"budget: {len(train)} training images, {epochs} epochs of batches of {batch_size} = {steps} steps; "
       f"{len(test)} test images, K={iw_samples}, {n_seeds} seed(s), profile {run.profile}")
-gap = nll["pixelcnn"] - nll["pixelvae"]
-print(f"likelihoods: PixelVAE NLL {nll['pixelvae']:.2f} vs PixelCNN {nll['pixelcnn']:.2f}: z "
-      + (f"adds {gap:.2f} nats" if gap > 0.5 else f"costs {-gap:.2f} nats" if gap < -0.5 else
-         f"adds nothing measurable ({gap:+.2f} nats)")
-      + f"; vs conv VAE {nll['vae_conv']:.2f}: {'better' if nll['pixelvae'] < nll['vae_conv'] else 'worse'}"
-      f" by {abs(nll['vae_conv'] - nll['pixelvae']):.2f} nats")
-pv = S["pixelvae"]
-print(f"PixelVAE z: KL {pv['kl_nats']:.2f} nats, {pv['active_units']:.0f}/{latent_dim} active units "
-      f"({'collapsed by the active-unit criterion' if pv['active_units'] == 0 else 'not collapsed'}); conv VAE: "
-      f"KL {S['vae_conv']['kl_nats']:.2f} nats, {S['vae_conv']['active_units']:.0f} active units")
-by_noise, by_z = changes["pixels_changed_by_noise"], changes["pixels_changed_by_z"]
-print(f"redrawing the pixels' noise changes {by_noise:.0f} pixels, redrawing z {by_z:.0f} (two test images: "
-      f"{changes['pixels_between_test_images']:.0f}): "
-      + ("z decides more of the image than the decoder's sampling" if by_z > by_noise else
-         "the decoder's own sampling decides more of the image than z"))
-print("depth: active units " + ", ".join(f"L={l} {depth[l]['active_units']:.0f}" for l in layer_sweep) + "; "
-      + (f"z collapsed (no active unit) at L={', L='.join(map(str, collapsed))}" if collapsed
-         else "no depth collapses z entirely"))
-print(f"two-level model: z2 holds {r['kl_layer_2']:.2f} nats ({100 * share:.0f}% of the KL), "
-      f"{r['active_units_layer_2']:.0f}/{hier_latent_dims[1]} active units: "
-      + ("the top level is switched off, as Zhao et al. predict" if r["active_units_layer_2"] == 0 else
-         "the top level is used"))
-if dynamic:
-    print("dynamic minus static NLL: " + ", ".join(f"{labels[n]} {D[n] - nll[n]:+.2f}" for n in D) + " nats")
+print(*ch06.likelihood_lines(static, labels), sep="\n")
+print(*ch06.collapse_lines({labels[n]: static[n].summary for n in ("pixelvae", "vae_conv")}, latent_dim), sep="\n")
+print(ch06.sampling_line(changes))
+print(ch06.layer_line({l: depth[l]["kl_nats"] for l in layer_sweep},
+                      {l: depth[l]["active_units"] for l in layer_sweep}))
+print(ch06.two_level_line(r, hier_latent_dims[1]))
 
 # %%
 record = run.finish()

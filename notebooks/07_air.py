@@ -72,13 +72,14 @@ import pandas as pd
 import c2f
 from c2f import plots, scenes
 from c2f.evaluate import describe, evaluate
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, run_trials, seed_list
+from c2f.findings import ch07
 from c2f.models import AIR, AIRConfig
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("07_air", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## Data: multi-object MNIST, generated with its ground truth
@@ -128,7 +129,8 @@ run.savefig(fig, "scenes")
 # \mathcal L = \mathbb E_{q(n)}\Big[\log p(x \mid z_{1..n}) - \sum_{i \le n}\big(\mathrm{KL}^{\text{where}}_i
 # + \mathrm{KL}^{\text{what}}_i\big)\Big] - \mathrm{KL}\big(q(n)\,\|\,p(n)\big).
 # $$
-#
+
+# %% [markdown]
 # Every cost that a presence influences, the likelihood and the KLs of all later objects, sits inside the
 # expectation over $n$. AIR estimates its gradient with NVIL {cite}`mnih2014nvil`, the score function with a
 # learned, input-dependent baseline; chapter 05's estimators apply unchanged to this one categorical
@@ -162,6 +164,7 @@ def score(model, s):
     return out
 
 
+# %%
 steps = epochs * -(-len(train) // batch_size)
 print(f"budget per run: {len(train)} scenes, {epochs} epochs of batches of {batch_size} = {steps} steps, "
       f"Adam lr {lr}; window {digit_size} px of a {canvas} px canvas (s0 = {canvas / digit_size:.2f})")
@@ -176,9 +179,9 @@ print(f"budget per run: {len(train)} scenes, {epochs} epochs of batches of {batc
 # part of the image that earlier objects have not explained yet {cite}`eslami2016air`. Beside them, AIR with
 # one change each, trained with fewer seeds: the count's gradient from NVIL instead of the exact sum over
 # $n$, and the thesis's initial spread of $q(z^{\text{where}})$, log-variance −3 (a standard deviation of
-# 0.22 of the canvas's half-width, about 5 pixels here), instead of the tight −7 (0.03 of the half-width, under one pixel).
-# All share the data, the number of steps, the learning rate and the evaluation. The last row is the count
-# that guesses without looking: the most frequent one.
+# 0.22 of the canvas's half-width, about 5 pixels here), instead of the tight −7 (0.03 of the half-width,
+# under one pixel). All share the data, the number of steps, the learning rate and the evaluation. The last
+# row is the count that guesses without looking: the most frequent one.
 
 # %%
 variants = {"air": air(), "air_difference": air(inference="difference"),
@@ -323,38 +326,13 @@ likelihoods
 # Computed from the tables above (this run's profile and budget are printed first).
 
 # %%
-S = {n: o.summary for n, o in everyone.items()}
-
-
-def rate(n):
-    return f"{sum(r['count_accuracy'] >= success_threshold for r in everyone[n].runs)}/{len(everyone[n].runs)}"
-
-
 print(f"budget: {steps} steps of {batch_size} scenes per run, {len(test)} + {len(test3)} test scenes, "
       f"profile {run.profile}, device {run.device}")
-print(f"AIR (exact count): count accuracy {describe(S['air'], 'count_accuracy', 1, 100, ' %')}, "
-      f"{rate('air')} runs learned to count (>= {100 * success_threshold:.0f} %); the thesis: mean 85.1 %, "
-      f"worst 57.9 % over 10 runs; this page's target >= 90 % " + ("met" if S["air"]["count_accuracy"] >= 0.9
-                                                                    else "missed"))
-for n in results:
-    if n != "air":
-        print(f"{labels[n]}: {describe(S[n], 'count_accuracy', 1, 100, ' %')}, {rate(n)} runs learned to count")
-found = S["air"]["recall"]
-print(f"where: AIR's windows find {describe(S['air'], 'recall', 1, 100, ' %')} of the digits (box IoU of the "
-      f"found ones {describe(S['air'], 'box_iou', 2)}): " + ("where comes with the ELBO alone" if found >= 0.9
-                                                             else "where is not solved at this budget"))
-reliable = [n for n in results if all(r["count_accuracy"] >= success_threshold for r in everyone[n].runs)]
-print("how many: " + (f"every run of {', '.join(labels[n] for n in reliable)} learned to count" if reliable
-                      else "no variant learned to count in every run at this budget"))
+print(*ch07.count_lines(results, labels, success_threshold), sep="\n")
+print(ch07.where_line(results["air"].summary))
 chance = max(test.classes[test.classes >= 0].bincount().tolist()) / int((test.classes >= 0).sum())
-print(f"what: DAIR counts with {describe(S['dair'], 'count_accuracy', 1, 100, ' %')} and names "
-      f"{describe(S['dair'], 'class_accuracy', 1, 100, ' %')} of the digits it finds (one class for all: "
-      f"{100 * chance:.1f} %)")
-three = {n: sum(v) / len(v) for n, v in counting.items() if v}
-print("three digits, runs that learned to count: " + (", ".join(f"{labels[n]} {100 * a:.1f} %" for n, a in
-                                                               three.items()) or "none"))
-if three:
-    print(f"best extrapolation: {labels[max(three, key=three.get)]}")
+print(ch07.what_line(dair.summary, chance))
+print(ch07.three_digit_line(counting, labels))
 
 # %%
 record = run.finish()

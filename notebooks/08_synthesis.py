@@ -63,8 +63,6 @@ nats_budgets = [2.0, 5.0, 10.0, 20.0, 40.0]  # the class accuracy reached within
 retrain = False  # ignore cached checkpoints and train again
 
 # %%
-import time
-
 import numpy as np
 import pandas as pd
 import torch
@@ -72,16 +70,18 @@ import torch
 import c2f
 from c2f import data, plots
 from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate, kl_active_units
-from c2f.experiment import Trial, run_trials
+from c2f.experiment import Trial, run_trials, seed_list
+from c2f.findings import ch08
 from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, HierarchicalConfig, PixelVAE,
                         PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
 from c2f.models.progressive import make_variant
+from c2f.stats import ranking
 from c2f.synthesis import FAMILIES, accuracy_within, code_order, prefix_measures, probe
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("08_synthesis", globals())
 device = run.device
-seeds = [seed + i for i in range(n_seeds)]
+seeds = seed_list(seed, n_seeds)
 
 # %% [markdown]
 # ## The protocol
@@ -182,7 +182,7 @@ print(", ".join(f"{f} {n:,}" for f, n in n_params.items()) + " parameters")
 
 # %%
 def score(model, s):  # every seed's model on the same binarization and importance samples (seed 0)
-    m = evaluate(model, test, iw_samples=iw_samples, seed=0, iw_batch=iw_batch)
+    m = evaluate(model, test, iw_samples=iw_samples, seed=0, iw_batch=iw_batch, per_image=True)
     kl = m.pop("kl_per_dim")
     out = {f"mnist/test_{k}": v for k, v in m.items()}
     if isinstance(model, DVAE):  # a clustering model: its clusters matched to the classes (Hungarian method)
@@ -198,11 +198,8 @@ def score(model, s):  # every seed's model on the same binarization and importan
 
 
 # %%
-results, wall = {}, {}
-for t in trials:  # one family at a time, to time each (training, or loading from the cache, and scoring)
-    start = time.perf_counter()
-    results |= run_trials([t], train, seeds=seeds, score=score, run=run, key="08", retrain=retrain)
-    wall[t.name] = time.perf_counter() - start
+results = run_trials(trials, train, seeds=seeds, score=score, run=run, key="08", retrain=retrain)
+wall = {f: r.wall_s for f, r in results.items()}  # training (or loading from the cache) and scoring, every seed
 summaries = {f: r.summary for f, r in results.items()}
 secs = {f: float(np.mean(r.train_seconds)) / epochs for f, r in results.items()}  # training wall time per epoch
 for f, r in results.items():
@@ -243,10 +240,9 @@ display(table.style.set_caption(
 
 # %%
 nll = {f: summaries[f]["mnist/test_nll_nats"] for f in families}
-best, worst = min(nll, key=nll.get), max(nll, key=nll.get)
-print(f"best NLL: {best} {nll[best]:.2f} nats; worst: {worst} {nll[worst]:.2f} nats "
-      f"({nll[worst] - nll[best]:.2f} nats apart, K={iw_samples}, {len(test)} test images)")
-print("ranked by NLL: " + ", ".join(f"{f} {nll[f]:.2f}" for f in sorted(nll, key=nll.get)))
+display(ranking({f: results[f] for f in families}, "mnist/test_nll_nats", digits=2).style.set_caption(
+    f"families by test NLL (K={iw_samples}), best first, each against the best, with 95 % intervals over the "
+    f"{len(test)} test images" + (f" and {n_seeds} seeds" if n_seeds > 1 else " (one seed)")).set_uuid("nll_ranking"))
 print(f"training time per epoch: {min(secs.values()):.1f} s ({min(secs, key=secs.get)}) to "
       f"{max(secs.values()):.1f} s ({max(secs, key=secs.get)})")
 
@@ -254,7 +250,7 @@ print(f"training time per epoch: {min(secs.values()):.1f} s ({min(secs, key=secs
 # At the CPU `default` budget (a few epochs on a fifth of the training images) no family is near convergence,
 # and the likelihoods are far from those of the papers and of the chapters' `full` profiles; what this table
 # compares is the families at one equal, small budget. Families that converge slowly per epoch (those trained
-# group by group or step by step) are disadvantaged by such a budget, and the seconds per epoch say what
+# group by group or step by step) may be disadvantaged by such a budget, and the seconds per epoch say what
 # a longer one would cost each of them.
 #
 # ## Coarse to fine, family by family
@@ -266,13 +262,14 @@ print(f"training time per epoch: {min(secs.values()):.1f} s ({min(secs, key=secs
 # cheap parts already tell the digit.
 
 # %%
-def curve(f):
-    s, n_parts = summaries[f], len(results[f].runs[0]["labels"])
-    return [{k: s[f"mnist/{name}@{g}"] for k, name in (("kl_nats", "prefix_kl_nats"), ("recon_nats", "prefix_recon_nats"),
-                                                         ("probe_accuracy", "probe_accuracy"))} for g in range(1, n_parts + 1)]
+def curve(s: dict, n_parts: int) -> list[dict]:
+    """The prefixes' rate, distortion and probe accuracy from a summary or one seed's run."""
+    names = (("kl_nats", "prefix_kl_nats"), ("recon_nats", "prefix_recon_nats"), ("probe_accuracy", "probe_accuracy"))
+    return [{k: s[f"mnist/{name}@{g}"] for k, name in names} for g in range(1, n_parts + 1)]
 
 
-curves = {f: curve(f) for f in families}
+n_parts = {f: len(results[f].runs[0]["labels"]) for f in families}
+curves = {f: curve(summaries[f], n_parts[f]) for f in families}
 chance = probe(torch.zeros(len(probe_train), 0), probe_train.y, torch.zeros(len(test), 0), test.y)
 fig, axes = plots.plt.subplots(1, 2, figsize=(13, 4.5))
 dashed = [f for f in families if f in ("convdraw", "hvae", "lvae", "vlae")]  # told apart from vae, quotient
@@ -319,30 +316,19 @@ display(budget_table.style.set_caption(f"Linear-probe class accuracy within a bu
 # %% [markdown]
 # ## What the numbers say
 #
-# The lines below are computed from the table and the figure of this page, whatever its profile; they
-# compare every family with the flat VAE, whose units ordered by KL are the baseline any ordering must beat,
-# at the middle budget of the list above.
+# The lines below are computed from the table and the figure of this page, whatever its profile. They
+# describe every family's code at the middle budget of the list above, then compare each family with the flat
+# VAE, whose units ordered by KL are the baseline any ordering must beat, on the seeds they share, with a 95 %
+# interval over seeds: with one seed there is no interval, and the comparison says it cannot tell.
 
 # %%
 R = nats_budgets[len(nats_budgets) // 2]
-base = within["vae"][R] if "vae" in within else chance
-for f in families:  # in the table's order (a ranking would reorder the page on near-ties)
-    cv, chapter = curves[f], FAMILIES[f][0]
-    print(f"{f} (chapter {chapter}; {FAMILIES[f][1]}): within {R:g} nats the probe reads {within[f][R]:.3f} "
-          f"({within[f][R] - base:+.3f} against the VAE); first part {cv[0]['kl_nats']:.2f} nats → accuracy "
-          f"{cv[0]['probe_accuracy']:.3f}, distortion {cv[0]['recon_nats']:.1f} nats; whole code {cv[-1]['kl_nats']:.2f} "
-          f"nats → {cv[-1]['probe_accuracy']:.3f}, {cv[-1]['recon_nats']:.1f} nats; 90 % of that accuracy at "
-          f"{nats_to_90(cv):.1f} nats")
-top, bottom = max(within, key=lambda f: within[f][R]), min(within, key=lambda f: within[f][R])
-print(f"\nmost class information within {R:g} nats: {top} (chapter {FAMILIES[top][0]}), least: {bottom} "
-      f"(chapter {FAMILIES[bottom][0]})")
-collapsed = [f for f in families if curves[f][-1]["kl_nats"] < 1.0]
-print(f"codes that cost less than 1 nat in all (near posterior collapse): {', '.join(collapsed) or 'none'}"
-      + "".join(f"; {f}: {curves[f][-1]['kl_nats']:.2f} nats, yet its posterior means give the probe "
-                f"{curves[f][-1]['probe_accuracy']:.3f}" for f in collapsed))
-ahead = [f for f in families if f != "vae" and within[f][R] > base]
-print(f"at {R:g} nats, {len(ahead)} of {len(families) - ('vae' in families)} families read the class better than "
-      f"the VAE's highest-KL units: {', '.join(ahead) or 'none'}")
+for f in families:  # in the table's order
+    print(ch08.family_line(f, *FAMILIES[f][:2], curves[f], within[f][R], R, nats_to_90(curves[f])))
+early = {f: [accuracy_within(curve(r, n_parts[f]), R, chance) for r in results[f].runs] for f in families}
+if "vae" in families:
+    print("", *ch08.against_baseline(early, "vae", R), sep="\n")
+print(ch08.collapse_line(curves))
 
 # %% [markdown]
 # How to read these lines against the chapters that introduced each family. The **progressive VAEs**
@@ -374,11 +360,7 @@ ax.set_xlabel(f"test NLL, K={iw_samples} (nats; lower is better)")
 ax.set_ylabel(f"probe accuracy within {R:g} nats")
 ax.set_title("likelihood against an early class")
 run.savefig(fig, "nll_against_order")
-rho = pd.Series(nll).corr(pd.Series({f: within[f][R] for f in families}), method="spearman")
-strength = "weak" if abs(rho) < 0.5 else "strong" if abs(rho) > 0.8 else "moderate"
-print(f"Spearman correlation between NLL and the accuracy within {R:g} nats over {len(families)} families: {rho:+.2f}, "
-      f"{strength}: {'a better likelihood tends to go with an earlier class' if rho < 0 else 'a better likelihood tends to go with a later class'}"
-      f"{' (over so few families, no firm relation)' if strength == 'weak' else ''}")
+print(ch08.correlation_line(nll, {f: within[f][R] for f in families}, R))
 
 # %% [markdown]
 # *Figure: each family's test NLL (x) against the class accuracy its code reaches within the middle budget of
