@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from c2f.findings.targets import target_verdict
 from c2f.stats import compare, interval
 
 NAMES = {"vae_mlp": "the MLP VAE", "vae_conv": "the conv VAE"}
@@ -56,8 +57,7 @@ def target(nll_per_image, iw_samples: int, target_nats: float = 84.5, reference:
     """The conv VAE's test NLL against the full profile's target: met when its 95 % interval (over seeds, and
     over test images where per-image values are given) lies below the target, missed when it lies above."""
     i = interval(nll_per_image)
-    verdict = ("cannot tell (one seed)" if i.low is None else "met" if i.high <= target_nats else
-               "not met" if i.low > target_nats else "cannot tell at this budget")
+    verdict = target_verdict(nll_per_image, target_nats, higher=False)
     span = "" if i.low is None else f", 95 % CI {i.low:.2f} to {i.high:.2f} over {i.over}"
     return (f"conv VAE test NLL {i.mean:.2f} nats (K={iw_samples}{span}) against the full-profile target of "
             f"{target_nats} nats: {verdict} ({i.mean - reference:+.2f} nats relative to Burda et al.'s {reference})")

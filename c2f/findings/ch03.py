@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from c2f.findings.targets import target_verdict
 from c2f.stats import compare, interval
 
 
@@ -19,8 +20,8 @@ def target(nll_per_image, profile: str, target_nats: float = 90.0) -> str:
     """Conv-DRAW's Omniglot NLL against the full profile's target (the paper: below 91.00 nats): met when its
     95 % interval lies below the target, missed when above, else undecided."""
     i = interval(nll_per_image)
-    verdict = ("cannot tell (one seed)" if i.low is None else "met" if i.high <= target_nats else
-               f"missed by {i.mean - target_nats:.1f} nats" if i.low > target_nats else "cannot tell at this budget")
+    verdict = target_verdict(nll_per_image, target_nats, higher=False)
+    verdict += f" by {i.mean - target_nats:.1f} nats" if verdict == "missed" else ""
     span = "" if i.low is None else f", 95 % CI {i.low:.2f} to {i.high:.2f} over {i.over}"
     return (f"Omniglot: {i.mean:.2f} nats{span} against the paper's < 91.00 (full-profile target ≤ {target_nats}): "
             f"{verdict} in the {profile} profile")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from c2f.evaluate import describe
+from c2f.findings.targets import target_verdict
 from c2f.stats import compare, interval
 
 
@@ -78,10 +79,9 @@ def against(outcomes: dict, reference: str, names, metric: str = "test_nll_nats"
 
 def target(outcome, target_nats: float, conditions: str) -> str:
     """A model's test NLL against its full-profile target: met when the 95 % interval (over seeds, and test
-    images with per-image values) lies below it, not met when it lies above, else undecided."""
-    i = interval(np.stack([r["test_nll_nats_per_image"] for r in outcome.runs]))
-    verdict = ("cannot tell (one seed)" if i.low is None else "met" if i.high <= target_nats else
-               "not met in this run" if i.low > target_nats else "cannot tell at this budget")
+    images with per-image values) lies below it, missed when it lies above, else undecided."""
+    nll = np.stack([r["test_nll_nats_per_image"] for r in outcome.runs])
+    i, verdict = interval(nll), target_verdict(nll, target_nats, higher=False)
     span = "" if i.low is None else f" (95 % CI {i.low:.2f} to {i.high:.2f} over {i.over})"
     return (f"{outcome.name} test NLL {i.mean:.2f} nats{span} {conditions}; full-profile target for the mean "
             f"{target_nats:g} nats: {verdict}")

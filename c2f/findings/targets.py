@@ -5,8 +5,8 @@ from __future__ import annotations
 from c2f.stats import interval
 
 
-def target_verdict(values: list[float], target: float, *, higher: bool = True) -> str:
-    """"met" when the 95 % interval of the mean over seeds lies on the good side of `target` (above it when
+def target_verdict(values, target: float, *, higher: bool = True) -> str:
+    """"met" when the 95 % interval of the mean (over seeds [S], or seeds and test images [S, N]) lies on the good side of `target` (above it when
     `higher` is better, below it otherwise), "missed" when it lies on the other side, else that this run cannot
     tell (with one seed there is no interval)."""
     i = interval(values)
