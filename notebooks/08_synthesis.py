@@ -149,6 +149,7 @@ def build(family):
     return DVAE(DVAEConfig(transform=True, marginal_weight=dvae_marginal_weight))
 
 
+# %%
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=kl_warmup_epochs,
                         grad_clip=grad_clip)
 trials = [Trial(f, lambda f=f: build(f).to(device), train_cfg) for f in families]
