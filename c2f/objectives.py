@@ -2,8 +2,10 @@
 
 Every model follows :class:`Trainable` (the training loop, :func:`c2f.train.fit`, needs only its ``loss``);
 every latent-variable model also follows :class:`LatentVariableModel` (what :mod:`c2f.evaluate` needs),
-returning its ELBO terms as one :class:`ElboTerms`. Three optional parts, written as protocols of their own:
+returning its ELBO terms as one :class:`ElboTerms`. Four optional parts, written as protocols of their own:
 
+* :class:`Progressive` ``num_groups`` ordered latent groups, any prefix of which can be decoded
+  (``groups=g``): the progressive VAEs' groups, Conv-DRAW's iterations;
 * :class:`MultiStep` ``steps_per_batch`` = n > 1: the loss takes ``part=0..n-1`` and the loop takes one
   optimizer step after each part (e.g. one per latent group);
 * :class:`StageWise` ``num_stages`` and ``set_stage(s)``: trained one stage after another
@@ -63,7 +65,8 @@ class Trainable(Protocol):
 @runtime_checkable
 class LatentVariableModel(Trainable, Protocol):
     """A trainable model with a likelihood: what :mod:`c2f.evaluate` computes ELBO, NLL and active units
-    from. Models that can decode a prefix of their latents accept ``groups=g`` in the first two."""
+    from. Models that can decode a prefix of their latents accept ``groups=g`` in the first two
+    (:class:`Progressive`)."""
 
     def elbo_terms(self, x: torch.Tensor) -> ElboTerms:
         """The ELBO's terms per example, from one posterior sample, KLs in closed form where possible."""
@@ -73,6 +76,26 @@ class LatentVariableModel(Trainable, Protocol):
 
     def latent_means(self, x: torch.Tensor) -> torch.Tensor:
         """E_q[z | x] of every latent unit, concatenated in the order of ``kl_dims``: [B, D]."""
+
+
+@runtime_checkable
+class Progressive(LatentVariableModel, Protocol):
+    """A model whose code comes in ``num_groups`` = G ordered groups, any prefix of which can be decoded.
+
+    With ``groups=g`` the ELBO's terms and the importance weights are those of the model that *stops after
+    group g*: the groups after g are left out (they add nothing to the decoder: an absent group of a
+    progressive VAE, an iteration of Conv-DRAW that never writes to the canvas), and their KL columns are 0.
+    ``default_groups`` is how many groups are decoded when none is given (the trained ones), and
+    ``kl_groups(kl_dims)`` sums the KL columns of each group: [..., G]."""
+
+    num_groups: int
+    default_groups: int
+
+    def kl_groups(self, kl_dims: torch.Tensor) -> torch.Tensor: ...
+
+    def elbo_terms(self, x: torch.Tensor, groups: int | None = None) -> ElboTerms: ...
+
+    def log_importance_weights(self, x: torch.Tensor, k: int, groups: int | None = None) -> torch.Tensor: ...
 
 
 @runtime_checkable

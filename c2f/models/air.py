@@ -49,7 +49,7 @@ from torch.distributions import Categorical, OneHotCategorical, kl_divergence
 from c2f.estimators import ESTIMATORS, make_estimator
 from c2f.models.dvae import DVAE, DVAEConfig
 from c2f.nn import GaussianHead, ImageConfig, diag_gaussian, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms
+from c2f.objectives import ElboTerms, kl_penalty
 
 EPS = 1e-4  # pixel probabilities are kept in [EPS, 1 - EPS]
 MIN_SCALE = 0.3  # s is clamped here in the transformer: a window at most 1 / 0.3 times the canvas
@@ -100,6 +100,7 @@ class Inference:
 
     pres_logits: torch.Tensor  # logit of q(z_pres,i = 1) [B, T]
     where: torch.Tensor  # z_where [B, T, 3]
+    what: torch.Tensor  # z_what [B, T, D] (DAIR: the class probabilities, then t)
     objects: torch.Tensor  # each step's object pasted on an empty canvas [B, T, 1, H, W]
     kl: torch.Tensor  # KL_where,i + KL_what,i [B, T]
     log_ratio: torch.Tensor  # log p − log q of the sampled where and what [B, T]
@@ -202,8 +203,8 @@ class AIR(nn.Module):
                           x.new_zeros(b, self.rnn.input_size - cfg.features - 3)], -1)
         features = self.embed(x.flatten(1))
         first, canvas = features, torch.zeros_like(x)
-        out = {k: [] for k in ("pres_logits", "where", "objects", "kl", "log_ratio", "class_logits", "windows",
-                               "transforms")}
+        out = {k: [] for k in ("pres_logits", "where", "what", "objects", "kl", "log_ratio", "class_logits",
+                               "windows", "transforms")}
         for i in range(cfg.max_steps):
             if cfg.inference == "difference" and i > 0:
                 features = self.embed((x - canvas.detach()).flatten(1))
@@ -228,7 +229,7 @@ class AIR(nn.Module):
                     out[k].append(v)
             placed = self.paste(obj, where)
             canvas = canvas + placed
-            for k, v in (("pres_logits", self.pres_head(h).squeeze(-1).float()), ("where", where),
+            for k, v in (("pres_logits", self.pres_head(h).squeeze(-1).float()), ("where", where), ("what", what),
                          ("objects", placed), ("kl", kl), ("log_ratio", log_ratio)):
                 out[k].append(v)
             prev = torch.cat([where, what], -1)
@@ -287,9 +288,14 @@ class AIR(nn.Module):
         inf = self.infer(x)
         q = self.count_posterior(inf)
         log_px, _ = self.count_costs(x, inf)
-        used = 1 - q.probs.cumsum(-1)[:, :-1]  # q(n ≥ i), i = 1..T
         kl_count = kl_divergence(q, self.count_prior(x.shape[0], x.device))
-        return ElboTerms((q.probs * log_px).sum(-1), torch.cat([kl_count.unsqueeze(-1), used * inf.kl], -1))
+        return ElboTerms((q.probs * log_px).sum(-1), self._kl_dims(inf, q, kl_count))
+
+    @staticmethod
+    def _kl_dims(inf: Inference, q: Categorical, kl_count: torch.Tensor) -> torch.Tensor:
+        """The ELBO's KL terms [B, T + 1]: the count's, then step i's where and what weighted by q(n ≥ i)."""
+        used = 1 - q.probs.cumsum(-1)[:, :-1]  # q(n ≥ i), i = 1..T
+        return torch.cat([kl_count.unsqueeze(-1), used * inf.kl], -1)
 
     def log_importance_weights(self, x, k: int) -> torch.Tensor:
         """[k, B]: log p(x, n, z) − log q(n, z | x) for k joint samples of the count and every step's latents."""
@@ -306,13 +312,19 @@ class AIR(nn.Module):
         return torch.stack(out)
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
-        """Negative ELBO (batch mean); the count through the configured estimator."""
+        """Negative ELBO (batch mean); the count through the configured estimator. With free bits λ > 0 the
+        KL terms of :meth:`elbo_terms` (the count's, each step's weighted by q(n ≥ i)) are penalised as
+        :func:`c2f.objectives.kl_penalty` does: their plain batch mean is replaced by Σ_j max(λ, E_batch KL_j)
+        (exactly so with the exact count estimator; in expectation with NVIL)."""
         inf = self.infer(x)
         q = self.count_posterior(inf)
-        _, cost = self.count_costs(x, inf, kl_weight)
+        log_px, cost = self.count_costs(x, inf, kl_weight)
         est = self.count_estimator(q.logits, lambda z: (z * cost).sum(-1), context=inf.features.detach())
         kl_count = kl_divergence(q, self.count_prior(x.shape[0], x.device))
         loss = est.objective + kl_weight * kl_count
+        kl_dims = self._kl_dims(inf, q, kl_count)
+        if free_bits > 0:
+            loss = loss + kl_weight * (kl_penalty(kl_dims, free_bits) - kl_penalty(kl_dims))
         scalars = {}
         if self.cfg.what == "prototypes":
             loss = loss + self._class_terms(x, inf, q.probs.detach())
@@ -320,9 +332,17 @@ class AIR(nn.Module):
             loss = loss + self.cfg.class_marginal_weight * marginal_kl
             scalars["marginal_kl"] = marginal_kl.detach()
         count = (q.probs * torch.arange(self.cfg.max_steps + 1, device=x.device)).sum(-1)
-        scalars.update({"elbo": -(est.loss + kl_count).mean(), "kl_count": kl_count.mean(), "count": count.mean(),
+        scalars.update({"elbo": -(est.loss + kl_count).mean(), "recon": -(q.probs * log_px).sum(-1).mean().detach(),
+                        "kl": kl_dims.sum(-1).mean().detach(), "kl_count": kl_count.mean(), "count": count.mean(),
                         **{f"est_{k}": v for k, v in est.stats.items()}})
         return loss.mean(), scalars
+
+    @torch.no_grad()
+    def latent_means(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior along the mean path: q(n) of the counts 0..T, then every step's z_where and z_what
+        means (DAIR: its class probabilities and t): [B, T + 1 + T (3 + D)]."""
+        inf = self.infer(x, mode=True)
+        return torch.cat([self.count_posterior(inf).probs, torch.cat([inf.where, inf.what], -1).flatten(1)], -1)
 
     def _class_marginal_kl(self, inf: Inference, q_count: torch.Tensor) -> torch.Tensor:
         """KL(q̄ ‖ uniform) of the batch's mean class probabilities over the objects the counts use (each step
