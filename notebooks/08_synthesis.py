@@ -76,7 +76,7 @@ from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, H
                         PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
 from c2f.models.progressive import make_variant
 from c2f.stats import ranking
-from c2f.synthesis import FAMILIES, accuracy_within, code_order, prefix_measures, probe
+from c2f.synthesis import FAMILIES, accuracy_within, prefix_measures, probe
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("08_synthesis", globals())
@@ -190,7 +190,7 @@ def score(model, s):  # every seed's model on the same binarization and importan
         out["mnist/cluster_accuracy"] = cluster_accuracy(*cluster_assignments(model, test), 10)
     else:
         out["mnist/kl_active_units"] = kl_active_units(kl)
-    order = code_order(model, kl)
+    order = model.code_order(kl)
     curve = prefix_measures(model, order, kl, test, probe_train)
     for g, c in enumerate(curve, 1):
         out.update({f"mnist/prefix_kl_nats@{g}": c["kl_nats"], f"mnist/prefix_recon_nats@{g}": c["recon_nats"],

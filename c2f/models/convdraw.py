@@ -25,7 +25,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import ImageConfig, diag_gaussian, likelihood_channels, pixel_likelihood
-from c2f.objectives import ElboTerms, negative_elbo
+from c2f.objectives import CodeOrder, ElboTerms, negative_elbo
 
 CHOICES = ("posterior_sample", "posterior_mean", "prior_mean", "prior_sample")
 
@@ -180,6 +180,16 @@ class ConvDRAW(nn.Module):
     def latent_means(self, x):
         """Posterior means of all iterations along the mean path, concatenated: [B, T × latents_per_iteration]."""
         return torch.cat([s["q"].mean for s in self.iterate(x, "posterior_mean")], -1)
+
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """Iterations 1..T, coarse first; after a prefix the decoder continues with the prior's means."""
+        t_max, n = self.cfg.iterations, self.cfg.latents_per_iteration
+
+        def log_px(x, g):
+            choose = lambda t, q, p: q.mean if t < g else p.mean  # noqa: E731 - the rest: the prior's mean
+            return self.likelihood(list(self.iterate(x, choose))[-1]["canvas"]).log_prob(x)
+        return CodeOrder("iterations 1..T", [f"iteration {t}" for t in range(1, t_max + 1)],
+                         [list(range(t * n, (t + 1) * n)) for t in range(t_max)], [[t] for t in range(t_max)], log_px)
 
     # --- images --------------------------------------------------------------------------------------
     @torch.no_grad()

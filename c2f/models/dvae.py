@@ -24,7 +24,7 @@ from torch.distributions import Categorical, kl_divergence
 
 from c2f.estimators import Concrete, make_estimator
 from c2f.nn import ConvEncoder, GaussianHead, ImageConfig, diag_gaussian, mlp, pixel_likelihood
-from c2f.objectives import ElboTerms, kl_penalty
+from c2f.objectives import CodeOrder, ElboTerms, kl_penalty
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 EPS = 1e-4  # pixel probabilities are kept in [EPS, 1 - EPS]
@@ -229,6 +229,20 @@ class DVAE(nn.Module):
 
     # --- clustering and images -----------------------------------------------------------------------
     @torch.no_grad()
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """The class (the most probable one), then the transformation (at the prior's mean before it)."""
+        k = self.cfg.num_classes
+        features, kl, labels = [list(range(k))], [[0]], ["class"]
+        if self.cfg.transform:
+            features, kl, labels = features + [list(range(k, k + 6))], kl + [[1]], labels + ["transformation"]
+
+        def log_px(x, g):
+            t = None
+            if self.cfg.transform:
+                t = self.transform_posterior(x).mean if g > 1 else self.transform_prior(len(x)).mean
+            return self.decode(F.one_hot(self.cluster(x), k).float(), self.components(t)).log_prob(x)
+        return CodeOrder("class, then transformation", labels, features, kl, log_px)
+
     def cluster(self, x) -> torch.Tensor:
         """The cluster of each image: argmax_z q(z | x), [B]."""
         return self.class_logits(x).argmax(-1)

@@ -31,7 +31,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, ImageConfig, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms, negative_elbo
+from c2f.objectives import CodeOrder, ElboTerms, negative_elbo, units_by_kl
 
 CONDITIONINGS = ("bias", "upsample")
 
@@ -236,6 +236,11 @@ class PixelVAE(nn.Module):
         q = self.encode(x)
         z = q.sample((k,))
         return self.decode(x, z).log_prob(x) + self.prior(x.shape[0]).log_prob(z) - q.log_prob(z)
+
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """No order of its own: the units by KL (:func:`c2f.objectives.units_by_kl`); the PixelCNN decoder
+        adds the rest."""
+        return units_by_kl(kl_per_dim, lambda x: self.encode(x).mean, lambda x, z: self.decode(x, z).log_prob(x))
 
     def latent_means(self, x):
         """E_q[z | x] (an empty [B, 0] for the PixelCNN)."""
