@@ -19,14 +19,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from c2f.chapters import declared_parameters
-from c2f.models import (AIR, VAE, AIRConfig, ConvDRAW, ConvDRAWConfig, PixelVAE, PixelVAEConfig, ProgressiveConfig,
-                        VAEConfig)
-from c2f.models.dvae import DVAE, DVAEConfig
-from c2f.models.hierarchical import HierarchicalConfig, make_hierarchical
-from c2f.models.multistage import MSVAE, MSVAEConfig
+from c2f.models import AIR, DVAE, VAE, AIRConfig, DVAEConfig, ProgressiveConfig, VAEConfig
+from c2f.models.factory import HIERARCHY_KINDS, SYNTHESIS_FAMILIES, hierarchy_model, synthesis_model
 from c2f.models.progressive import make_variant
-from c2f.models.sequential import SVAE, SVAEConfig
-from c2f.models.vlae import VLAE, VLAEConfig
 from c2f.train import TrainConfig, clip_gradients, make_optimizer
 
 US_PER_OP, SYNC_MS, TRAIN_FLOPS, EVAL_FLOPS = 15.0, 0.3, 50e12, 25e12
@@ -43,22 +38,17 @@ class _CountOps(TorchDispatchMode):
 
 
 def models() -> dict:
-    bn = dict(activation="elu", batch_norm=True)
-    dims, hidden = (32, 16, 8), (256, 128, 64)  # chapter 04's default architecture, which its gpu profile keeps
+    """Chapters 01, 02, 05 and 07 at their `gpu` profiles' architectures; chapters 04 and 08 as their own
+    factories build them from their declared parameters (which their gpu profiles keep)."""
     progressive = ProgressiveConfig(groups=10, group_size=1, hidden=(256,))
     out = {"01 vae_mlp": lambda: VAE(VAEConfig(arch="mlp", latent_dim=50, hidden=(512, 256))),
            "01 vae_conv": lambda: VAE(VAEConfig(arch="conv", latent_dim=50, channels=(64, 128), conv_features=512))}
     for name in ("standard", "single", "single_steps", "multiple_combined", "rnn", "rnn_nor", "quotient"):
         out[f"02 {name}"] = lambda name=name: make_variant(name, progressive)
-    out["04 vae"] = lambda: VAE(VAEConfig(arch="mlp", latent_dim=sum(dims), hidden=hidden[:2], **bn))
-    for kind in ("hvae", "markov_hvae", "lvae"):
-        out[f"04 {kind}"] = lambda kind=kind: make_hierarchical(
-            kind, HierarchicalConfig(latent_dims=dims, hidden=hidden, block_layers=1, **bn))
-    out["04 lvae no batch norm"] = lambda: make_hierarchical(
-        "lvae", HierarchicalConfig(latent_dims=dims, hidden=hidden, block_layers=1, activation="elu", batch_norm=False))
-    out["04 vlae"] = lambda: VLAE(VLAEConfig(latent_dims=dims, hidden=hidden, block_layers=1, **bn))
-    out["04 svae"] = lambda: SVAE(SVAEConfig(latent_dims=dims, hidden=hidden[:2], **bn))
-    out["04 msvae"] = lambda: MSVAE(MSVAEConfig(latent_dim=sum(dims), hidden=hidden[:2], channels=8, res_blocks=1, **bn))
+    p04 = declared_parameters("04_hierarchical")
+    for kind in HIERARCHY_KINDS:
+        out[f"04 {kind}"] = lambda kind=kind: hierarchy_model(kind, p04)
+    out["04 lvae no batch norm"] = lambda: hierarchy_model("lvae", p04, batch_norm=False)
     for estimator in ("exact", "reinforce", "nvil", "concrete", "rebar", "relax"):
         out[f"05 dvae_st {estimator}"] = lambda e=estimator: DVAE(DVAEConfig(num_classes=10, estimator=e, transform=True))
     scene = dict(image_shape=(1, 50, 50), where_init_logvar=-7.0)  # chapter 07: 50 x 50 scenes, batch 256
@@ -66,31 +56,8 @@ def models() -> dict:
     out["07 air_nvil"] = lambda: AIR(AIRConfig(count_estimator="nvil", **scene))
     out["07 air_difference"] = lambda: AIR(AIRConfig(inference="difference", **scene))
     out["07 dair"] = lambda: AIR(AIRConfig(what="prototypes", **scene))
-    return {**out, **chapter08_models()}
-
-
-def chapter08_models() -> dict:
-    """Chapter 08's families at its declared architectures (which its gpu profile keeps), as its `build` makes
-    them."""
-    p = declared_parameters("08_synthesis")
-    hier = dict(latent_dims=tuple(p["latent_dims"]), hidden=tuple(p["hier_hidden"]), block_layers=1, activation="elu")
-    progressive = ProgressiveConfig(groups=p["groups"], group_size=1, hidden=tuple(p["progressive_hidden"]))
-    out = {
-        "08 vae": lambda: VAE(VAEConfig(arch="conv", latent_dim=p["latent_dim"], channels=tuple(p["conv_channels"]))),
-        "08 convdraw": lambda: ConvDRAW(ConvDRAWConfig(
-            iterations=p["iterations"], hidden=p["convdraw_hidden"], read_channels=p["convdraw_read_channels"],
-            latent_channels=p["convdraw_latent_channels"], kernel=p["convdraw_kernel"])),
-        "08 pixelvae": lambda: PixelVAE(PixelVAEConfig(
-            latent_dim=p["pixel_latent_dim"], layers=p["pixel_layers"], channels=p["pixel_channels"],
-            kernel_size=p["pixel_kernel_size"], enc_channels=tuple(p["pixel_enc_channels"]),
-            conv_features=p["pixel_conv_features"])),
-        "08 vlae": lambda: VLAE(VLAEConfig(**hier)),
-        "08 dvae_st": lambda: DVAE(DVAEConfig(transform=True, marginal_weight=p["dvae_marginal_weight"])),
-    }
-    for kind in ("hvae", "lvae"):
-        out[f"08 {kind}"] = lambda kind=kind: make_hierarchical(kind, HierarchicalConfig(**hier))
-    for name in ("multiple_combined", "single", "rnn", "quotient"):
-        out[f"08 {name}"] = lambda name=name: make_variant(name, progressive)
+    p08 = declared_parameters("08_synthesis")
+    out.update({f"08 {f}": (lambda f=f: synthesis_model(f, p08)) for f in SYNTHESIS_FAMILIES})
     return out
 
 

@@ -2,8 +2,12 @@
 
 Every model follows :class:`Trainable` (the training loop, :func:`c2f.train.fit`, needs only its ``loss``);
 every latent-variable model also follows :class:`LatentVariableModel` (what :mod:`c2f.evaluate` needs),
-returning its ELBO terms as one :class:`ElboTerms`. Three optional parts, written as protocols of their own:
+returning its ELBO terms as one :class:`ElboTerms`. Five optional parts, written as protocols of their own:
 
+* :class:`Progressive` ``num_groups`` ordered latent groups, any prefix of which can be decoded
+  (``groups=g``): the progressive VAEs' groups, Conv-DRAW's iterations;
+* :class:`CoarseToFine` ``code_order(kl_per_dim)``: the model's code as parts ordered coarse first
+  (:class:`CodeOrder`), what chapter 08 (:mod:`c2f.synthesis`) measures every family by;
 * :class:`MultiStep` ``steps_per_batch`` = n > 1: the loss takes ``part=0..n-1`` and the loop takes one
   optimizer step after each part (e.g. one per latent group);
 * :class:`StageWise` ``num_stages`` and ``set_stage(s)``: trained one stage after another
@@ -18,7 +22,7 @@ that the models and the loop share.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -63,7 +67,8 @@ class Trainable(Protocol):
 @runtime_checkable
 class LatentVariableModel(Trainable, Protocol):
     """A trainable model with a likelihood: what :mod:`c2f.evaluate` computes ELBO, NLL and active units
-    from. Models that can decode a prefix of their latents accept ``groups=g`` in the first two."""
+    from. Models that can decode a prefix of their latents accept ``groups=g`` in the first two
+    (:class:`Progressive`)."""
 
     def elbo_terms(self, x: torch.Tensor) -> ElboTerms:
         """The ELBO's terms per example, from one posterior sample, KLs in closed form where possible."""
@@ -73,6 +78,79 @@ class LatentVariableModel(Trainable, Protocol):
 
     def latent_means(self, x: torch.Tensor) -> torch.Tensor:
         """E_q[z | x] of every latent unit, concatenated in the order of ``kl_dims``: [B, D]."""
+
+
+@runtime_checkable
+class Progressive(LatentVariableModel, Protocol):
+    """A model whose code comes in ``num_groups`` = G ordered groups, any prefix of which can be decoded.
+
+    With ``groups=g`` the ELBO's terms and the importance weights are those of the model that *stops after
+    group g*: the groups after g are left out (they add nothing to the decoder: an absent group of a
+    progressive VAE, an iteration of Conv-DRAW that never writes to the canvas), and their KL columns are 0.
+    ``default_groups`` is how many groups are decoded when none is given (the trained ones), and
+    ``kl_groups(kl_dims)`` sums the KL columns of each group: [..., G]."""
+
+    num_groups: int
+    default_groups: int
+
+    def kl_groups(self, kl_dims: torch.Tensor) -> torch.Tensor: ...
+
+    def elbo_terms(self, x: torch.Tensor, groups: int | None = None) -> ElboTerms: ...
+
+    def log_importance_weights(self, x: torch.Tensor, k: int, groups: int | None = None) -> torch.Tensor: ...
+
+
+@dataclass
+class CodeOrder:
+    """A model's code in parts, coarse first. Part i has the columns ``features[i]`` of ``model.latent_means``
+    and ``kl[i]`` of the per-dimension KL (``evaluate(...)["kl_per_dim"]``); ``log_px(x, g)`` is the per-image
+    log p(x | first g parts at their posterior means, the rest completed by the model)."""
+
+    kind: str  # how the order is defined, in words
+    labels: list[str]  # one per part
+    features: list[list[int]]
+    kl: list[list[int]]
+    log_px: Callable[[torch.Tensor, int], torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@runtime_checkable
+class CoarseToFine(Protocol):
+    """A model that orders its code from coarse to fine. `kl_per_dim` is the test KL of every column of
+    ``elbo_terms(x).kl_dims``; a model without an order of its own orders its units by it
+    (:func:`units_by_kl`)."""
+
+    def code_order(self, kl_per_dim) -> CodeOrder: ...
+
+
+def kl_parts(kl_per_dim) -> list[list[int]]:
+    """Units ordered by KL (largest first), in parts of cumulative size 1, 2, 4, ... (the last part ends at D)."""
+    order = torch.as_tensor(kl_per_dim).argsort(descending=True).tolist()
+    parts, start, size = [], 0, 1
+    while start < len(order):
+        parts.append(order[start:size])
+        start, size = size, 2 * size
+    return parts
+
+
+def units_by_kl(kl_per_dim, posterior_mean: Callable[[torch.Tensor], torch.Tensor],
+                log_px_given: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CodeOrder:
+    """The order of a flat latent with no order of its own: its units by KL, largest first (the most favourable
+    order for it), in the parts of :func:`kl_parts`. A prefix is the posterior mean ``posterior_mean(x)``
+    [B, D] with every unit outside it at 0, the prior mean of N(0, I); ``log_px_given(x, z)`` is log p(x | z)."""
+    parts = kl_parts(kl_per_dim)
+    flat = [u for p in parts for u in p]
+    sizes = [sum(len(p) for p in parts[:i + 1]) for i in range(len(parts))]
+
+    def log_px(x, g):
+        z_mean, keep = posterior_mean(x), flat[:sizes[g - 1]] if g else []
+        z = torch.zeros_like(z_mean)
+        z[:, keep] = z_mean[:, keep]
+        return log_px_given(x, z)
+    labels = [f"the {n} unit{'s' if n > 1 else ''} of highest KL" for n in sizes]
+    return CodeOrder("units by KL, largest first", labels, parts, parts, log_px)
 
 
 @runtime_checkable

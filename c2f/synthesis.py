@@ -1,11 +1,12 @@
 """Chapter 08's coarse-to-fine measure: every model's code as an ordered list of parts, and what a prefix holds.
 
-Each model family orders its code in its own way: the groups of a progressive VAE, the iterations of
-Conv-DRAW, the latent layers of a hierarchy from the top down, the class before the transformation in the
-D-VAE-ST. A flat latent (VAE, PixelVAE) has no order of its own; its units are ordered by their KL, largest
-first (the most favourable order for it), in parts whose cumulative sizes are 1, 2, 4, ... units.
-:func:`code_order` builds that order as a :class:`CodeOrder`; :func:`prefix_measures` then gives, for every
-prefix g (the first g parts):
+Each model family declares how it orders its code (``model.code_order(kl_per_dim)``, the
+:class:`c2f.objectives.CoarseToFine` protocol, a :class:`c2f.objectives.CodeOrder`): the groups of a
+progressive VAE, the iterations of Conv-DRAW, the latent layers of a hierarchy from the top down, the class
+before the transformation in the D-VAE-ST. A flat latent (VAE, PixelVAE) has no order of its own; its units
+are ordered by their KL, largest first (the most favourable order for it), in parts whose cumulative sizes are
+1, 2, 4, ... units (:func:`c2f.objectives.units_by_kl`). :func:`prefix_measures` then gives, for every prefix g
+(the first g parts):
 
 * ``kl_nats``: the nats the prefix costs, the test KL of its parts (from :func:`c2f.evaluate.evaluate`);
 * ``recon_nats``: −E log p(x | prefix), the image's log-likelihood under the decoder when the prefix is at its
@@ -18,14 +19,11 @@ prefix g (the first g parts):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
 
 from c2f.data import ImageSet, batches
 from c2f.evaluate import evaluation_images, latent_means
+from c2f.objectives import CodeOrder
 
 
 # the families chapter 08 compares: name -> (the chapter that introduces it, how its code is ordered)
@@ -35,107 +33,6 @@ FAMILIES = {
     "hvae": ("04", "layers, top first"), "lvae": ("04", "layers, top first"), "vlae": ("04", "layers, top first"),
     "pixelvae": ("06", "units by KL"), "dvae_st": ("05", "class, then transformation"),
 }
-
-
-@dataclass
-class CodeOrder:
-    """A model's code in parts, coarse first. Part i has the columns ``features[i]`` of ``model.latent_means``
-    and ``kl[i]`` of the per-dimension KL (``evaluate(...)["kl_per_dim"]``); ``log_px(x, g)`` is the per-image
-    log p(x | first g parts at their posterior means, the rest completed by the model)."""
-
-    kind: str  # how the order is defined, in words
-    labels: list[str]  # one per part
-    features: list[list[int]]
-    kl: list[list[int]]
-    log_px: Callable[[torch.Tensor, int], torch.Tensor]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def _by_kl(kl_per_dim) -> list[list[int]]:
-    """Units ordered by KL (largest first), in parts of cumulative size 1, 2, 4, ... (the last part ends at D)."""
-    order = torch.as_tensor(kl_per_dim).argsort(descending=True).tolist()
-    parts, start, size = [], 0, 1
-    while start < len(order):
-        parts.append(order[start:size])
-        start, size = size, 2 * size
-    return parts
-
-
-def _masked(z: torch.Tensor, keep: list[int]) -> torch.Tensor:
-    """z with every column not in `keep` set to 0 (the prior mean of a standard-normal latent)."""
-    out = torch.zeros_like(z)
-    out[:, keep] = z[:, keep]
-    return out
-
-
-def code_order(model, kl_per_dim) -> CodeOrder:
-    """The coarse-to-fine order of `model`'s code (see the module docstring). `kl_per_dim` is the test KL of
-    every column of ``elbo_terms(x).kl_dims``, used to order a flat latent's units."""
-    from c2f.models.convdraw import ConvDRAW
-    from c2f.models.dvae import DVAE
-    from c2f.models.hierarchical import TopDownVAE
-    from c2f.models.layered import IndependentLatentVAE
-    from c2f.models.pixelvae import PixelVAE
-    from c2f.models.progressive import GroupModel
-    from c2f.models.vae import VAE
-
-    if isinstance(model, (VAE, PixelVAE)):
-        parts = _by_kl(kl_per_dim)
-        flat = [u for p in parts for u in p]
-
-        def log_px(x, g):
-            z = _masked(model.encode(x).mean, flat[:sum(len(p) for p in parts[:g])])
-            return (model.decode(z) if isinstance(model, VAE) else model.decode(x, z)).log_prob(x)
-        sizes = [sum(len(p) for p in parts[:i + 1]) for i in range(len(parts))]
-        labels = [f"the {n} unit{'s' if n > 1 else ''} of highest KL" for n in sizes]
-        return CodeOrder("units by KL, largest first", labels, parts, parts, log_px)
-    if isinstance(model, GroupModel):
-        k, n = model.cfg.group_size, model.default_groups
-        cols = [list(range(g * k, (g + 1) * k)) for g in range(n)]
-
-        def log_px(x, g):
-            zs = model.split_groups(model.latent_means(x))
-            return model.likelihood(model.decode_logits(zs[:g] + [None] * (len(zs) - g))).log_prob(x)
-        return CodeOrder("latent groups 1..G", [f"group {g}" for g in range(1, n + 1)], cols, cols, log_px)
-    if isinstance(model, ConvDRAW):
-        t_max, n = model.cfg.iterations, model.cfg.latents_per_iteration
-
-        def log_px(x, g):
-            choose = lambda t, q, p: q.mean if t < g else p.mean  # noqa: E731 - the rest: the prior's mean
-            canvas = list(model.iterate(x, choose))[-1]["canvas"]
-            return model.likelihood(canvas).log_prob(x)
-        return CodeOrder("iterations 1..T", [f"iteration {t}" for t in range(1, t_max + 1)],
-                         [list(range(t * n, (t + 1) * n)) for t in range(t_max)], [[t] for t in range(t_max)], log_px)
-    if isinstance(model, (TopDownVAE, IndependentLatentVAE)):
-        sizes = list(model.layer_sizes)
-        L, starts = len(sizes), [sum(sizes[:l]) for l in range(len(sizes))]
-        cols = [list(range(starts[l], starts[l] + sizes[l])) for l in reversed(range(L))]  # the top layer first
-
-        def log_px(x, g):
-            means = model.posterior_means(x)
-            if isinstance(model, IndependentLatentVAE):
-                zs = [m if l >= L - g else torch.zeros_like(m) for l, m in enumerate(means)]
-                return model.decode_layers(zs).log_prob(x)
-            choose = lambda l, p: means[l] if l >= L - g else p[0]  # noqa: E731 - lower layers: conditional prior mean
-            return model.likelihood(model.top_down(len(x), choose, x.device)[2]).log_prob(x)
-        return CodeOrder("latent layers from the top down", [f"layer {l} (of {L})" for l in reversed(range(1, L + 1))],
-                         cols, cols, log_px)
-    if isinstance(model, DVAE):
-        k = model.cfg.num_classes
-        features, kl, labels = [list(range(k))], [[0]], ["class"]
-        if model.cfg.transform:
-            features, kl, labels = features + [list(range(k, k + 6))], kl + [[1]], labels + ["transformation"]
-
-        def log_px(x, g):
-            z = F.one_hot(model.cluster(x), k).float()
-            t = None
-            if model.cfg.transform:
-                t = model.transform_posterior(x).mean if g > 1 else model.transform_prior(len(x)).mean
-            return model.decode(z, model.components(t)).log_prob(x)
-        return CodeOrder("class, then transformation", labels, features, kl, log_px)
-    raise TypeError(f"no coarse-to-fine order is defined for a {type(model).__name__}")
 
 
 def probe(train_codes, train_labels, test_codes, test_labels, *, max_iter: int = 2000) -> float:

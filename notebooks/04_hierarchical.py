@@ -66,8 +66,7 @@ from c2f.evaluate import class_change_rate, describe, evaluate, layer_report, su
 from c2f.experiment import Trial, mnist_classifier, parameter_count, run_trials, seed_list
 from c2f.experiment import splits as experiment_splits
 from c2f.findings import ch04 as findings
-from c2f.models import (MSVAE, SVAE, VAE, VLAE, HierarchicalConfig, MSVAEConfig, SVAEConfig, VAEConfig, VLAEConfig,
-                        make_hierarchical)
+from c2f.models.factory import hierarchy_model
 from c2f.models.layered import resample_layer, traverse_layer
 from c2f.train import TrainConfig
 
@@ -160,20 +159,8 @@ print(f"MNIST: {len(train)} training, {len(valid)} validation and {len(test)} te
 # about the architecture. The LVAE is also trained without warm-up, without batch norm, and without either.
 
 # %%
-def build(kind, batch_norm=True, image_shape=(1, 28, 28)):
-    common = dict(activation="elu", batch_norm=batch_norm, image_shape=image_shape)
-    if kind == "vae":
-        return VAE(VAEConfig(arch="mlp", latent_dim=sum(latent_dims), hidden=tuple(hidden[:2]), **common))
-    if kind in ("hvae", "markov_hvae", "lvae"):
-        return make_hierarchical(kind, HierarchicalConfig(latent_dims=tuple(latent_dims), hidden=tuple(hidden),
-                                                          block_layers=block_layers, **common))
-    if kind == "vlae":
-        return VLAE(VLAEConfig(latent_dims=tuple(latent_dims), hidden=tuple(hidden), block_layers=block_layers,
-                               **common))
-    if kind == "svae":
-        return SVAE(SVAEConfig(latent_dims=tuple(latent_dims), hidden=tuple(hidden[:2]), **common))
-    return MSVAE(MSVAEConfig(latent_dim=sum(latent_dims), hidden=tuple(hidden[:2]), channels=msvae_channels,
-                             res_blocks=msvae_res_blocks, l1_weight=msvae_l1_weight, **common))
+def build(kind, batch_norm=True):
+    return hierarchy_model(kind, run.params, batch_norm=batch_norm)
 
 
 def trial(name, kind, batch_norm=True, warmup=warmup_epochs, n_epochs=epochs):

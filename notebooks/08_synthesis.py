@@ -72,11 +72,10 @@ from c2f import data, plots
 from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate, kl_active_units
 from c2f.experiment import Trial, run_trials, seed_list
 from c2f.findings import ch08
-from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, HierarchicalConfig, PixelVAE,
-                        PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
-from c2f.models.progressive import make_variant
+from c2f.models import DVAE
+from c2f.models.factory import synthesis_model
 from c2f.stats import ranking
-from c2f.synthesis import FAMILIES, accuracy_within, code_order, prefix_measures, probe
+from c2f.synthesis import FAMILIES, accuracy_within, prefix_measures, probe
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("08_synthesis", globals())
@@ -123,30 +122,12 @@ print(f"MNIST, dynamic binarization: {len(train)} training images, {len(test)} t
 #
 # The configurations are each chapter's `default` ones (Multiple feeds its residual to each small VAE,
 # `rnn` concatenates the encodings of image and reconstruction, the D-VAE-ST is trained with the exact
-# gradient and the batch-marginal KL). The code below only chooses configurations; every model is a class of
-# `c2f.models`.
+# gradient and the batch-marginal KL). Every model is a class of `c2f.models`, built from this chapter's
+# parameters by `c2f.models.factory.synthesis_model`.
 
 # %%
 def build(family):
-    if family == "vae":
-        return VAE(VAEConfig(arch="conv", latent_dim=latent_dim, channels=tuple(conv_channels)))
-    if family == "convdraw":
-        return ConvDRAW(ConvDRAWConfig(iterations=iterations, hidden=convdraw_hidden, read_channels=convdraw_read_channels,
-                                       latent_channels=convdraw_latent_channels, kernel=convdraw_kernel))
-    if family in ("multiple", "single", "rnn", "quotient"):
-        base = ProgressiveConfig(groups=groups, group_size=1, hidden=tuple(progressive_hidden))
-        return make_variant("multiple_combined" if family == "multiple" else family, base)
-    if family in ("hvae", "lvae"):
-        return make_hierarchical(family, HierarchicalConfig(latent_dims=tuple(latent_dims), hidden=tuple(hier_hidden),
-                                                            block_layers=1, activation="elu"))
-    if family == "vlae":
-        return VLAE(VLAEConfig(latent_dims=tuple(latent_dims), hidden=tuple(hier_hidden), block_layers=1,
-                               activation="elu"))
-    if family == "pixelvae":
-        return PixelVAE(PixelVAEConfig(latent_dim=pixel_latent_dim, layers=pixel_layers, channels=pixel_channels,
-                                       kernel_size=pixel_kernel_size, enc_channels=tuple(pixel_enc_channels),
-                                       conv_features=pixel_conv_features))
-    return DVAE(DVAEConfig(transform=True, marginal_weight=dvae_marginal_weight))
+    return synthesis_model(family, run.params)
 
 
 # %%
@@ -190,7 +171,7 @@ def score(model, s):  # every seed's model on the same binarization and importan
         out["mnist/cluster_accuracy"] = cluster_accuracy(*cluster_assignments(model, test), 10)
     else:
         out["mnist/kl_active_units"] = kl_active_units(kl)
-    order = code_order(model, kl)
+    order = model.code_order(kl)
     curve = prefix_measures(model, order, kl, test, probe_train)
     for g, c in enumerate(curve, 1):
         out.update({f"mnist/prefix_kl_nats@{g}": c["kl_nats"], f"mnist/prefix_recon_nats@{g}": c["recon_nats"],

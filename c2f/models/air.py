@@ -14,7 +14,7 @@ A scene is explained by at most T objects, inferred one per step. Step i has thr
   prototypes and an affine transformation t_i ~ N(identity, σ₀² I) that warps it.
 
 The image is x ~ Bernoulli(clamp(Σ_{i ≤ n} paste(object_i, z_where,i))): objects are added, with no
-background. Inference is a recurrent network (an ``LSTMCell``) over the steps, fed with features of the image
+background. :meth:`AIR.sample` is this story written as sampling statements. Inference is a recurrent network (an ``LSTMCell``) over the steps, fed with features of the image
 and the previous step's where and what; **Difference-AIR** (``inference="difference"``, Eslami et al.'s
 variant) feeds it the features of the residual x − (canvas drawn so far) instead. q(z_pres,i = 1) = p_i
 comes from the state, so q(n) = p_1 ⋯ p_n (1 − p_{n+1}).
@@ -44,15 +44,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Categorical, OneHotCategorical, kl_divergence
+from torch.distributions import Bernoulli, Categorical, OneHotCategorical, kl_divergence
 
 from c2f.estimators import ESTIMATORS, make_estimator
-from c2f.models.dvae import DVAE, DVAEConfig
+from c2f.models.dvae import AFFINE_DIM, DVAE, DVAEConfig, uniform_kl
 from c2f.nn import GaussianHead, ImageConfig, diag_gaussian, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms
+from c2f.objectives import ElboTerms, kl_penalty
 
 EPS = 1e-4  # pixel probabilities are kept in [EPS, 1 - EPS]
 MIN_SCALE = 0.3  # s is clamped here in the transformer: a window at most 1 / 0.3 times the canvas
+WHERE_DIM = 3  # z_where = (s, c_x, c_y)
 WHATS = ("gaussian", "prototypes")
 INFERENCES = ("air", "difference")
 
@@ -99,14 +100,15 @@ class Inference:
     """All T steps for a batch of B scenes (stacked over steps in dimension 1)."""
 
     pres_logits: torch.Tensor  # logit of q(z_pres,i = 1) [B, T]
-    where: torch.Tensor  # z_where [B, T, 3]
+    where: torch.Tensor  # z_where [B, T, WHERE_DIM]
+    what: torch.Tensor  # z_what [B, T, D] (DAIR: the class probabilities, then t)
     objects: torch.Tensor  # each step's object pasted on an empty canvas [B, T, 1, H, W]
     kl: torch.Tensor  # KL_where,i + KL_what,i [B, T]
     log_ratio: torch.Tensor  # log p − log q of the sampled where and what [B, T]
     features: torch.Tensor  # the image features [B, F] (the baseline's input)
     class_logits: torch.Tensor | None = None  # DAIR: q(c_i | window) [B, T, K]
     windows: torch.Tensor | None = None  # DAIR: the attended windows [B, T, 1, w, w]
-    transforms: torch.Tensor | None = None  # DAIR: t_i [B, T, 6]
+    transforms: torch.Tensor | None = None  # DAIR: t_i [B, T, AFFINE_DIM]
 
 
 def count_logits(pres_logits: torch.Tensor) -> torch.Tensor:
@@ -127,15 +129,15 @@ class AIR(nn.Module):
         self.cfg = cfg
         w2 = cfg.window * cfg.window
         self.embed = mlp([cfg.pixels, cfg.features], last_activation=True)
-        prev = 3 + (cfg.num_classes + 6 if cfg.what == "prototypes" else cfg.z_what)
-        self.rnn = nn.LSTMCell(cfg.features + prev, cfg.hidden)
+        self.rnn = nn.LSTMCell(cfg.features + WHERE_DIM + self.what_dim, cfg.hidden)  # image, previous where, what
         self.pres_head = nn.Linear(cfg.hidden, 1)
-        self.where_head = GaussianHead(cfg.hidden, 3)
+        self.where_head = GaussianHead(cfg.hidden, WHERE_DIM)
         for head in (self.pres_head, self.where_head.linear):  # every step starts at the prior's centre
             nn.init.zeros_(head.weight)
         with torch.no_grad():
             self.pres_head.bias.fill_(cfg.pres_init_logit)
-            self.where_head.linear.bias.copy_(torch.tensor([cfg.scale_prior, 0.0, 0.0, *[cfg.where_init_logvar] * 3]))
+            self.where_head.linear.bias.copy_(torch.tensor([cfg.scale_prior, 0.0, 0.0,
+                                                            *[cfg.where_init_logvar] * WHERE_DIM]))
         if cfg.what == "gaussian":
             self.what_encoder = nn.Sequential(nn.Flatten(), mlp([w2, cfg.what_hidden], last_activation=True),
                                               GaussianHead(cfg.what_hidden, cfg.z_what))
@@ -152,6 +154,38 @@ class AIR(nn.Module):
         self.count_estimator = make_estimator(cfg.count_estimator, cfg.max_steps + 1, context_dim=cfg.features,
                                               hidden=(cfg.baseline_hidden,), normalise=False,
                                               standardised_baseline=True)
+
+    @property
+    def what_dim(self) -> int:
+        """The size of a step's what as the next step sees it: AIR's z_what, or DAIR's class probabilities
+        and transformation t."""
+        return self.cfg.num_classes + AFFINE_DIM if self.cfg.what == "prototypes" else self.cfg.z_what
+
+    # --- the generative model --------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """n scenes from the model, written as its generative story: the count, every present object's where
+        and what, the objects added on the canvas, the pixels."""
+        cfg, device = self.cfg, self.pres_head.weight.device
+        count = self.count_prior(n, device).sample()  # n ~ p(n) (Bern(ρ) presences)
+        canvas = torch.zeros(n, *cfg.image_shape, device=device)
+        for i in range(cfg.max_steps):
+            where = self.where_prior(n, device).sample()  # z_where,i ~ N((s₀, 0, 0), diag(σ_s², σ_c², σ_c²))
+            if cfg.what == "gaussian":
+                what = standard_normal((n, cfg.z_what), device).sample()  # z_what,i ~ N(0, I)
+                obj = self.what_object(what)
+            else:
+                c = OneHotCategorical(logits=torch.zeros(n, cfg.num_classes, device=device)).sample()  # c_i ~ Cat(1/K)
+                t = self.dvae.transform_prior(n).sample()  # t_i ~ N(identity, σ₀² I)
+                obj = self._prototype_object(c, self.dvae.components(t))
+            present = (i < count).float().view(n, 1, 1, 1)
+            canvas = canvas + present * self.paste(obj, where)
+        return Bernoulli(probs=canvas.clamp(EPS, 1 - EPS)).sample()  # x ~ Bernoulli(clamp(Σ objects))
+
+    def what_object(self, what: torch.Tensor) -> torch.Tensor:
+        """AIR's object decoder: the window's pixel probabilities [B, 1, w, w] for codes z_what [B, D]."""
+        w = self.cfg.window
+        return torch.sigmoid(self.what_decoder(what).float()).view(what.shape[0], 1, w, w)
 
     # --- the spatial transformer ---------------------------------------------------------------------
     def crop(self, x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
@@ -183,9 +217,9 @@ class AIR(nn.Module):
     # --- priors --------------------------------------------------------------------------------------
     def where_prior(self, n: int, device):
         cfg = self.cfg
-        mean = torch.tensor([cfg.scale_prior, 0.0, 0.0], device=device).expand(n, 3)
+        mean = torch.tensor([cfg.scale_prior, 0.0, 0.0], device=device).expand(n, WHERE_DIM)
         std = torch.tensor([cfg.scale_prior_std, cfg.shift_prior_std, cfg.shift_prior_std], device=device)
-        return diag_gaussian(mean, (2 * std.log()).expand(n, 3))
+        return diag_gaussian(mean, (2 * std.log()).expand(n, WHERE_DIM))
 
     def count_prior(self, n: int, device) -> Categorical:
         logit = math.log(self.cfg.pres_prior) - math.log1p(-self.cfg.pres_prior)
@@ -198,12 +232,11 @@ class AIR(nn.Module):
         cfg = self.cfg
         b = x.shape[0]
         h, cell = x.new_zeros(b, cfg.hidden), x.new_zeros(b, cfg.hidden)
-        prev = torch.cat([self.where_prior(b, x.device).mean,
-                          x.new_zeros(b, self.rnn.input_size - cfg.features - 3)], -1)
+        prev = torch.cat([self.where_prior(b, x.device).mean, x.new_zeros(b, self.what_dim)], -1)
         features = self.embed(x.flatten(1))
         first, canvas = features, torch.zeros_like(x)
-        out = {k: [] for k in ("pres_logits", "where", "objects", "kl", "log_ratio", "class_logits", "windows",
-                               "transforms")}
+        out = {k: [] for k in ("pres_logits", "where", "what", "objects", "kl", "log_ratio", "class_logits",
+                               "windows", "transforms")}
         for i in range(cfg.max_steps):
             if cfg.inference == "difference" and i > 0:
                 features = self.embed((x - canvas.detach()).flatten(1))
@@ -220,7 +253,7 @@ class AIR(nn.Module):
                 p_what = standard_normal(what.shape, x.device)
                 kl = kl + kl_divergence(q_what.base_dist, p_what.base_dist).sum(-1)
                 log_ratio = log_ratio + p_what.log_prob(what) - q_what.log_prob(what)
-                obj = torch.sigmoid(self.what_decoder(what).float()).view(b, 1, cfg.window, cfg.window)
+                obj = self.what_object(what)
             else:
                 obj, what, kl_what, ratio, logits, t = self._discrete_what(window, mode)
                 kl, log_ratio = kl + kl_what, log_ratio + ratio
@@ -228,7 +261,7 @@ class AIR(nn.Module):
                     out[k].append(v)
             placed = self.paste(obj, where)
             canvas = canvas + placed
-            for k, v in (("pres_logits", self.pres_head(h).squeeze(-1).float()), ("where", where),
+            for k, v in (("pres_logits", self.pres_head(h).squeeze(-1).float()), ("where", where), ("what", what),
                          ("objects", placed), ("kl", kl), ("log_ratio", log_ratio)):
                 out[k].append(v)
             prev = torch.cat([where, what], -1)
@@ -240,15 +273,13 @@ class AIR(nn.Module):
         transformation from q(t | window); returns the warped prototype, what the next step sees (the class
         probabilities and t), the KLs, log p − log q of the sample, the class logits and t."""
         dvae = self.dvae
-        if self.training and not bool(dvae.prototypes_initialised):
-            dvae.init_prototypes(window.detach())
+        dvae.seed_prototypes(window.detach())
         logits = dvae.class_logits(window)
         q_t, p_t = dvae.transform_posterior(window), dvae.transform_prior(window.shape[0])
         t = q_t.mean if mode else q_t.rsample()
         q_c = OneHotCategorical(logits=logits)
         c = F.one_hot(logits.argmax(-1), logits.shape[-1]).float() if mode else q_c.sample()
-        uniform = Categorical(logits=torch.zeros_like(logits))
-        kl = kl_divergence(Categorical(logits=logits), uniform) + kl_divergence(q_t.base_dist, p_t.base_dist).sum(-1)
+        kl = dvae.class_kl(logits) + kl_divergence(q_t.base_dist, p_t.base_dist).sum(-1)
         ratio = -math.log(logits.shape[-1]) - q_c.log_prob(c) + p_t.log_prob(t) - q_t.log_prob(t)
         obj = self._prototype_object(c, dvae.components(t))
         return obj, torch.cat([logits.softmax(-1), t], -1), kl, ratio, logits, t
@@ -287,9 +318,14 @@ class AIR(nn.Module):
         inf = self.infer(x)
         q = self.count_posterior(inf)
         log_px, _ = self.count_costs(x, inf)
-        used = 1 - q.probs.cumsum(-1)[:, :-1]  # q(n ≥ i), i = 1..T
         kl_count = kl_divergence(q, self.count_prior(x.shape[0], x.device))
-        return ElboTerms((q.probs * log_px).sum(-1), torch.cat([kl_count.unsqueeze(-1), used * inf.kl], -1))
+        return ElboTerms((q.probs * log_px).sum(-1), self._kl_dims(inf, q, kl_count))
+
+    @staticmethod
+    def _kl_dims(inf: Inference, q: Categorical, kl_count: torch.Tensor) -> torch.Tensor:
+        """The ELBO's KL terms [B, T + 1]: the count's, then step i's where and what weighted by q(n ≥ i)."""
+        used = 1 - q.probs.cumsum(-1)[:, :-1]  # q(n ≥ i), i = 1..T
+        return torch.cat([kl_count.unsqueeze(-1), used * inf.kl], -1)
 
     def log_importance_weights(self, x, k: int) -> torch.Tensor:
         """[k, B]: log p(x, n, z) − log q(n, z | x) for k joint samples of the count and every step's latents."""
@@ -306,13 +342,19 @@ class AIR(nn.Module):
         return torch.stack(out)
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
-        """Negative ELBO (batch mean); the count through the configured estimator."""
+        """Negative ELBO (batch mean); the count through the configured estimator. With free bits λ > 0 the
+        KL terms of :meth:`elbo_terms` (the count's, each step's weighted by q(n ≥ i)) are penalised as
+        :func:`c2f.objectives.kl_penalty` does: their plain batch mean is replaced by Σ_j max(λ, E_batch KL_j)
+        (exactly so with the exact count estimator; in expectation with NVIL)."""
         inf = self.infer(x)
         q = self.count_posterior(inf)
-        _, cost = self.count_costs(x, inf, kl_weight)
+        log_px, cost = self.count_costs(x, inf, kl_weight)
         est = self.count_estimator(q.logits, lambda z: (z * cost).sum(-1), context=inf.features.detach())
         kl_count = kl_divergence(q, self.count_prior(x.shape[0], x.device))
         loss = est.objective + kl_weight * kl_count
+        kl_dims = self._kl_dims(inf, q, kl_count)
+        if free_bits > 0:
+            loss = loss + kl_weight * (kl_penalty(kl_dims, free_bits) - kl_penalty(kl_dims))
         scalars = {}
         if self.cfg.what == "prototypes":
             loss = loss + self._class_terms(x, inf, q.probs.detach())
@@ -320,9 +362,17 @@ class AIR(nn.Module):
             loss = loss + self.cfg.class_marginal_weight * marginal_kl
             scalars["marginal_kl"] = marginal_kl.detach()
         count = (q.probs * torch.arange(self.cfg.max_steps + 1, device=x.device)).sum(-1)
-        scalars.update({"elbo": -(est.loss + kl_count).mean(), "kl_count": kl_count.mean(), "count": count.mean(),
+        scalars.update({"elbo": -(est.loss + kl_count).mean(), "recon": -(q.probs * log_px).sum(-1).mean().detach(),
+                        "kl": kl_dims.sum(-1).mean().detach(), "kl_count": kl_count.mean(), "count": count.mean(),
                         **{f"est_{k}": v for k, v in est.stats.items()}})
         return loss.mean(), scalars
+
+    @torch.no_grad()
+    def latent_means(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior along the mean path: q(n) of the counts 0..T, then every step's z_where and z_what
+        means (DAIR: its class probabilities and t): [B, T + 1 + T (3 + D)]."""
+        inf = self.infer(x, mode=True)
+        return torch.cat([self.count_posterior(inf).probs, torch.cat([inf.where, inf.what], -1).flatten(1)], -1)
 
     def _class_marginal_kl(self, inf: Inference, q_count: torch.Tensor) -> torch.Tensor:
         """KL(q̄ ‖ uniform) of the batch's mean class probabilities over the objects the counts use (each step
@@ -330,8 +380,7 @@ class AIR(nn.Module):
         the ELBO."""
         used = 1 - q_count.cumsum(-1)[:, :-1]  # [B, T]
         probs = inf.class_logits.softmax(-1)
-        q_bar = (used.unsqueeze(-1) * probs).sum((0, 1)) / used.sum().clamp(min=1e-6)
-        return math.log(q_bar.shape[-1]) + (q_bar * q_bar.clamp_min(1e-12).log()).sum()
+        return uniform_kl((used.unsqueeze(-1) * probs).sum((0, 1)) / used.sum().clamp(min=1e-6))
 
     def _class_terms(self, x, inf: Inference, q_count: torch.Tensor) -> torch.Tensor:
         """DAIR: zero-valued terms [B] that carry the class estimator's gradient. Step i's class is scored the

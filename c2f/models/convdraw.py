@@ -24,14 +24,14 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.nn import diag_gaussian, likelihood_channels, pixel_likelihood
-from c2f.objectives import ElboTerms, negative_elbo
+from c2f.nn import ImageConfig, diag_gaussian, likelihood_channels, pixel_likelihood
+from c2f.objectives import CodeOrder, ElboTerms, negative_elbo
 
 CHOICES = ("posterior_sample", "posterior_mean", "prior_mean", "prior_sample")
 
 
 @dataclass
-class ConvDRAWConfig:
+class ConvDRAWConfig(ImageConfig):
     iterations: int = 6  # T
     hidden: int = 32  # ConvLSTM channels (encoder and decoder)
     latent_channels: int = 2  # channels of z_t; z_t has latent_channels × (H/4) × (W/4) latents
@@ -89,7 +89,16 @@ class ConvDRAW(nn.Module):
         self.write = nn.Sequential(nn.ConvTranspose2d(hid, rc, 4, 2, 1), nn.ELU(), nn.ConvTranspose2d(rc, out, 4, 2, 1))
         self.canvas0 = nn.Parameter(torch.zeros(out, h, w))
         self.states0 = nn.Parameter(torch.zeros(4, hid, h // 4, w // 4))  # h^e, c^e, h^d, c^d
-        self.num_groups = cfg.iterations
+
+    @property
+    def num_groups(self) -> int:
+        """The iterations are the ordered groups of :class:`c2f.objectives.Progressive`."""
+        return self.cfg.iterations
+
+    @property
+    def default_groups(self) -> int:
+        """All iterations are decoded when none is given."""
+        return self.cfg.iterations
 
     # --- the model's distributions -------------------------------------------------------------------
     def likelihood(self, canvas):
@@ -171,6 +180,16 @@ class ConvDRAW(nn.Module):
     def latent_means(self, x):
         """Posterior means of all iterations along the mean path, concatenated: [B, T × latents_per_iteration]."""
         return torch.cat([s["q"].mean for s in self.iterate(x, "posterior_mean")], -1)
+
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """Iterations 1..T, coarse first; after a prefix the decoder continues with the prior's means."""
+        t_max, n = self.cfg.iterations, self.cfg.latents_per_iteration
+
+        def log_px(x, g):
+            choose = lambda t, q, p: q.mean if t < g else p.mean  # noqa: E731 - the rest: the prior's mean
+            return self.likelihood(list(self.iterate(x, choose))[-1]["canvas"]).log_prob(x)
+        return CodeOrder("iterations 1..T", [f"iteration {t}" for t in range(1, t_max + 1)],
+                         [list(range(t * n, (t + 1) * n)) for t in range(t_max)], [[t] for t in range(t_max)], log_px)
 
     # --- images --------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -24,9 +24,10 @@ from torch.distributions import Categorical, kl_divergence
 
 from c2f.estimators import Concrete, make_estimator
 from c2f.nn import ConvEncoder, GaussianHead, ImageConfig, diag_gaussian, mlp, pixel_likelihood
-from c2f.objectives import ElboTerms, kl_penalty
+from c2f.objectives import CodeOrder, ElboTerms, kl_penalty
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+AFFINE_DIM = len(IDENTITY)  # t: the 2 × 3 matrix of an affine map, flattened
 EPS = 1e-4  # pixel probabilities are kept in [EPS, 1 - EPS]
 
 
@@ -50,6 +51,11 @@ class DVAEConfig(ImageConfig):
     prototype_init: str = "data"  # "data": k-means++ seeding from the first training batch; "random"
     marginal_weight: float = 0.0  # weight of KL(batch-mean q(z|x) ‖ uniform): a regulariser outside the ELBO
     image_shape: tuple[int, int, int] = (1, 28, 28)
+
+
+def uniform_kl(q_bar: torch.Tensor) -> torch.Tensor:
+    """KL(q̄ ‖ Cat(1/K)) of class probabilities q̄ [K]: the batch-marginal term that keeps the classes in use."""
+    return math.log(q_bar.shape[-1]) + (q_bar * q_bar.clamp_min(1e-12).log()).sum()
 
 
 def _features(cfg: DVAEConfig) -> tuple[nn.Module, int]:
@@ -80,11 +86,11 @@ class DVAE(nn.Module):
             raise ValueError(f"unknown prototype_init {cfg.prototype_init!r}; choose 'data' or 'random'")
         if cfg.transform:
             self.localiser, features = _features(cfg)
-            self.transform_head = GaussianHead(features, 6)
+            self.transform_head = GaussianHead(features, AFFINE_DIM)
             nn.init.zeros_(self.transform_head.linear.weight)  # q(t | x) = p(t) at initialisation
             with torch.no_grad():
                 log_var = 2 * math.log(cfg.transform_prior_std)
-                self.transform_head.linear.bias.copy_(torch.tensor([*IDENTITY, *[log_var] * 6]))
+                self.transform_head.linear.bias.copy_(torch.tensor([*IDENTITY, *[log_var] * AFFINE_DIM]))
         self.estimator = make_estimator(
             cfg.estimator, k, context_dim=cfg.pixels, temperature=cfg.temperature,
             prior_temperature=cfg.prior_temperature, straight_through=cfg.straight_through,
@@ -101,7 +107,7 @@ class DVAE(nn.Module):
 
     def transform_prior(self, n: int):
         """p(t) = N(identity, σ₀² I)."""
-        mean = torch.tensor(IDENTITY, device=self.prototype_offset.device).expand(n, 6)
+        mean = torch.tensor(IDENTITY, device=self.prototype_offset.device).expand(n, AFFINE_DIM)
         logvar = torch.full_like(mean, 2 * math.log(self.cfg.transform_prior_std))
         return diag_gaussian(mean, logvar)
 
@@ -151,30 +157,35 @@ class DVAE(nn.Module):
         kl_t = kl_divergence(q_t.base_dist, self.transform_prior(x.shape[0]).base_dist).sum(-1)
         return t, kl_t
 
-    def _class_kl(self, logits) -> torch.Tensor:
+    @staticmethod
+    def class_kl(logits) -> torch.Tensor:
         """KL(q(z|x) ‖ Cat(1/K)) = log K − H(q), exact, per example."""
         uniform = Categorical(logits=torch.zeros_like(logits))
         return kl_divergence(Categorical(logits=logits), uniform)
 
+    def seed_prototypes(self, x: torch.Tensor) -> None:
+        """In training, seed the prototypes from the first minibatch `x` (:meth:`init_prototypes`) unless they
+        are seeded already (or configured to start at random)."""
+        if self.training and not bool(self.prototypes_initialised):
+            self.init_prototypes(x)
+
     # --- objectives ----------------------------------------------------------------------------------
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         """Negative ELBO (batch mean) whose encoder gradient comes from the configured estimator."""
-        if self.training and not bool(self.prototypes_initialised):
-            self.init_prototypes(x)
+        self.seed_prototypes(x)
         logits = self.class_logits(x)
         t, kl_t = self._transform_sample(x)
         comps = self.components(t)
         comps_cv = comps.detach()  # control variates must not reach the decoder or the localiser
         est = self.estimator(logits, lambda z: -self.decode(z, comps).log_prob(x),
                              lambda z: -self.decode(z, comps_cv).log_prob(x), context=x.flatten(1))
-        kl_cat = self._class_kl(logits)
+        kl_cat = self.class_kl(logits)
         kl_cat_train = kl_cat
         if self.cfg.relaxed_kl and isinstance(self.estimator, Concrete):
             kl_cat_train = self.estimator.relaxed_kl(logits)
         kl_dims = torch.stack([kl_cat_train, kl_t], -1) if self.cfg.transform else kl_cat_train.unsqueeze(-1)
         loss = est.objective.mean() + kl_weight * kl_penalty(kl_dims, free_bits)
-        q_bar = logits.softmax(-1).mean(0)
-        marginal_kl = math.log(self.cfg.num_classes) + (q_bar * q_bar.clamp_min(1e-12).log()).sum()
+        marginal_kl = uniform_kl(logits.softmax(-1).mean(0))
         if self.cfg.marginal_weight > 0:
             loss = loss + self.cfg.marginal_weight * marginal_kl
         kl = kl_cat + kl_t
@@ -194,7 +205,7 @@ class DVAE(nn.Module):
         codes = torch.eye(k, device=x.device)[:, None, :].expand(k, x.shape[0], k)
         log_px_k = self.decode(codes, self.components(t)).log_prob(x)  # [K, B]
         log_px = (logits.softmax(-1).T * log_px_k).sum(0)
-        kl_cat = self._class_kl(logits)
+        kl_cat = self.class_kl(logits)
         kl_dims = torch.stack([kl_cat, kl_t], -1) if self.cfg.transform else kl_cat.unsqueeze(-1)
         return ElboTerms(log_px, kl_dims)
 
@@ -229,6 +240,20 @@ class DVAE(nn.Module):
 
     # --- clustering and images -----------------------------------------------------------------------
     @torch.no_grad()
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """The class (the most probable one), then the transformation (at the prior's mean before it)."""
+        k = self.cfg.num_classes
+        features, kl, labels = [list(range(k))], [[0]], ["class"]
+        if self.cfg.transform:
+            features, kl, labels = features + [list(range(k, k + AFFINE_DIM))], kl + [[1]], labels + ["transformation"]
+
+        def log_px(x, g):
+            t = None
+            if self.cfg.transform:
+                t = self.transform_posterior(x).mean if g > 1 else self.transform_prior(len(x)).mean
+            return self.decode(F.one_hot(self.cluster(x), k).float(), self.components(t)).log_prob(x)
+        return CodeOrder("class, then transformation", labels, features, kl, log_px)
+
     def cluster(self, x) -> torch.Tensor:
         """The cluster of each image: argmax_z q(z | x), [B]."""
         return self.class_logits(x).argmax(-1)

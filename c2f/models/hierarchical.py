@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.models.layered import (LOGVAR_BOUND, _check_layer, draw, layered_loss, normal, precision_weighted,
-                                standard_params)
+from c2f.models.layered import (LOGVAR_BOUND, _check_layer, draw, layered_loss, layers_top_first, normal,
+                                precision_weighted, standard_params)
 from c2f.nn import GaussianHead, ImageConfig, mlp, pixel_likelihood
-from c2f.objectives import ElboTerms
+from c2f.objectives import CodeOrder, ElboTerms
 
 
 @dataclass
@@ -142,6 +142,16 @@ class TopDownVAE(nn.Module):
 
     def latent_means(self, x):
         return torch.cat(self.posterior_means(x), -1)
+
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """The layers from the top down; the layers below a prefix at their conditional prior's mean."""
+        L = self.num_layers
+
+        def log_px(x, g):
+            means = self.posterior_means(x)
+            choose = lambda l, p: means[l] if l >= L - g else p[0]  # noqa: E731 - lower layers: conditional prior mean
+            return self.likelihood(self.top_down(len(x), choose, x.device)[2]).log_prob(x)
+        return layers_top_first(self.layer_sizes, log_px)
 
     # --- images --------------------------------------------------------------------------------------
     @torch.no_grad()

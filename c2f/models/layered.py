@@ -19,7 +19,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from c2f.nn import pixel_likelihood
-from c2f.objectives import ElboTerms, negative_elbo
+from c2f.objectives import CodeOrder, ElboTerms, negative_elbo
 
 LOGVAR_BOUND = 10.0  # log-variances are squashed softly into (-10, 10): a ladder without batch norm can blow up
 
@@ -113,6 +113,15 @@ class IndependentLatentVAE(nn.Module):
         """E_q[z_l | x] for every layer."""
         return [q[0] for q in self._posteriors(x)]
 
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """The layers from the top down; the layers below a prefix at their prior mean, 0."""
+        L = len(self.layer_sizes)
+
+        def log_px(x, g):
+            zs = [m if l >= L - g else torch.zeros_like(m) for l, m in enumerate(self.posterior_means(x))]
+            return self.decode_layers(zs).log_prob(x)
+        return layers_top_first(self.layer_sizes, log_px)
+
     def latent_means(self, x):
         return torch.cat(self.posterior_means(x), -1)
 
@@ -140,6 +149,15 @@ class IndependentLatentVAE(nn.Module):
         zs = self.posterior_means(x)
         zs[layer - 1] = edit(zs[layer - 1], standard_params(len(x), self.layer_sizes[layer - 1], x.device))
         return self.generate(zs)
+
+
+def layers_top_first(layer_sizes, log_px) -> CodeOrder:
+    """The code order of a model with latent layers z_1..z_L (bottom first in ``kl_dims``): the top layer
+    first; ``log_px(x, g)`` decodes the top g layers."""
+    L, starts = len(layer_sizes), [sum(layer_sizes[:l]) for l in range(len(layer_sizes))]
+    cols = [list(range(starts[l], starts[l] + layer_sizes[l])) for l in reversed(range(L))]
+    return CodeOrder("latent layers from the top down", [f"layer {l} (of {L})" for l in reversed(range(1, L + 1))],
+                     cols, cols, log_px)
 
 
 def _check_layer(layer: int, num_layers: int) -> None:

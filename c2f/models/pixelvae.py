@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms, negative_elbo
+from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, ImageConfig, mlp, pixel_likelihood, standard_normal
+from c2f.objectives import CodeOrder, ElboTerms, negative_elbo, units_by_kl
 
 CONDITIONINGS = ("bias", "upsample")
 
@@ -98,7 +98,7 @@ class GatedLayer(nn.Module):
 
 
 @dataclass
-class PixelVAEConfig:
+class PixelVAEConfig(ImageConfig):
     latent_dim: int = 16  # 0: no latent, the model is a PixelCNN
     layers: int = 4  # gated PixelCNN layers in the decoder (0 only with upsampling: a factorised decoder)
     channels: int = 32  # feature maps of each gated layer
@@ -237,6 +237,11 @@ class PixelVAE(nn.Module):
         z = q.sample((k,))
         return self.decode(x, z).log_prob(x) + self.prior(x.shape[0]).log_prob(z) - q.log_prob(z)
 
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """No order of its own: the units by KL (:func:`c2f.objectives.units_by_kl`); the PixelCNN decoder
+        adds the rest."""
+        return units_by_kl(kl_per_dim, lambda x: self.encode(x).mean, lambda x, z: self.decode(x, z).log_prob(x))
+
     def latent_means(self, x):
         """E_q[z | x] (an empty [B, 0] for the PixelCNN)."""
         return self.encode(x).mean if self.cfg.latent_dim else x.new_zeros(x.shape[0], 0)
@@ -262,7 +267,7 @@ class PixelVAE(nn.Module):
 
 
 @dataclass
-class HierarchicalPixelVAEConfig:
+class HierarchicalPixelVAEConfig(ImageConfig):
     latent_dims: tuple[int, int] = (16, 8)  # z_1 (read by the PixelCNN), z_2 (top)
     hidden: int = 128  # width of the MLPs of p(z_1 | z_2) and q(z_2 | x)
     decoder: PixelVAEConfig = field(default_factory=PixelVAEConfig)  # p(x | z_1); latent_dim is z_1's
@@ -271,6 +276,11 @@ class HierarchicalPixelVAEConfig:
         if len(self.latent_dims) != 2 or min(self.latent_dims) < 1:
             raise ValueError(f"latent_dims must be two positive sizes (z_1, z_2), got {self.latent_dims}")
         self.decoder = replace(self.decoder, latent_dim=self.latent_dims[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The decoder's image shape (the model has one)."""
+        return self.decoder.image_shape
 
 
 class HierarchicalPixelVAE(nn.Module):

@@ -36,7 +36,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import ACTIVATIONS, GaussianHead, ImageConfig, diag_gaussian, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms, kl_penalty
+from c2f.objectives import CodeOrder, ElboTerms, kl_penalty
 
 MERGES = ("concat", "per_group", "gaussian", "quotient")
 MULTIPLE_INPUTS = ("combined", "original", "reconstruction")
@@ -226,6 +226,17 @@ class GroupModel(nn.Module):
         zs = self.split_groups(self.latent_means(x))
         keep = set(subset)
         return self.likelihood(self.decode_logits([z if i in keep else None for i, z in enumerate(zs)])).log_prob(x).mean()
+
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """Groups 1..G' (G' = default_groups), coarse first; a prefix leaves the later groups out, as the model
+        was trained to decode it."""
+        k, n = self.cfg.group_size, self.default_groups
+        cols = [list(range(g * k, (g + 1) * k)) for g in range(n)]
+
+        def log_px(x, g):
+            zs = self.split_groups(self.latent_means(x))
+            return self.likelihood(self.decode_logits(zs[:g] + [None] * (len(zs) - g))).log_prob(x)
+        return CodeOrder("latent groups 1..G", [f"group {g}" for g in range(1, n + 1)], cols, cols, log_px)
 
     def split_groups(self, z: torch.Tensor) -> list[torch.Tensor]:
         """[..., G*k] -> G tensors [..., k]."""

@@ -9,7 +9,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, ImageConfig, mlp, pixel_likelihood, standard_normal
-from c2f.objectives import ElboTerms, negative_elbo
+from c2f.objectives import CodeOrder, ElboTerms, negative_elbo, units_by_kl
 
 
 @dataclass
@@ -87,6 +87,10 @@ class VAE(nn.Module):
     def layer_sizes(self) -> tuple[int]:
         """One latent layer of ``latent_dim`` units (so per-layer reports treat it like a hierarchy)."""
         return (self.cfg.latent_dim,)
+
+    def code_order(self, kl_per_dim) -> CodeOrder:
+        """No order of its own: the units by KL (:func:`c2f.objectives.units_by_kl`)."""
+        return units_by_kl(kl_per_dim, lambda x: self.encode(x).mean, lambda x, z: self.decode(z).log_prob(x))
 
     def latent_means(self, x):
         """E_q[z | x], used for active units and latent plots."""

@@ -179,3 +179,21 @@ def test_scoring_perfect_detections_and_a_missed_digit():
     r = scenes.score_detections(truth, fewer, truth.classes >= 0, truth.boxes.float() + 2 * (truth.classes >= 0)[..., None])
     assert r["count_accuracy_1"] == 1 and r["count_accuracy_2"] == 0
     assert r["box_iou"] == pytest.approx((18 * 18) / (2 * 400 - 18 * 18))
+
+
+@pytest.mark.parametrize("what", ["gaussian", "prototypes"])
+def test_sampled_scenes_follow_the_count_prior(what):
+    """sample() is the generative story: binary scenes, blank exactly when the count drawn from p(n) is 0 (an
+    object near the centre, σ_c small, lights some of its window's pixels; a blank canvas lights a pixel with
+    probability EPS), so the share of blank scenes is p(n = 0) = 1 − ρ, and ρ → 1 leaves none blank."""
+    torch.manual_seed(0)
+    n = 2000
+    model = small(what=what, pres_prior=0.3, max_steps=2, shift_prior_std=0.1)
+    x = model.sample(n)
+    assert x.shape == (n, 1, 30, 30) and set(x.unique().tolist()) <= {0.0, 1.0}
+    blank = (x.flatten(1).sum(-1) <= 2).float().mean().item()
+    p0 = model.count_prior(1, "cpu").probs[0, 0].item()
+    assert p0 == pytest.approx(0.7)
+    assert blank == pytest.approx(p0, abs=4 * math.sqrt(p0 * (1 - p0) / n))
+    full = small(what=what, pres_prior=1 - 1e-6, max_steps=2, shift_prior_std=0.1).sample(200)
+    assert (full.flatten(1).sum(-1) > 2).all()

@@ -12,7 +12,8 @@ from c2f.evaluate import evaluate
 from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, HierarchicalConfig, PixelVAE,
                         PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
 from c2f.models.progressive import make_variant
-from c2f.synthesis import FAMILIES, _by_kl, accuracy_within, code_order, prefix_measures, probe
+from c2f.objectives import CoarseToFine, kl_parts
+from c2f.synthesis import FAMILIES, accuracy_within, prefix_measures, probe
 
 pytest.importorskip("sklearn")
 
@@ -36,7 +37,7 @@ def test_probe_reads_separable_codes_and_not_random_ones():
 
 
 def test_units_by_kl_in_doubling_parts():
-    parts = _by_kl([0.1, 5.0, 0.0, 2.0, 1.0, 0.3, 0.2, 0.05, 3.0, 0.4])
+    parts = kl_parts([0.1, 5.0, 0.0, 2.0, 1.0, 0.3, 0.2, 0.05, 3.0, 0.4])
     assert [len(p) for p in parts] == [1, 1, 2, 4, 2]
     assert parts[0] == [1] and parts[1] == [8] and parts[2] == [3, 4]
     assert sorted(u for p in parts for u in p) == list(range(10))
@@ -83,16 +84,31 @@ def test_every_family_has_an_order_whose_whole_code_is_the_model(family):
     gives the likelihood the model itself gives its whole code at the posterior mean."""
     torch.manual_seed(0)
     model = tiny(family).eval()
+    assert isinstance(model, CoarseToFine)
     x = torch.bernoulli(torch.rand(6, 1, 28, 28))
     with torch.no_grad():
         kl_dims = model.elbo_terms(x).kl_dims
-        order = code_order(model, kl_dims.mean(0).tolist())
+        order = model.code_order(kl_dims.mean(0).tolist())
         n_means = model.latent_means(x).shape[-1]
         assert sorted(c for p in order.features for c in p) == list(range(n_means))
         assert sorted(c for p in order.kl for c in p) == list(range(kl_dims.shape[-1]))
         assert len(order.labels) == len(order.features) == len(order.kl) >= 2
         assert torch.allclose(order.log_px(x, len(order)), own_log_px(model, x), atol=1e-3)
         assert order.log_px(x, 1).shape == (6,)
+
+
+def test_synthesis_asks_the_models_for_their_order():
+    """c2f.synthesis knows no model family: no isinstance, no import of c2f.models (a family is added to chapter
+    08 by its model file and one line of the chapter)."""
+    import ast
+    import inspect
+
+    import c2f.synthesis
+    tree = ast.parse(inspect.getsource(c2f.synthesis))
+    calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert "isinstance" not in calls
+    assert not [m for m in imported if m.startswith("c2f.models")], imported
 
 
 def test_prefix_measures_of_a_vae():
@@ -103,7 +119,7 @@ def test_prefix_measures_of_a_vae():
     x = torch.rand(40, 1, 28, 28)
     images = ImageSet("toy", "test", x, torch.arange(40) % 10, "dynamic")
     metrics = evaluate(model, images, seed=0)
-    order = code_order(model, metrics["kl_per_dim"])
+    order = model.code_order(metrics["kl_per_dim"])
     curve = prefix_measures(model, order, metrics["kl_per_dim"], images, images)
     assert len(curve) == len(order) == 4  # 5 units: prefixes of 1, 2, 4 and 5
     assert curve[-1]["kl_nats"] == pytest.approx(metrics["kl_nats"], rel=1e-5)

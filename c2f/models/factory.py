@@ -1,0 +1,67 @@
+"""The model factories of the chapters that compare families: each builds a family's model from the
+chapter's parameters (``run.params``, or :func:`c2f.chapters.declared_parameters` for the declared ones), so
+the chapter and the GPU sizing (``benchmarks/gpu_sizing.py``) build the same models.
+
+A family's model module is imported only when it is built (through the lazy :mod:`c2f.models`), so a chapter's
+record still lists just the model files it used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import c2f.models as m
+
+HIERARCHY_KINDS = ("vae", "hvae", "markov_hvae", "lvae", "vlae", "svae", "msvae")
+SYNTHESIS_FAMILIES = ("vae", "convdraw", "multiple", "single", "rnn", "quotient", "hvae", "lvae", "vlae", "pixelvae",
+                      "dvae_st")
+
+
+def hierarchy_model(kind: str, p: Mapping[str, Any], *, batch_norm: bool = True, image_shape=(1, 28, 28)):
+    """Chapter 04's models from its parameters `p` (``latent_dims``, ``hidden``, ``block_layers``, ``msvae_*``):
+    ELU activations and (with `batch_norm`) batch norm in every block. The flat VAE and the one-latent MSVAE get
+    as many units as all layers together and the widths of the first two blocks."""
+    common = dict(activation="elu", batch_norm=batch_norm, image_shape=image_shape)
+    dims, hidden = tuple(p["latent_dims"]), tuple(p["hidden"])
+    if kind == "vae":
+        return m.VAE(m.VAEConfig(arch="mlp", latent_dim=sum(dims), hidden=hidden[:2], **common))
+    if kind in ("hvae", "markov_hvae", "lvae"):
+        return m.make_hierarchical(kind, m.HierarchicalConfig(latent_dims=dims, hidden=hidden,
+                                                              block_layers=p["block_layers"], **common))
+    if kind == "vlae":
+        return m.VLAE(m.VLAEConfig(latent_dims=dims, hidden=hidden, block_layers=p["block_layers"], **common))
+    if kind == "svae":
+        return m.SVAE(m.SVAEConfig(latent_dims=dims, hidden=hidden[:2], **common))
+    if kind == "msvae":
+        return m.MSVAE(m.MSVAEConfig(latent_dim=sum(dims), hidden=hidden[:2], channels=p["msvae_channels"],
+                                     res_blocks=p["msvae_res_blocks"], l1_weight=p["msvae_l1_weight"], **common))
+    raise ValueError(f"unknown hierarchy kind {kind!r}; choose one of {HIERARCHY_KINDS}")
+
+
+def synthesis_model(family: str, p: Mapping[str, Any]):
+    """Chapter 08's families from its parameters `p`, each at its chapter's architecture (Multiple feeds its
+    residual to each small VAE; the D-VAE-ST has the spatial transformer and the batch-marginal KL)."""
+    hier = dict(latent_dims=tuple(p["latent_dims"]), hidden=tuple(p["hier_hidden"]), block_layers=1,
+                activation="elu")
+    if family == "vae":
+        return m.VAE(m.VAEConfig(arch="conv", latent_dim=p["latent_dim"], channels=tuple(p["conv_channels"])))
+    if family == "convdraw":
+        return m.ConvDRAW(m.ConvDRAWConfig(
+            iterations=p["iterations"], hidden=p["convdraw_hidden"], read_channels=p["convdraw_read_channels"],
+            latent_channels=p["convdraw_latent_channels"], kernel=p["convdraw_kernel"]))
+    if family in ("multiple", "single", "rnn", "quotient"):
+        from c2f.models.progressive import make_variant
+        base = m.ProgressiveConfig(groups=p["groups"], group_size=1, hidden=tuple(p["progressive_hidden"]))
+        return make_variant("multiple_combined" if family == "multiple" else family, base)
+    if family in ("hvae", "lvae"):
+        return m.make_hierarchical(family, m.HierarchicalConfig(**hier))
+    if family == "vlae":
+        return m.VLAE(m.VLAEConfig(**hier))
+    if family == "pixelvae":
+        return m.PixelVAE(m.PixelVAEConfig(
+            latent_dim=p["pixel_latent_dim"], layers=p["pixel_layers"], channels=p["pixel_channels"],
+            kernel_size=p["pixel_kernel_size"], enc_channels=tuple(p["pixel_enc_channels"]),
+            conv_features=p["pixel_conv_features"]))
+    if family == "dvae_st":
+        return m.DVAE(m.DVAEConfig(transform=True, marginal_weight=p["dvae_marginal_weight"]))
+    raise ValueError(f"unknown synthesis family {family!r}; choose one of {SYNTHESIS_FAMILIES}")
