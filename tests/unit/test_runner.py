@@ -62,6 +62,8 @@ run.log("tiny", {"value": scale * n, "first_draw": torch.rand(1).item()})
 record = run.finish()
 '''
 
+SCHEMA = "schema:\n  profile: {type: str}\n  seed: {type: seed}\n  scale: {type: float}\n  n: {type: int, min: 1}\n"
+
 
 @pytest.fixture
 def chapter(tmp_path, monkeypatch):
@@ -70,7 +72,7 @@ def chapter(tmp_path, monkeypatch):
     notebooks.mkdir()
     path = notebooks / "99_tiny.py"
     path.write_text(CHAPTER.replace("{failure}", ""))
-    path.with_suffix(".yml").write_text("smoke:\n  n: 1\n")
+    path.with_suffix(".yml").write_text("smoke:\n  n: 1\n" + SCHEMA)
     monkeypatch.setattr(c2f.chapters, "NOTEBOOKS", notebooks)
     monkeypatch.setenv("C2F_RECORD_DIR", str(tmp_path / "not-used"))
     return path
@@ -184,9 +186,9 @@ def test_stale_reasons_name_the_code_the_parameters_and_the_dirt(chapter, tmp_pa
     _page(out, **{"code_sha256": {}, "git_commit": "abc-dirty", "dirty": ["uncommitted changes in c2f/train.py"]})
     assert is_stale("99_tiny", None, out) == ["made from uncommitted code (commit abc-dirty: "
                                               "uncommitted changes in c2f/train.py)"]
-    chapter.with_suffix(".yml").write_text("smoke:\n  n: 2\n")  # the profile itself changed
+    chapter.with_suffix(".yml").write_text("smoke:\n  n: 2\n" + SCHEMA)  # the profile itself changed
     assert is_stale("99_tiny", None, out)[0] == "parameters changed: n 1 -> 2"
-    chapter.with_suffix(".yml").write_text("other:\n  n: 2\n")  # ... or vanished
+    chapter.with_suffix(".yml").write_text("other:\n  n: 2\n" + SCHEMA)  # ... or vanished
     assert "profile 'smoke' no longer resolves" in is_stale("99_tiny", None, out)[0]
 
 
@@ -267,7 +269,7 @@ def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkey
         profile) or {"wall_time_s": 0})  # one stale chapter runs in this process (c2f.executors)
     monkeypatch.setattr(runner, "build_html", lambda: None)
     monkeypatch.setattr(runner, "machine_profile", lambda: "default")
-    chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n")
+    chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n" + SCHEMA)
     runner.build_book(out_dir=out)
     assert runs == ["default"]  # missing
 
