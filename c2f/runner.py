@@ -37,6 +37,10 @@ class DirtyTreeError(RuntimeError):
     """A book page or smoke reference asked for from uncommitted code."""
 
 
+class FolderError(RuntimeError):
+    """An output or cache folder that cannot be created or written to (a usage error: nothing ran)."""
+
+
 class ChapterFailed(RuntimeError):
     """A chapter raised: its own error (``ename``, ``evalue``) and the executed notebook that keeps the trace."""
 
@@ -44,6 +48,41 @@ class ChapterFailed(RuntimeError):
         self.ename, self.evalue, self.failed_notebook = ename, evalue, failed_notebook
         kept = f"\nthe full traceback is in {failed_notebook}" if failed_notebook else ""
         super().__init__(f"{chapter} failed: {ename}: {evalue}{kept}")
+
+
+def writable_folder(folder: str | Path, what: str, hint: str = "") -> Path:
+    """`folder`, created if missing, after writing and removing a file in it; :class:`FolderError` naming
+    it (and `hint`) when that fails: checked before anything trains, so that no work is lost on it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".c2f-write-test-"):
+            pass
+    except OSError as err:
+        raise FolderError(f"{what} {folder} is not a writable folder ({type(err).__name__}: {err.strerror or err})"
+                          + (f"; {hint}" if hint else "")) from None
+    return folder
+
+
+def check_folders(out_dir: str | Path, env: dict[str, str] | None = None) -> None:
+    """The output folder and the checkpoint cache (``$C2F_CACHE``, or the one `env` sets) are writable."""
+    from c2f.train import cache_dir
+
+    writable_folder(out_dir, "the output folder", "choose another with --out DIR")
+    cache = Path(env["C2F_CACHE"]) if env and env.get("C2F_CACHE") else cache_dir()
+    writable_folder(cache, "the checkpoint cache", "set C2F_CACHE to a writable folder")
+
+
+def _keep_failed(notebook: Path, out_dir: Path, stem: str) -> Path:
+    """Move a failed run's notebook to ``<out_dir>/<stem>.failed.ipynb``, or, when that folder cannot take it,
+    to a new folder under the system's temporary folder: the trace is never lost to a second error."""
+    target = out_dir / f"{stem}.failed.ipynb"
+    try:
+        os.replace(notebook, target)
+    except OSError:
+        target = Path(tempfile.mkdtemp(prefix=f"c2f-{stem}-")) / target.name
+        shutil.move(notebook, target)
+    return target
 
 
 def machine_profile() -> str:
@@ -158,7 +197,7 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
             f"reproducible from a commit); commit first, or run with --out DIR (and --allow-dirty to force):\n  "
             + "\n  ".join(dirty))
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_folders(out_dir, env)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         source, executed = tmp / f"{path.stem}.ipynb", tmp / f"{path.stem}.executed.ipynb"
@@ -171,10 +210,7 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(out_dir), progress_bar=False, log_output=False)
         except Exception as err:
-            failed = None
-            if executed.exists():
-                failed = out_dir / f"{path.stem}.failed.ipynb"
-                os.replace(executed, failed)
+            failed = _keep_failed(executed, out_dir, path.stem) if executed.exists() else None
             if isinstance(err, papermill.PapermillExecutionError):
                 raise ChapterFailed(path.stem, err.ename, err.evalue, failed) from err
             raise
@@ -183,8 +219,9 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
             os.environ.update(saved_env)
         record_file = records / f"{path.stem}.json"
         if not record_file.exists():
-            os.replace(executed, out_dir / f"{path.stem}.failed.ipynb")
-            raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish()")
+            failed = _keep_failed(executed, out_dir, path.stem)
+            raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish() "
+                               f"(the executed notebook: {failed})")
         record = json.loads(record_file.read_text())
         record["source_sha256"] = source_hash(path, params)
         record["dirty"] = dirty
@@ -230,6 +267,7 @@ def build_book(profile: str | None = None, force: bool = False, out_dir: Path | 
 
     explicit, profile = profile is not None, profile or cluster_profile(**execution) or machine_profile()
     out_dir = Path(out_dir or BOOK_CHAPTERS)
+    check_book(profile, out_dir)
     tasks = []
     for path in chapter_paths():
         made = recorded_profile(path, out_dir)
@@ -248,6 +286,19 @@ def build_book(profile: str | None = None, force: bool = False, out_dir: Path | 
             print(f"{path.stem}: page is up to date", flush=True)
     execute(tasks, **execution)
     build_html()
+
+
+def check_book(profile: str, out_dir: Path) -> None:
+    """What `book` checks once, before any chapter runs: the profile exists for every chapter and resolves,
+    the tree is committed (the book's pages come from committed code only), the folders are writable."""
+    for path in chapter_paths():
+        resolve_parameters(path, profile)
+    dirty = sorted({problem for path in chapter_paths() for problem in uncommitted(path)})
+    if dirty and _protected(out_dir):
+        raise DirtyTreeError("book: refusing to make pages from uncommitted code (every page must be "
+                             "reproducible from a commit); commit first (`python -m c2f run NN --out DIR "
+                             "--allow-dirty` tries uncommitted code outside the book):\n  " + "\n  ".join(dirty))
+    check_folders(out_dir)
 
 
 def build_html() -> None:

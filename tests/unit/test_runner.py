@@ -306,3 +306,58 @@ def test_make_refs_prints_what_moved(chapter, tmp_path, monkeypatch, capsys):
     assert "2 metric(s) moved, 2 outside their tolerance" in out and "tiny/first_draw: new metric" in out
     assert "tiny/value: 3 -> 2: no row of c2f.compare.TOLERANCES matches" in out  # not a known kind of metric
     assert json.loads(record_path("99_tiny", tmp_path / "refs").read_text())["metrics"]["tiny/value"] == 2.0
+
+
+def test_an_unusable_out_or_cache_folder_stops_the_run_before_it_starts(chapter, tmp_path, monkeypatch, capsys):
+    """`--out` an existing file, or a cache that cannot be made: exit 2 at once, naming the folder (and
+    C2F_CACHE), instead of a raw PermissionError / FileExistsError after the whole chapter ran."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["run", "99_tiny", "--profile", "smoke", "--out", str(blocker)]) == 2
+    assert f"the output folder {blocker} is not a writable folder" in capsys.readouterr().err
+    monkeypatch.setenv("C2F_CACHE", str(blocker / "cache"))
+    out = tmp_path / "out"
+    assert main(["run", "99_tiny", "--profile", "smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"the checkpoint cache {blocker / 'cache'} is not a writable folder" in err and "set C2F_CACHE" in err
+    assert not (out / "99_tiny.ipynb").exists() and not (out / "99_tiny.failed.ipynb").exists()
+
+
+def test_a_failed_notebook_is_kept_where_a_folder_exists(tmp_path):
+    """When the output folder cannot take it (gone, or a file), the failed notebook goes to a new temporary
+    folder, not lost to a second error that would hide the chapter's own."""
+    notebook = tmp_path / "x.ipynb"
+    notebook.write_text("{}")
+    kept = runner._keep_failed(notebook, tmp_path / "gone" / "deeper", "99_tiny")
+    assert kept.exists() and kept.name == "99_tiny.failed.ipynb" and not notebook.exists()
+    notebook.write_text("{}")
+    assert runner._keep_failed(notebook, tmp_path, "99_tiny") == tmp_path / "99_tiny.failed.ipynb"
+
+
+def test_book_checks_once_up_front_with_the_exit_code_of_run(chapter, tmp_path, monkeypatch, capsys):
+    """`book` from a dirty tree (here: no git checkout at all) refuses before any chapter runs, with advice
+    that `book` can follow, and exits 2 like `run`; an unknown profile or `shrink` is a usage error too."""
+    monkeypatch.setattr(runner, "BOOK_CHAPTERS", tmp_path / "book")
+    ran = []
+    monkeypatch.setattr("c2f.executors.execute", lambda tasks, **_: ran.extend(tasks))
+    assert main(["book"]) == 2
+    err = capsys.readouterr().err
+    assert "book: refusing to make pages from uncommitted code" in err and "commit first" in err
+    assert "is not in a git checkout" in err and not ran
+    for profile in ("shrink", "bogus"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["book", "--profile", profile])
+        assert exit_.value.code == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "99_tiny", "--profile", "shrink"])
+    assert exit_.value.code == 2 and "invalid choice: 'shrink'" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("c2f.__main__.run_chapter", interrupted)
+    assert main(["run", "01_vae", "--out", "/tmp/never-written"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted: run stopped") and len(err.splitlines()) == 1
