@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="local processes, SLURM jobs through submitit, or submitit's local executor")
         p.add_argument("--cluster-config", default=None, help="submitit parameters (default: cluster.yml)")
     args = parser.parse_args(argv)
+    if argv is None:  # SIGTERM unwinds like Ctrl-C: temporary folders and the kernel go, one line is printed
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     try:
         if args.command == "run":

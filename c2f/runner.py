@@ -73,6 +73,34 @@ def check_folders(out_dir: str | Path, env: dict[str, str] | None = None) -> Non
     writable_folder(cache, "the checkpoint cache", "set C2F_CACHE to a writable folder")
 
 
+TEMP_PREFIX = "c2f-run-"  # the temporary folder of a run: c2f-run-<pid>-<random> under the system's
+
+
+def clean_leftovers(root: str | Path | None = None) -> list[Path]:
+    """Remove the temporary folders (executed notebook, kernel connection file) that killed runs left
+    behind, those whose process is gone, saying so; return them."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        print(f"removed {len(removed)} temporary folder(s) left by killed runs: {', '.join(map(str, removed))}",
+              file=sys.stderr, flush=True)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def _keep_failed(notebook: Path, out_dir: Path, stem: str) -> Path:
     """Move a failed run's notebook to ``<out_dir>/<stem>.failed.ipynb``, or, when that folder cannot take it,
     to a new folder under the system's temporary folder: the trace is never lost to a second error."""
@@ -198,14 +226,19 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
             + "\n  ".join(dirty))
     out_dir = Path(out_dir)
     check_folders(out_dir, env)
-    with tempfile.TemporaryDirectory() as tmp:
+    clean_leftovers()
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         tmp = Path(tmp)
         source, executed = tmp / f"{path.stem}.ipynb", tmp / f"{path.stem}.executed.ipynb"
         records = tmp / "records"  # the kernel writes record and figures here; moved over only on success
         jupytext.write(jupytext.read(path), source)
         saved_env = dict(os.environ)
         progress = {"TQDM_MININTERVAL": "30", "TQDM_MAXINTERVAL": "120"}  # a few lines per bar in a page
-        os.environ.update({"C2F_RECORD_DIR": str(records), **progress, **(env or {})})
+        # the kernel imports this checkout's c2f (not whatever the venv's editable install points to), and
+        # its connection file lives in the run's temporary folder, removed with it
+        kernel = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+                  "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
+        os.environ.update({"C2F_RECORD_DIR": str(records), **progress, **kernel, **(env or {})})
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
                                        cwd=str(out_dir), progress_bar=False, log_output=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -361,3 +362,57 @@ def test_ctrl_c_is_one_line(monkeypatch, capsys):
     assert main(["run", "01_vae", "--out", "/tmp/never-written"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted: run stopped") and len(err.splitlines()) == 1
+
+
+def test_leftovers_of_killed_runs_are_removed_with_a_word(tmp_path, capsys):
+    """A run killed by SIGKILL leaves its temporary folder (executed notebook, kernel connection file); the
+    next run removes those of dead processes, says so, and leaves a live run's alone."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"{runner.TEMP_PREFIX}{dead.pid}-abc"
+    (left / "runtime").mkdir(parents=True)
+    (left / "runtime" / "kernel-1.json").write_text("{}")
+    live = tmp_path / f"{runner.TEMP_PREFIX}{os.getpid()}-def"
+    live.mkdir()
+    assert runner.clean_leftovers(tmp_path) == [left]
+    assert not left.exists() and live.exists()
+    assert f"removed 1 temporary folder(s) left by killed runs: {left}" in capsys.readouterr().err
+
+
+OWN_CODE_CHAPTER = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+seed = 0
+
+# %%
+import os, pathlib
+import c2f
+run = c2f.Run.start("99_own", globals())
+run.log("own", {"code_of_this_clone": float(pathlib.Path(c2f.__file__).resolve().is_relative_to(os.environ["CLONE"]))})
+record = run.finish()
+'''
+
+
+def test_a_second_checkout_sharing_the_venv_runs_its_own_c2f(tmp_path):
+    """The kernel puts the checkout's root first on its import path: a copy of the package run from another
+    folder (no PYTHONPATH, the venv's editable install pointing elsewhere) imports the copy, not the install."""
+    import shutil
+
+    clone = tmp_path / "clone"
+    shutil.copytree(PROJECT_ROOT / "c2f", clone / "c2f", ignore=shutil.ignore_patterns("__pycache__"))
+    (clone / "notebooks").mkdir()
+    (clone / "notebooks" / "99_own.py").write_text(OWN_CODE_CHAPTER)
+    (clone / "notebooks" / "99_own.yml").write_text("schema:\n  seed: {type: seed}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CLONE=str(clone.resolve()), TQDM_DISABLE="1")
+    proc = subprocess.run([sys.executable, "-m", "c2f", "run", "99_own", "--out", str(tmp_path / "out")],
+                          cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "out" / "99_own.json").read_text())
+    assert record["metrics"]["own/code_of_this_clone"] == 1.0
