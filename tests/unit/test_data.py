@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 from pathlib import Path
 
@@ -365,10 +366,17 @@ def test_several_loaders_at_once_on_a_fresh_data_folder(tmp_path):
     """Three processes load MNIST at once from a folder where nothing is unpacked yet (`--jobs 3` on a fresh
     machine): each reads whole files, none a file that another is still unpacking."""
     root = _fresh_mnist(tmp_path)
-    code = ("import sys, torch; from c2f import data; x = data.load('mnist', 'test', root=sys.argv[1]).x; "
-            "print(len(x), float(x.sum()))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).resolve().parents[2]) for _ in range(3)]
+    go = tmp_path / "go"  # every process imports first, then all load at the same moment
+    code = ("import os, sys, time, torch; from c2f import data; open(sys.argv[2] + sys.argv[3], 'w').close()\n"
+            "while not os.path.exists(sys.argv[2]): time.sleep(0.005)\n"
+            "x = data.load('mnist', 'test', root=sys.argv[1]).x; print(len(x), float(x.sum()))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(root), str(go), str(i)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+             for i in range(3)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go?"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
     outputs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
     assert len({out for out, _ in outputs}) == 1 and outputs[0][0].startswith("10000 ")
@@ -404,3 +412,25 @@ def test_a_truncated_npz_is_named(tmp_path):
     npz.write_bytes(npz.read_bytes()[:100])
     with pytest.raises(data.DataCorruptError, match=re.escape(f"{npz} cannot be read as .npz")):
         data.load("binarized_mnist", "test", root=tmp_path)
+
+
+def test_a_loader_waits_while_another_process_prepares_the_folder(tmp_path):
+    """While one process holds the data set's lock (it is unpacking), another loader waits instead of reading
+    half-written files, and loads once the lock is released."""
+    import fcntl
+
+    root = _fresh_mnist(tmp_path)
+    ready = tmp_path / "ready"
+    code = ("import sys, torch; from c2f import data; open(sys.argv[2], 'w').close(); "
+            "print(len(data.load('mnist', 'test', root=sys.argv[1])))")
+    with open(root / "MNIST" / ".c2f-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(ready)], stdout=subprocess.PIPE,
+                                text=True, cwd=Path(__file__).resolve().parents[2])
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3)
+        assert proc.poll() is None and not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert proc.communicate(timeout=300)[0].strip() == "10000" and proc.returncode == 0
