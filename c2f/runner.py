@@ -14,13 +14,16 @@ import hashlib
 import json
 import os
 import shutil
+import multiprocessing
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from traitlets.config import Config
 
 from c2f.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
 from c2f.compare import describe_changes
@@ -233,15 +236,17 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         records = tmp / "records"  # the kernel writes record and figures here; moved over only on success
         jupytext.write(jupytext.read(path), source)
         saved_env = dict(os.environ)
-        progress = {"TQDM_MININTERVAL": "30", "TQDM_MAXINTERVAL": "120"}  # a few lines per bar in a page
         # the kernel imports this checkout's c2f (not whatever the venv's editable install points to), and
         # its connection file lives in the run's temporary folder, removed with it
         kernel = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-                  "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
-        os.environ.update({"C2F_RECORD_DIR": str(records), **progress, **kernel, **(env or {})})
+                  "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "C2F_PROGRESS": str(tmp / "progress.log")}
+        os.environ.update({"C2F_RECORD_DIR": str(records), **kernel, **(env or {})})
         try:
-            papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
-                                       cwd=str(out_dir), progress_bar=False, log_output=False)
+            # IPC sockets in the run's temporary folder: no TCP port, no warning about one, nothing left behind
+            with _Console(path.stem, tmp / "progress.log"):
+                papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
+                                           cwd=str(out_dir), progress_bar=False, log_output=False,
+                                           config=Config({"KernelManager": {"transport": "ipc", "ip": str(tmp / "kernel")}}))
         except Exception as err:
             failed = _keep_failed(executed, out_dir, path.stem) if executed.exists() else None
             if isinstance(err, papermill.PapermillExecutionError):
@@ -267,6 +272,40 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         write_json(record_path(path, out_dir), record)
     (out_dir / f"{path.stem}.failed.ipynb").unlink(missing_ok=True)
     return record
+
+
+class _Console:
+    """Shows the lines the kernel appends to its progress file (``$C2F_PROGRESS``: training progress, cache
+    fallbacks) on the console as they come: one updating line on a terminal, plain lines in a log."""
+
+    def __init__(self, stem: str, file: Path):
+        self.stem, self.file, self.done = stem, file, threading.Event()
+        self.updating = sys.stderr.isatty() and multiprocessing.parent_process() is None
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self):
+        self.file.touch()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        if self.updating:
+            print(file=sys.stderr, flush=True)
+
+    def _follow(self) -> None:
+        with open(self.file) as f:
+            while True:
+                line = f.readline()
+                if line:
+                    text = f"[{self.stem}] {line.rstrip()}"
+                    print(f"\r\x1b[K{text}" if self.updating else text, end="" if self.updating else "\n",
+                          file=sys.stderr, flush=True)
+                elif self.done.is_set():
+                    return
+                else:
+                    self.done.wait(0.5)
 
 
 def _tag_parameter_cells(notebook: Path) -> None:

@@ -416,3 +416,16 @@ def test_a_second_checkout_sharing_the_venv_runs_its_own_c2f(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((tmp_path / "out" / "99_own.json").read_text())
     assert record["metrics"]["own/code_of_this_clone"] == 1.0
+
+
+def test_the_console_shows_the_kernels_progress_and_no_transport_warning(chapter, tmp_path, capfd):
+    """What the chapter reports (c2f.train.report: training progress, cache fallbacks) appears on the
+    console, prefixed with the chapter, while it runs; the kernel runs over IPC, so no TCP warning."""
+    chapter.write_text(CHAPTER.replace("{failure}", "import c2f.train\nc2f.train.report('tiny: epoch 1/1, loss 1.00')"))
+    capfd.readouterr()
+    run_chapter("99_tiny", "smoke", out_dir=tmp_path / "out", env={"C2F_TEST_NOTEBOOKS": str(chapter.parent)})
+    err = capfd.readouterr().err
+    assert "[99_tiny] tiny: epoch 1/1, loss 1.00" in err
+    assert "without encryption" not in err
+    page = json.loads((tmp_path / "out" / "99_tiny.ipynb").read_text())
+    assert "epoch 1/1" not in json.dumps([c.get("outputs", []) for c in page["cells"]])
