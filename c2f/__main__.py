@@ -5,18 +5,23 @@
     python -m c2f list            # chapters, profiles, parameters, and why a page is stale
     python -m c2f book            # execute stale chapters with this machine's profile, build the HTML
     python -m c2f refs            # regenerate the nbval references (smoke profile) in tests/notebooks
+
+Exit codes: 0 done; 1 a chapter failed (its own error first, its notebook kept as NN.failed.ipynb); 2 a usage
+error found before anything ran (a parameter, profile or chapter, uncommitted code for the book, an output or
+cache folder that cannot be written); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 from c2f.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_names
 from c2f.executors import EXECUTORS, ChaptersFailed
-from c2f.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, build_book, can_run_here, is_stale, \
+from c2f.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, FolderError, build_book, can_run_here, is_stale, \
     machine_profile, record_path, regenerate_references, run_chapter
 
 
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute one chapter (jupytext -> papermill -> record)")
     run.add_argument("notebook", help="chapter source (notebooks/01_vae.py) or stem (01_vae)")
-    run.add_argument("--profile", default=None, help=f"one of {PROFILES} (default: {machine_profile()} here)")
+    run.add_argument("--profile", default=None, choices=PROFILES, help=f"default: {machine_profile()} here")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                      help="override one parameter (repeatable); VALUE is parsed as YAML")
     run.add_argument("--out", default=str(BOOK_CHAPTERS), help="folder for the executed notebook and record")
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="run from uncommitted code even into the book (the record says dirty)")
     sub.add_parser("list", help="chapters, their profiles and parameters, and the state of their pages")
     book = sub.add_parser("book", help="execute chapters whose page is missing or stale, then build the book")
-    book.add_argument("--profile", default=None)
+    book.add_argument("--profile", default=None, choices=PROFILES, help="default: this machine's")
     book.add_argument("--force", action="store_true", help="re-execute every chapter")
     refs = sub.add_parser("refs", help="regenerate the smoke-profile nbval references in tests/notebooks")
     refs.add_argument("chapters", nargs="*")
@@ -70,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="local processes, SLURM jobs through submitit, or submitit's local executor")
         p.add_argument("--cluster-config", default=None, help="submitit parameters (default: cluster.yml)")
     args = parser.parse_args(argv)
+    if argv is None:  # SIGTERM unwinds like Ctrl-C: temporary folders and the kernel go, one line is printed
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     try:
         if args.command == "run":
@@ -86,12 +93,16 @@ def main(argv: list[str] | None = None) -> int:
                 build_book(args.profile, args.force, **execution)
             else:
                 regenerate_references(args.chapters or None, **execution)
-    except (ParameterError, FileNotFoundError, DirtyTreeError) as err:
+    except (ParameterError, FileNotFoundError, DirtyTreeError, FolderError) as err:  # usage errors: nothing ran
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (ChapterFailed, ChaptersFailed) as err:  # the chapters' own errors last, not papermill's traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.command} stopped (trained epochs are checkpointed; a re-run resumes)",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,23 +1,24 @@
-"""Chapters, their declared parameters and their parameter profiles.
+"""Chapters, their declared parameters, their schema and their parameter profiles.
 
 A chapter is ``notebooks/NN_name.py`` (jupytext py:percent). Its cell tagged ``parameters`` declares every
 parameter with its default (the CPU-sized ``default`` profile). ``notebooks/NN_name.yml`` holds the other
-profiles (``smoke`` for CI, ``gpu`` for ≤ 10 minutes on one GPU, ``full`` for paper scale), each a mapping that may only name declared parameters, and
-``choices``: the allowed names of each parameter that names things (models, estimators, data sets; a list
-parameter is checked element by element).
+profiles (``smoke`` for CI, ``gpu`` for ≤ 10 minutes on one GPU, ``full`` for paper scale), each a mapping that
+may only name declared parameters, and ``schema``: one entry per declared parameter (a test fails for an
+undeclared or a missing one) with its ``type`` (``int``, ``float``, ``bool``, ``str``, ``seed`` or ``list``
+of ``of``), bounds ``min``/``max`` (inclusive) or ``gt`` (exclusive), ``zero`` (what 0 means, allowed beside
+the bounds), ``min_len``/``max_len`` of a list, ``choices`` (element by element for a list) and ``data`` (where
+a size's maximum comes from, quoted when it is exceeded). A bound may name another parameter
+(``digit_size: {max: canvas}``). Numbers must be finite; a seed lies in ``[0, SEED_MAX]``.
 
-Values are checked before anything runs: their type against the declared default, names against
-``choices``, and numbers by the parameter's name (:data:`MINIMUMS`): counts of epochs, samples, seeds,
-steps and sizes must be at least 1, or at least 0 where the declaration's comment says what 0 means
-(``train_size = 0  # training images (0 means all)``) and for warm-up epochs; a learning rate is positive.
+Values are checked before anything runs, against the declared default's type and the schema; a
+:class:`ParameterError` names the parameter, the value and the rule.
 """
 
 from __future__ import annotations
 
 import ast
-import fnmatch
 import io
-import re
+import math
 import tokenize
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,12 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 PROFILES = ("smoke", "default", "gpu", "full")
 
 
-SECTIONS = ("choices",)  # top-level keys of a profiles file that are not profiles
-
-# parameter-name patterns -> (bound, strict): a count is >= 1 (>= 0 where 0 has a declared meaning)
-MINIMUMS = {"lr": (0, True), "*_lr": (0, True), "*epochs*": (1, False), "*_size": (1, False),
-            "*_sizes": (1, False), "iw_samples": (1, False), "*_samples": (1, False), "n_seeds": (1, False),
-            "*_seeds": (1, False), "*_steps": (1, False)}
-ZERO_MEANS = re.compile(r"\b0 (means|to skip|skips|gives)\b")
+# top-level keys of a profiles file that are not profiles (``shrink``: applied on top of ``full`` by
+# tests/regression/test_full_profile.py, never a profile of its own)
+SECTIONS = ("schema", "shrink")
+SEED_MAX = 2**31 - 1  # torch, numpy and random all accept seed + i for any i below this again
+TYPES = {"int": int, "float": float, "bool": bool, "str": str, "seed": int, "list": list}
+SCHEMA_KEYS = {"type", "of", "min", "max", "gt", "zero", "min_len", "max_len", "choices", "data"}
 
 
 class ParameterError(ValueError):
@@ -107,16 +107,30 @@ def profile_names(chapter: str | Path) -> list[str]:
     return ["default", *sorted(set(names) - {"default"})]
 
 
-def declared_choices(chapter: str | Path) -> dict[str, list]:
-    """The ``choices`` of the profiles file: parameter -> its allowed values."""
+def declared_schema(chapter: str | Path) -> dict[str, dict]:
+    """The ``schema`` of the profiles file: parameter -> its rules; every declared parameter has one entry,
+    of the type of its default, and nothing else has one."""
     path = chapter_path(chapter)
-    choices = _profiles_file(path).get("choices") or {}
+    where = path.with_suffix(".yml").name
+    schema = _profiles_file(path).get("schema") or {}
     declared = declared_parameters(path)
-    for key, allowed in choices.items():
-        if key not in declared or not isinstance(allowed, list):
-            raise ParameterError(f"{path.with_suffix('.yml').name}: choices must map declared parameters to lists "
-                                 f"of allowed values, not {key!r}: {allowed!r}")
-    return choices
+    missing, extra = [k for k in declared if k not in schema], [k for k in schema if k not in declared]
+    if missing or extra:
+        raise ParameterError(f"{where}: the schema must have one entry per declared parameter; "
+                             f"missing {missing}, not declared {extra}")
+    for key, rule in schema.items():
+        unknown = set(rule) - SCHEMA_KEYS if isinstance(rule, dict) else {"(not a mapping)"}
+        kind = TYPES.get(rule.get("type")) if not unknown else None
+        default = declared[key]
+        if unknown or kind is None or type(default) is not kind or ("of" in rule) != (kind is list):
+            raise ParameterError(f"{where}: schema of {key!r} ({rule!r}) must be a mapping of {sorted(SCHEMA_KEYS)} "
+                                 f"with a type of {list(TYPES)} matching its default {default!r} (a list with `of`)")
+    return schema
+
+
+def declared_choices(chapter: str | Path) -> dict[str, list]:
+    """The ``choices`` of the schema: parameter -> its allowed values."""
+    return {k: rule["choices"] for k, rule in declared_schema(chapter).items() if "choices" in rule}
 
 
 def profile_overrides(chapter: str | Path, profile: str) -> dict[str, Any]:
@@ -182,34 +196,51 @@ def resolve_parameters(chapter: str | Path, profile: str = "default",
     return params
 
 
-def minimum(key: str, comment: str = "") -> tuple[float, bool] | None:
-    """The lower bound of a numeric parameter by its name, and whether it is strict; None when unbounded."""
-    for pattern, (bound, strict) in MINIMUMS.items():
-        if fnmatch.fnmatchcase(key, pattern):
-            if bound == 1 and ("warmup" in key or ZERO_MEANS.search(comment)):
-                bound = 0
-            return bound, strict
-    return None
-
-
 def check_values(chapter: str | Path, params: dict[str, Any]) -> None:
-    """Names from the declared ``choices`` and numbers within :func:`minimum`; a :class:`ParameterError`
-    naming the parameter otherwise."""
+    """Every value against its :func:`declared_schema` entry; a :class:`ParameterError` naming the parameter,
+    the value and the rule otherwise."""
     path = chapter_path(chapter)
-    choices, comments = declared_choices(path), declared_comments(path)
-    for key, value in params.items():
-        values = value if isinstance(value, list) else [value]
-        if key in choices:
-            unknown = [v for v in values if v not in choices[key]]
-            if unknown:
-                raise ParameterError(f"{path.stem}: parameter {key!r} has unknown value(s) {unknown}; "
-                                     f"choose from {choices[key]}")
-        bound = minimum(key, comments.get(key, ""))
-        if bound is None:
+    for key, rule in declared_schema(path).items():
+        if key in params:
+            problem = _break(rule, params[key], params)
+            if problem:
+                raise ParameterError(f"{path.stem}: parameter {key!r} {problem}")
+
+
+def _bound(bound: Any, params: dict[str, Any]) -> tuple[Any, str]:
+    """A bound and how to name it: a number, or the value of the parameter it names."""
+    return (params[bound], f"{bound} ({params[bound]!r})") if isinstance(bound, str) else (bound, repr(bound))
+
+
+def _break(rule: dict, value: Any, params: dict[str, Any]) -> str | None:
+    """What `value` breaks of `rule`, or None."""
+    values = value if rule["type"] == "list" else [value]
+    if rule["type"] == "list":
+        low, high = rule.get("min_len", 1), rule.get("max_len")
+        if len(value) < low or (high is not None and len(value) > high):
+            return f"must have {low} to {high if high is not None else 'any number of'} elements, got {value!r}"
+        kind = TYPES[rule["of"]]
+        wrong = [v for v in value if not (isinstance(v, kind) and isinstance(v, bool) == (kind is bool)
+                                          or kind is float and isinstance(v, int) and not isinstance(v, bool))]
+        if wrong:
+            return f"must be a list of {rule['of']}, got {value!r} ({wrong} are not)"
+    if "choices" in rule:
+        unknown = [v for v in values if v not in rule["choices"]]
+        return f"has unknown value(s) {unknown}; choose from {rule['choices']}" if unknown else None
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if any(not math.isfinite(v) for v in numbers):
+        return f"must be a finite number, got {value!r}"
+    if rule["type"] == "seed" and not 0 <= value <= SEED_MAX:
+        return f"must be a seed from 0 to {SEED_MAX} (what torch and numpy accept), got {value!r}"
+    for v in numbers:
+        if v == 0 and "zero" in rule:
             continue
-        low, strict = bound
-        bad = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
-               and (v <= low if strict else v < low)]
-        if bad:
-            rule = f"> {low}" if strict else f">= {low}"
-            raise ParameterError(f"{path.stem}: parameter {key!r} must be {rule}, got {value!r}")
+        for name, fails, word in (("gt", lambda b: v <= b, ">"), ("min", lambda b: v < b, ">="),
+                                  ("max", lambda b: v > b, "<=")):
+            if name in rule:
+                bound, said = _bound(rule[name], params)
+                if fails(bound):
+                    zero = f" or 0 ({rule['zero']})" if "zero" in rule else ""
+                    data = f" ({rule['data']})" if name == "max" and "data" in rule else ""
+                    return f"must be {word} {said}{data}{zero}, got {value!r}"
+    return None

@@ -4,7 +4,11 @@ Every loader reads from one data root: ``$C2F_DATA`` if set, else ``~/.cache/c2f
 internet access the files are downloaded there the normal way (torchvision for MNIST, FashionMNIST and
 Omniglot; Larochelle's server for the static binarized MNIST). Offline, point ``C2F_DATA`` at a folder that
 already holds them in the same layout. Missing data that cannot be downloaded raises
-:class:`DataNotFoundError`, which says what is missing and how to provide it.
+:class:`DataNotFoundError`, which says what is missing and how to provide it; a damaged file (an MNIST .gz
+failing torchvision's md5, an unpacked file shorter than its header says, an .npz that does not load) raises
+:class:`DataCorruptError`, which names the file and what to do. Unpacking is done by one process at a time
+(a lock file in the data set's folder) through a temporary name and a rename, so that several runs can share
+a fresh data folder.
 
 Splits: ``train`` and ``valid`` come from the official training set (the last 10,000 images are ``valid``,
 as in Larochelle's static split), ``test`` is the official test set.
@@ -12,8 +16,14 @@ as in Larochelle's static split), ``test`` is the official test set.
 
 from __future__ import annotations
 
+import fcntl
+import gzip
 import json
 import os
+import shutil
+import zipfile
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +41,10 @@ LAROCHELLE_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_
 
 class DataNotFoundError(FileNotFoundError):
     """A dataset is neither on disk nor downloadable."""
+
+
+class DataCorruptError(ValueError):
+    """A data file is there but damaged: truncated, garbled, unreadable (the message names it and the fix)."""
 
 
 def data_root() -> Path:
@@ -180,26 +194,99 @@ def _torchvision_mnist(cls_name: str, folder: str):
         import torchvision
 
         cls = getattr(torchvision.datasets, cls_name)
-        try:
-            ds = cls(str(root), train=split != "test", download=True)
-        except Exception as err:  # network errors come in many types
-            raise _missing(
-                f"{cls_name} ({folder}/raw/*-ubyte.gz)",
-                root,
-                f"Copy the four official .gz files to {root / folder / 'raw'}.",
-                err,
-            ) from err
+        raw = root / folder / "raw"
+        with _lock(root / folder):  # one process unpacks or downloads; the others wait, then read whole files
+            _unpack(raw, cls.resources)
+            try:
+                ds = cls(str(root), train=split != "test", download=True)
+            except DataCorruptError:
+                raise
+            except Exception as err:  # network errors come in many types
+                raise _missing(
+                    f"{cls_name} ({folder}/raw/*-ubyte.gz)",
+                    root,
+                    f"Copy the four official .gz files to {raw}.",
+                    err,
+                ) from err
         x = ds.data.unsqueeze(1).float() / 255.0
         return _split_train(x, ds.targets.long(), split)
 
     return read
 
 
+@contextmanager
+def _lock(folder: Path):
+    """An exclusive lock on `folder` (a ``.c2f-lock`` file in it) while one process prepares its files; none in
+    a folder that cannot be written (there, nobody can unpack either)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".c2f-lock", "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _unpack(raw: Path, resources: list[tuple[str, str]]) -> None:
+    """Unpack each ``<name>.gz`` of torchvision's `resources` (checked against its md5 first) that has no
+    unpacked file yet, through a temporary name and a rename; check every unpacked file against the size its
+    header states. A damaged file is a :class:`DataCorruptError` that names it."""
+    from torchvision.datasets.utils import check_integrity
+
+    for name, md5 in resources:
+        packed, unpacked = raw / name, raw / name.removesuffix(".gz")
+        if not unpacked.exists() and packed.exists():
+            if not check_integrity(str(packed), md5):
+                raise DataCorruptError(f"{packed} fails its md5 check (expected {md5}): it is damaged or incomplete; "
+                                       f"copy it again, or delete it to have it downloaded")
+            partial = unpacked.with_name(f".{unpacked.name}.{os.getpid()}.partial")
+            try:
+                with gzip.open(packed) as source, open(partial, "wb") as target:
+                    shutil.copyfileobj(source, target)
+            except (OSError, EOFError) as err:
+                partial.unlink(missing_ok=True)
+                raise DataCorruptError(f"{packed} cannot be unpacked ({type(err).__name__}: {err}); copy it again") from err
+            os.replace(partial, unpacked)
+        if unpacked.exists():
+            _check_idx(unpacked)
+
+
+def _check_idx(path: Path) -> None:
+    """An IDX file (MNIST's format) is readable and as long as its header says."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(4)
+            dims = header[3] if len(header) == 4 else 0
+            shape = np.frombuffer(f.read(4 * dims), dtype=">u4") if dims else []
+    except OSError as err:
+        raise DataCorruptError(f"{path} cannot be read ({type(err).__name__}: {err.strerror or err}); fix its "
+                               f"permissions or copy it again") from err
+    expected = 4 + 4 * dims + int(np.prod(shape, dtype=np.int64)) if len(shape) == dims and dims else None
+    if expected is None or path.stat().st_size != expected:
+        raise DataCorruptError(f"{path} is truncated or garbled ({path.stat().st_size} bytes, its header says "
+                               f"{expected}): delete it, and it is unpacked again from its .gz")
+
+
+def _load_npz(path: Path, key: str) -> np.ndarray:
+    """One array of an .npz file; a :class:`DataCorruptError` naming the file when it cannot be read."""
+    try:
+        with np.load(path) as f:
+            return f[key]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataCorruptError(f"{path} cannot be read as .npz ({type(err).__name__}: {err}): it is damaged or "
+                               f"incomplete; copy it again") from err
+
+
 def _binarized_mnist(root: Path, split: str):
     folder = root / "BinarizedMNIST"
     npz = folder / "binarized_mnist.npz"
     if npz.exists():
-        arr = np.load(npz)[split]
+        arr = _load_npz(npz, split)
     else:
         name = f"binarized_mnist_{split}.amat"
         path = next((p for p in (folder / name, folder / f"{name}.gz") if p.exists()), None)
@@ -251,8 +338,7 @@ def _omniglot(root: Path, split: str):
     background = split != "test"
     folder = "images_background" if background else "images_evaluation"
     if _omniglot_source(root, folder) == "npz":
-        with np.load(root / "omniglot-npz" / f"{folder}.npz") as f:
-            strokes = torch.from_numpy(~f["images"])  # [chars, drawers, 105, 105], True = stroke
+        strokes = torch.from_numpy(~_load_npz(root / "omniglot-npz" / f"{folder}.npz", "images"))  # True = stroke
         chars, drawers = strokes.shape[:2]
         labels = torch.arange(chars).repeat_interleave(drawers).view(chars, drawers)
     else:

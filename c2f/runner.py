@@ -14,13 +14,16 @@ import hashlib
 import json
 import os
 import shutil
+import multiprocessing
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from traitlets.config import Config
 
 from c2f.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
 from c2f.compare import describe_changes
@@ -37,6 +40,10 @@ class DirtyTreeError(RuntimeError):
     """A book page or smoke reference asked for from uncommitted code."""
 
 
+class FolderError(RuntimeError):
+    """An output or cache folder that cannot be created or written to (a usage error: nothing ran)."""
+
+
 class ChapterFailed(RuntimeError):
     """A chapter raised: its own error (``ename``, ``evalue``) and the executed notebook that keeps the trace."""
 
@@ -44,6 +51,69 @@ class ChapterFailed(RuntimeError):
         self.ename, self.evalue, self.failed_notebook = ename, evalue, failed_notebook
         kept = f"\nthe full traceback is in {failed_notebook}" if failed_notebook else ""
         super().__init__(f"{chapter} failed: {ename}: {evalue}{kept}")
+
+
+def writable_folder(folder: str | Path, what: str, hint: str = "") -> Path:
+    """`folder`, created if missing, after writing and removing a file in it; :class:`FolderError` naming
+    it (and `hint`) when that fails: checked before anything trains, so that no work is lost on it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".c2f-write-test-"):
+            pass
+    except OSError as err:
+        raise FolderError(f"{what} {folder} is not a writable folder ({type(err).__name__}: {err.strerror or err})"
+                          + (f"; {hint}" if hint else "")) from None
+    return folder
+
+
+def check_folders(out_dir: str | Path, env: dict[str, str] | None = None) -> None:
+    """The output folder and the checkpoint cache (``$C2F_CACHE``, or the one `env` sets) are writable."""
+    from c2f.train import cache_dir
+
+    writable_folder(out_dir, "the output folder", "choose another with --out DIR")
+    cache = Path(env["C2F_CACHE"]) if env and env.get("C2F_CACHE") else cache_dir()
+    writable_folder(cache, "the checkpoint cache", "set C2F_CACHE to a writable folder")
+
+
+TEMP_PREFIX = "c2f-run-"  # the temporary folder of a run: c2f-run-<pid>-<random> under the system's
+
+
+def clean_leftovers(root: str | Path | None = None) -> list[Path]:
+    """Remove the temporary folders (executed notebook, kernel connection file) that killed runs left
+    behind, those whose process is gone, saying so; return them."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        print(f"removed {len(removed)} temporary folder(s) left by killed runs: {', '.join(map(str, removed))}",
+              file=sys.stderr, flush=True)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _keep_failed(notebook: Path, out_dir: Path, stem: str) -> Path:
+    """Move a failed run's notebook to ``<out_dir>/<stem>.failed.ipynb``, or, when that folder cannot take it,
+    to a new folder under the system's temporary folder: the trace is never lost to a second error."""
+    target = out_dir / f"{stem}.failed.ipynb"
+    try:
+        os.replace(notebook, target)
+    except OSError:
+        target = Path(tempfile.mkdtemp(prefix=f"c2f-{stem}-")) / target.name
+        shutil.move(notebook, target)
+    return target
 
 
 def machine_profile() -> str:
@@ -158,23 +228,27 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
             f"reproducible from a commit); commit first, or run with --out DIR (and --allow-dirty to force):\n  "
             + "\n  ".join(dirty))
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    check_folders(out_dir, env)
+    clean_leftovers()
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         tmp = Path(tmp)
         source, executed = tmp / f"{path.stem}.ipynb", tmp / f"{path.stem}.executed.ipynb"
         records = tmp / "records"  # the kernel writes record and figures here; moved over only on success
         jupytext.write(jupytext.read(path), source)
         saved_env = dict(os.environ)
-        progress = {"TQDM_MININTERVAL": "30", "TQDM_MAXINTERVAL": "120"}  # a few lines per bar in a page
-        os.environ.update({"C2F_RECORD_DIR": str(records), **progress, **(env or {})})
+        # the kernel imports this checkout's c2f (not whatever the venv's editable install points to), and
+        # its connection file lives in the run's temporary folder, removed with it
+        kernel = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+                  "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "C2F_PROGRESS": str(tmp / "progress.log")}
+        os.environ.update({"C2F_RECORD_DIR": str(records), **kernel, **(env or {})})
         try:
-            papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
-                                       cwd=str(out_dir), progress_bar=False, log_output=False)
+            # IPC sockets in the run's temporary folder: no TCP port, no warning about one, nothing left behind
+            with _Console(path.stem, tmp / "progress.log"):
+                papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name="python3",
+                                           cwd=str(out_dir), progress_bar=False, log_output=False,
+                                           config=Config({"KernelManager": {"transport": "ipc", "ip": str(tmp / "kernel")}}))
         except Exception as err:
-            failed = None
-            if executed.exists():
-                failed = out_dir / f"{path.stem}.failed.ipynb"
-                os.replace(executed, failed)
+            failed = _keep_failed(executed, out_dir, path.stem) if executed.exists() else None
             if isinstance(err, papermill.PapermillExecutionError):
                 raise ChapterFailed(path.stem, err.ename, err.evalue, failed) from err
             raise
@@ -183,8 +257,9 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
             os.environ.update(saved_env)
         record_file = records / f"{path.stem}.json"
         if not record_file.exists():
-            os.replace(executed, out_dir / f"{path.stem}.failed.ipynb")
-            raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish()")
+            failed = _keep_failed(executed, out_dir, path.stem)
+            raise RuntimeError(f"{path.stem} ran but wrote no record: its last cell must call run.finish() "
+                               f"(the executed notebook: {failed})")
         record = json.loads(record_file.read_text())
         record["source_sha256"] = source_hash(path, params)
         record["dirty"] = dirty
@@ -197,6 +272,40 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
         write_json(record_path(path, out_dir), record)
     (out_dir / f"{path.stem}.failed.ipynb").unlink(missing_ok=True)
     return record
+
+
+class _Console:
+    """Shows the lines the kernel appends to its progress file (``$C2F_PROGRESS``: training progress, cache
+    fallbacks) on the console as they come: one updating line on a terminal, plain lines in a log."""
+
+    def __init__(self, stem: str, file: Path):
+        self.stem, self.file, self.done = stem, file, threading.Event()
+        self.updating = sys.stderr.isatty() and multiprocessing.parent_process() is None
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self):
+        self.file.touch()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        if self.updating:
+            print(file=sys.stderr, flush=True)
+
+    def _follow(self) -> None:
+        with open(self.file) as f:
+            while True:
+                line = f.readline()
+                if line:
+                    text = f"[{self.stem}] {line.rstrip()}"
+                    print(f"\r\x1b[K{text}" if self.updating else text, end="" if self.updating else "\n",
+                          file=sys.stderr, flush=True)
+                elif self.done.is_set():
+                    return
+                else:
+                    self.done.wait(0.5)
 
 
 def _tag_parameter_cells(notebook: Path) -> None:
@@ -230,6 +339,7 @@ def build_book(profile: str | None = None, force: bool = False, out_dir: Path | 
 
     explicit, profile = profile is not None, profile or cluster_profile(**execution) or machine_profile()
     out_dir = Path(out_dir or BOOK_CHAPTERS)
+    check_book(profile, out_dir)
     tasks = []
     for path in chapter_paths():
         made = recorded_profile(path, out_dir)
@@ -248,6 +358,19 @@ def build_book(profile: str | None = None, force: bool = False, out_dir: Path | 
             print(f"{path.stem}: page is up to date", flush=True)
     execute(tasks, **execution)
     build_html()
+
+
+def check_book(profile: str, out_dir: Path) -> None:
+    """What `book` checks once, before any chapter runs: the profile exists for every chapter and resolves,
+    the tree is committed (the book's pages come from committed code only), the folders are writable."""
+    for path in chapter_paths():
+        resolve_parameters(path, profile)
+    dirty = sorted({problem for path in chapter_paths() for problem in uncommitted(path)})
+    if dirty and _protected(out_dir):
+        raise DirtyTreeError("book: refusing to make pages from uncommitted code (every page must be "
+                             "reproducible from a commit); commit first (`python -m c2f run NN --out DIR "
+                             "--allow-dirty` tries uncommitted code outside the book):\n  " + "\n  ".join(dirty))
+    check_folders(out_dir)
 
 
 def build_html() -> None:

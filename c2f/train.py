@@ -41,6 +41,7 @@ from c2f.data import ImageSet, batches
 from c2f.objectives import kl_weight
 from c2f.utils import atomic_torch_save, stable_hash
 
+PROGRESS_EVERY = 10.0  # seconds between progress lines of a run (c2f.runner shows them on the console)
 CACHE_VERSION = 2  # bump when a code change makes cached checkpoints wrong (2: fused Adam, rand < p binarization)
 
 
@@ -133,11 +134,14 @@ def fit(
         history, start = state["history"], state["epoch"]
         if start < cfg.epochs:
             print(f"{desc}: resuming after epoch {start} of {cfg.epochs} from {Path(checkpoint).name}")
+            report(f"{desc}: resuming after epoch {start} of {cfg.epochs}")
 
     use_cuda = device.type == "cuda"
     loss_fn = torch.compile(model.loss) if (cfg.compile and use_cuda) else model.loss
     warmup_steps = int(cfg.kl_warmup_epochs * steps_per_epoch)
-    with tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step") as bar:
+    t0 = last_report = time.perf_counter()
+    with tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step",
+              disable=bool(os.environ.get("C2F_PROGRESS"))) as bar:  # a run of the runner reports to the console
         for epoch in range(start, cfg.epochs):
             started = time.perf_counter()
             torch.manual_seed(_epoch_seed(cfg.seed, epoch))
@@ -163,6 +167,10 @@ def fit(
                         means = log.sync(epoch_end=i + 1 == steps_per_epoch)
                         _append(history["steps"], {"step": step + 1, **means})
                         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}", refresh=False)
+                        if time.perf_counter() - last_report >= PROGRESS_EVERY or i + 1 == steps_per_epoch:
+                            last_report = time.perf_counter()
+                            report(f"{desc}: epoch {epoch + 1}/{cfg.epochs}, step {step + 1}/{total}, "
+                                   f"loss {means['loss']:.2f}, {last_report - t0:.0f} s")
                     bar.update()
             summary = {"epoch": epoch + 1, **log.epoch_means,
                        "time_s": time.perf_counter() - started}  # training only, without the validation
@@ -176,7 +184,26 @@ def fit(
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, summary)
     model.eval()
+    print(f"{desc}: {summary_line(history)}")  # the page's one line per trained model
     return history
+
+
+def summary_line(history: dict) -> str:
+    """Steps, epochs, final loss and training time of a history: what a page says of a trained model."""
+    epochs = history["epochs"]
+    if not epochs.get("epoch"):
+        return "trained for 0 steps"
+    return (f"{history['steps']['step'][-1]} steps ({epochs['epoch'][-1]} epochs), final loss "
+            f"{epochs['loss'][-1]:.2f}, {sum(epochs['time_s']):.0f} s of training")
+
+
+def report(line: str) -> None:
+    """A line for the person watching a run, not for the page: appended to the file ``$C2F_PROGRESS`` names
+    (the runner shows it on the console as it comes); nothing when unset (then tqdm shows progress)."""
+    target = os.environ.get("C2F_PROGRESS")
+    if target:
+        with open(target, "a") as f:
+            f.write(line + "\n")
 
 
 class _DeviceLog:
@@ -305,8 +332,10 @@ def load_checkpoint(path, model: nn.Module, opt=None, sched=None, *, desc: str =
         os.replace(path, aside)
         reason = " ".join(f"{type(err).__name__}: {err}".split())
         reason = reason if len(reason) <= 200 else reason[:199] + "…"
-        print(f"{desc}: cannot use the checkpoint {path} ({reason}); moved it to {aside.name} and training "
-              "from scratch")
+        message = (f"{desc}: cannot use the checkpoint {path} ({reason}); moved it to {aside.name} and training "
+                   "from scratch")
+        print(message)
+        report(message)
         return None
     return state
 
@@ -349,7 +378,8 @@ def train_or_load(
     state = load_checkpoint(path, model, desc=name)
     if state is not None and state["complete"]:
         model.eval()
-        print(f"{name}: loaded the cached model trained for {state['epoch']} epochs ({path.name})")
+        print(f"{name}: loaded the cached model ({path.name}): {summary_line(state['history'])}")
+        report(f"{name}: loaded from the cache")
         return state["history"]
     return fit(model, data, cfg, checkpoint=path, valid=valid, desc=name, on_epoch_end=on_epoch_end)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from c2f.chapters import (SECTIONS, ParameterError, chapter_path, chapter_paths, declared_choices, declared_comments,
-                          declared_parameters, minimum, profile_names, profile_overrides, resolve_parameters)
+from c2f.chapters import (SECTIONS, SEED_MAX, ParameterError, chapter_path, chapter_paths, declared_choices,
+                          declared_comments, declared_parameters, declared_schema, profile_names, profile_overrides,
+                          resolve_parameters)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,7 +178,7 @@ def test_cli_rejects_a_wrong_type(tmp_path):
     ("01_vae", "lr", "-1e-3", "'lr' must be > 0"),
     ("01_vae", "iw_samples", 0, "'iw_samples' must be >= 1"),
     ("01_vae", "n_seeds", 0, "'n_seeds' must be >= 1"),
-    ("01_vae", "train_size", -1, "'train_size' must be >= 0"),
+    ("01_vae", "train_size", -1, "'train_size' must be >= 1 or 0 (all), got -1"),
     ("01_vae", "batch_size", 0, "'batch_size' must be >= 1"),
     ("01_vae", "kl_warmup_epochs", -0.5, "'kl_warmup_epochs' must be >= 0"),
     ("01_vae", "dataset", "cifar10", "'dataset' has unknown value(s) ['cifar10']"),
@@ -205,17 +206,75 @@ def test_zero_where_it_means_something_and_known_names_are_accepted(chapter, key
     assert resolve_parameters(chapter, "smoke", {key: value})[key] == value
 
 
-def test_minimum_by_name_and_the_comment_convention():
-    """Counts are >= 1; a declaration whose comment says what 0 means (or a warm-up) allows 0; lr > 0;
-    other numbers are unbounded."""
-    assert minimum("epochs") == (1, False) and minimum("fashion_epochs") == (1, False)
-    assert minimum("train_size", "training images (0 means all 50000)") == (0, False)
-    assert minimum("train_size") == (1, False) and minimum("batch_size") == (1, False)
-    assert minimum("warmup_epochs") == (0, False) and minimum("kl_warmup_epochs") == (0, False)
-    assert minimum("lr") == (0, True) and minimum("iw_samples") == (1, False) and minimum("n_seeds") == (1, False)
-    assert minimum("seed") is None and minimum("marginal_weight", "(0 gives the plain ELBO)") is None
-    assert declared_comments("01_vae")["train_size"].endswith("(0 means all 50000)")
-    assert declared_comments("01_vae")["batch_size"] == ""
+def test_the_schema_reads_as_the_old_naming_convention_did():
+    """Counts are >= 1; a size whose comment says what 0 means allows 0 (its schema's `zero`); warm-ups >= 0;
+    lr > 0; seeds and weights with a meaning for 0 are not bounded below 1."""
+    schema = declared_schema("01_vae")
+    assert schema["epochs_mlp"]["min"] == 1 and schema["batch_size"]["min"] == 1 and schema["n_seeds"]["min"] == 1
+    assert schema["train_size"]["zero"] == "all" and declared_comments("01_vae")["train_size"].endswith("(0 means all 50000)")
+    assert schema["kl_warmup_epochs"]["min"] == 0 and schema["lr"]["gt"] == 0 and schema["seed"] == {"type": "seed"}
+    assert declared_schema("05_discrete")["marginal_weight"]["min"] == 0
+    for path in chapter_paths():  # every comment that gives 0 a meaning has a schema that allows 0
+        schema = declared_schema(path)
+        for key, comment in declared_comments(path).items():
+            if re.search(r"\b0 (means|to skip|skips|gives)\b|\(0:", comment) and schema[key]["type"] != "list":
+                assert "zero" in schema[key] or schema[key].get("min", 1) <= 0, (path.stem, key, comment)
+
+
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_every_parameter_has_a_schema_entry(path):
+    """declared_schema checks one entry per declared parameter of its default's type; every default obeys its
+    own schema (resolve_parameters of the default profile)."""
+    assert set(declared_schema(path)) == set(declared_parameters(path))
+    resolve_parameters(path, "default")
+
+
+def test_an_undeclared_or_missing_schema_entry_fails(tmp_path):
+    chapter = tmp_path / "98_schema.py"
+    chapter.write_text('# %% tags=["parameters"]\nseed = 0\nepochs = 3\n')
+    chapter.with_suffix(".yml").write_text("schema:\n  seed: {type: seed}\n")
+    with pytest.raises(ParameterError, match=r"missing \['epochs'\]"):
+        resolve_parameters(chapter)
+    chapter.with_suffix(".yml").write_text("schema:\n  seed: {type: seed}\n  epochs: {type: int}\n  epoch: {type: int}\n")
+    with pytest.raises(ParameterError, match=r"not declared \['epoch'\]"):
+        resolve_parameters(chapter)
+    chapter.with_suffix(".yml").write_text("schema:\n  seed: {type: seed}\n  epochs: {type: float}\n")
+    with pytest.raises(ParameterError, match="'epochs'"):
+        resolve_parameters(chapter)
+    chapter.with_suffix(".yml").write_text("schema:\n  seed: {type: seed}\n  epochs: {type: int, minimum: 1}\n")
+    with pytest.raises(ParameterError, match="'epochs'"):
+        resolve_parameters(chapter)
+
+
+@pytest.mark.parametrize("chapter, key, value, message", [  # the rows of issue 21's parameter table
+    ("01_vae", "iw_curve_images", "-1", "'iw_curve_images' must be >= 1, got -1"),
+    ("01_vae", "lr", "nan", "'lr' must be a finite number, got nan"),
+    ("01_vae", "lr", "inf", "'lr' must be a finite number, got inf"),
+    ("01_vae", "kl_warmup_epochs", "nan", "'kl_warmup_epochs' must be a finite number"),
+    ("01_vae", "latent_dim", "0", "'latent_dim' must be >= 1, got 0"),
+    ("01_vae", "latent_dim", "-3", "'latent_dim' must be >= 1, got -3"),
+    ("01_vae", "conv_features", "0", "'conv_features' must be >= 1, got 0"),
+    ("01_vae", "conv_channels", "[32, a]", "'conv_channels' must be a list of int, got [32, 'a']"),
+    ("01_vae", "mlp_hidden", "[]", "'mlp_hidden' must have 1 to any number of elements, got []"),
+    ("01_vae", "seed", "99999999999999999999999", f"'seed' must be a seed from 0 to {SEED_MAX}"),
+    ("01_vae", "seed", "-1", f"'seed' must be a seed from 0 to {SEED_MAX}"),
+    ("01_vae", "train_size", "1000000000", "'train_size' must be <= 50000 (MNIST's 50000 training images)"),
+    ("01_vae", "test_size", "99999999", "'test_size' must be <= 10000 (MNIST's 10000 test images)"),
+    ("01_vae", "n_seeds", "100000", "'n_seeds' must be <= 100, got 100000"),
+    ("02_progressive", "groups", "0", "'groups' must be >= 1, got 0"),
+    ("02_progressive", "models", "[]", "'models' must have 1 to any number of elements, got []"),
+    ("07_air", "canvas", "0", "'canvas' must be >= 1, got 0"),
+    ("07_air", "digit_size", "100", "'digit_size' must be <= canvas (50), got 100"),
+])
+def test_issue_21_parameter_rows_are_refused_by_name(chapter, key, value, message):
+    with pytest.raises(ParameterError, match=re.escape(f"{chapter}: parameter {message}")):
+        resolve_parameters(chapter, "default", {key: value})
+
+
+def test_shrink_and_schema_are_no_profiles():
+    assert "shrink" in SECTIONS and "shrink" not in profile_names("01_vae")
+    with pytest.raises(ParameterError, match="no profile 'shrink'"):
+        resolve_parameters("01_vae", "shrink")
 
 
 def test_choices_are_the_names_the_code_knows():
@@ -236,15 +295,18 @@ def test_choices_are_the_names_the_code_knows():
     assert set(declared_choices("05_discrete")["omniglot_alphabets"]) == alphabets
 
 
-def test_choices_is_no_profile_and_must_name_declared_parameters(tmp_path):
+def test_schema_is_no_profile_and_must_name_declared_parameters(tmp_path):
     chapter = tmp_path / "98_names.py"
     chapter.write_text('# %% tags=["parameters"]\nseed = 0\nmodel = "a"\n')
-    chapter.with_suffix(".yml").write_text("smoke:\n  seed: 1\nchoices:\n  model: [a, b]\n")
+    chapter.with_suffix(".yml").write_text(
+        "smoke:\n  seed: 1\nschema:\n  seed: {type: seed}\n  model: {type: str, choices: [a, b]}\n")
     assert profile_names(chapter) == ["default", "smoke"]
-    with pytest.raises(ParameterError, match="no profile 'choices'"):
-        resolve_parameters(chapter, "choices")
+    with pytest.raises(ParameterError, match="no profile 'schema'"):
+        resolve_parameters(chapter, "schema")
     assert resolve_parameters(chapter, "smoke", {"model": "b"})["model"] == "b"
-    chapter.with_suffix(".yml").write_text("choices:\n  modle: [a, b]\n")
+    with pytest.raises(ParameterError, match=re.escape("'model' has unknown value(s) ['c']")):
+        resolve_parameters(chapter, "smoke", {"model": "c"})
+    chapter.with_suffix(".yml").write_text("schema:\n  seed: {type: seed}\n  modle: {type: str, choices: [a, b]}\n")
     with pytest.raises(ParameterError, match="modle"):
         resolve_parameters(chapter)
 

@@ -4,8 +4,14 @@ a clear error (never a network access) when data is missing."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
+import subprocess
+import sys
+import time
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -340,3 +346,91 @@ def test_omniglot_from_torchvision_folders_does_not_depend_on_the_listing_order(
     assert results[0][2] == results[1][2] == ["Alpha"] * 3 + ["Beta"] * 2
     (x0, y0), (x1, y1) = results[0][3], results[1][3]
     assert torch.equal(x0, x1) and torch.equal(y0, y1) and len(y0) == 5 * 2
+
+
+def _fresh_mnist(tmp_path) -> Path:
+    """A data root holding only MNIST's four .gz files, writable, nothing unpacked yet."""
+    source = Path(os.environ.get("C2F_DATA") or data.data_root()) / "MNIST" / "raw"
+    gz = sorted(source.glob("*.gz"))
+    if len(gz) < 4:
+        require("MNIST/raw/.gz (all four)")
+        pytest.fail(f"{source} lacks MNIST's four .gz files")
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for file in gz:
+        shutil.copyfile(file, raw / file.name)
+    return tmp_path / "data"
+
+
+def test_several_loaders_at_once_on_a_fresh_data_folder(tmp_path):
+    """Three processes load MNIST at once from a folder where nothing is unpacked yet (`--jobs 3` on a fresh
+    machine): each reads whole files, none a file that another is still unpacking."""
+    root = _fresh_mnist(tmp_path)
+    go = tmp_path / "go"  # every process imports first, then all load at the same moment
+    code = ("import os, sys, time, torch; from c2f import data; open(sys.argv[2] + sys.argv[3], 'w').close()\n"
+            "while not os.path.exists(sys.argv[2]): time.sleep(0.005)\n"
+            "x = data.load('mnist', 'test', root=sys.argv[1]).x; print(len(x), float(x.sum()))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(root), str(go), str(i)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+             for i in range(3)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go?"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1 and outputs[0][0].startswith("10000 ")
+    assert not list((root / "MNIST" / "raw").glob(".*.partial"))
+
+
+def test_a_damaged_mnist_file_is_named_and_not_called_missing(tmp_path, offline):
+    """Corrupt is not missing: a truncated .gz fails torchvision's md5; a truncated unpacked file is shorter
+    than its header says; both are DataCorruptError naming the file and what to do."""
+    root = _fresh_mnist(tmp_path)
+    raw = root / "MNIST" / "raw"
+    gz = raw / "t10k-labels-idx1-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:1000])
+    with pytest.raises(data.DataCorruptError, match=re.escape(f"{gz} fails its md5 check")) as info:
+        data.load("mnist", "test", root=root)
+    assert not isinstance(info.value, DataNotFoundError)
+    shutil.copyfile(Path(os.environ.get("C2F_DATA") or data.data_root()) / "MNIST" / "raw" / gz.name, gz)
+    assert len(data.load("mnist", "test", root=root)) == 10000
+    unpacked = raw / "t10k-images-idx3-ubyte"
+    unpacked.write_bytes(unpacked.read_bytes()[:5000])
+    with pytest.raises(data.DataCorruptError, match=re.escape(f"{unpacked} is truncated or garbled (5000 bytes, "
+                                                              "its header says 7840016): delete it")):
+        data.load("mnist", "test", root=root)
+    unpacked.unlink()  # ... and it is unpacked again from its .gz
+    assert len(data.load("mnist", "test", root=root)) == 10000
+
+
+def test_a_truncated_npz_is_named(tmp_path):
+    folder = tmp_path / "BinarizedMNIST"
+    folder.mkdir()
+    np.savez(folder / "binarized_mnist.npz", test=np.zeros((3, 784), dtype=np.uint8))
+    npz = folder / "binarized_mnist.npz"
+    npz.write_bytes(npz.read_bytes()[:100])
+    with pytest.raises(data.DataCorruptError, match=re.escape(f"{npz} cannot be read as .npz")):
+        data.load("binarized_mnist", "test", root=tmp_path)
+
+
+def test_a_loader_waits_while_another_process_prepares_the_folder(tmp_path):
+    """While one process holds the data set's lock (it is unpacking), another loader waits instead of reading
+    half-written files, and loads once the lock is released."""
+    import fcntl
+
+    root = _fresh_mnist(tmp_path)
+    ready = tmp_path / "ready"
+    code = ("import sys, torch; from c2f import data; open(sys.argv[2], 'w').close(); "
+            "print(len(data.load('mnist', 'test', root=sys.argv[1])))")
+    with open(root / "MNIST" / ".c2f-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(ready)], stdout=subprocess.PIPE,
+                                text=True, cwd=Path(__file__).resolve().parents[2])
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3)
+        assert proc.poll() is None and not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert proc.communicate(timeout=300)[0].strip() == "10000" and proc.returncode == 0

@@ -104,6 +104,7 @@ def _tiny_chapters(folder: Path) -> list[Path]:
     for stem in ("t1_ok", "t2_fails"):
         path = folder / f"{stem}.py"
         path.write_text(TINY_CHAPTER.format(stem=stem))
+        path.with_suffix(".yml").write_text("schema:\n  fail: {type: bool}\n")
         paths.append(path)
     return paths
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -62,6 +63,8 @@ run.log("tiny", {"value": scale * n, "first_draw": torch.rand(1).item()})
 record = run.finish()
 '''
 
+SCHEMA = "schema:\n  profile: {type: str}\n  seed: {type: seed}\n  scale: {type: float}\n  n: {type: int, min: 1}\n"
+
 
 @pytest.fixture
 def chapter(tmp_path, monkeypatch):
@@ -70,7 +73,7 @@ def chapter(tmp_path, monkeypatch):
     notebooks.mkdir()
     path = notebooks / "99_tiny.py"
     path.write_text(CHAPTER.replace("{failure}", ""))
-    path.with_suffix(".yml").write_text("smoke:\n  n: 1\n")
+    path.with_suffix(".yml").write_text("smoke:\n  n: 1\n" + SCHEMA)
     monkeypatch.setattr(c2f.chapters, "NOTEBOOKS", notebooks)
     monkeypatch.setenv("C2F_RECORD_DIR", str(tmp_path / "not-used"))
     return path
@@ -184,9 +187,9 @@ def test_stale_reasons_name_the_code_the_parameters_and_the_dirt(chapter, tmp_pa
     _page(out, **{"code_sha256": {}, "git_commit": "abc-dirty", "dirty": ["uncommitted changes in c2f/train.py"]})
     assert is_stale("99_tiny", None, out) == ["made from uncommitted code (commit abc-dirty: "
                                               "uncommitted changes in c2f/train.py)"]
-    chapter.with_suffix(".yml").write_text("smoke:\n  n: 2\n")  # the profile itself changed
+    chapter.with_suffix(".yml").write_text("smoke:\n  n: 2\n" + SCHEMA)  # the profile itself changed
     assert is_stale("99_tiny", None, out)[0] == "parameters changed: n 1 -> 2"
-    chapter.with_suffix(".yml").write_text("other:\n  n: 2\n")  # ... or vanished
+    chapter.with_suffix(".yml").write_text("other:\n  n: 2\n" + SCHEMA)  # ... or vanished
     assert "profile 'smoke' no longer resolves" in is_stale("99_tiny", None, out)[0]
 
 
@@ -267,7 +270,7 @@ def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkey
         profile) or {"wall_time_s": 0})  # one stale chapter runs in this process (c2f.executors)
     monkeypatch.setattr(runner, "build_html", lambda: None)
     monkeypatch.setattr(runner, "machine_profile", lambda: "default")
-    chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n")
+    chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n" + SCHEMA)
     runner.build_book(out_dir=out)
     assert runs == ["default"]  # missing
 
@@ -304,3 +307,125 @@ def test_make_refs_prints_what_moved(chapter, tmp_path, monkeypatch, capsys):
     assert "2 metric(s) moved, 2 outside their tolerance" in out and "tiny/first_draw: new metric" in out
     assert "tiny/value: 3 -> 2: no row of c2f.compare.TOLERANCES matches" in out  # not a known kind of metric
     assert json.loads(record_path("99_tiny", tmp_path / "refs").read_text())["metrics"]["tiny/value"] == 2.0
+
+
+def test_an_unusable_out_or_cache_folder_stops_the_run_before_it_starts(chapter, tmp_path, monkeypatch, capsys):
+    """`--out` an existing file, or a cache that cannot be made: exit 2 at once, naming the folder (and
+    C2F_CACHE), instead of a raw PermissionError / FileExistsError after the whole chapter ran."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["run", "99_tiny", "--profile", "smoke", "--out", str(blocker)]) == 2
+    assert f"the output folder {blocker} is not a writable folder" in capsys.readouterr().err
+    monkeypatch.setenv("C2F_CACHE", str(blocker / "cache"))
+    out = tmp_path / "out"
+    assert main(["run", "99_tiny", "--profile", "smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"the checkpoint cache {blocker / 'cache'} is not a writable folder" in err and "set C2F_CACHE" in err
+    assert not (out / "99_tiny.ipynb").exists() and not (out / "99_tiny.failed.ipynb").exists()
+
+
+def test_a_failed_notebook_is_kept_where_a_folder_exists(tmp_path):
+    """When the output folder cannot take it (gone, or a file), the failed notebook goes to a new temporary
+    folder, not lost to a second error that would hide the chapter's own."""
+    notebook = tmp_path / "x.ipynb"
+    notebook.write_text("{}")
+    kept = runner._keep_failed(notebook, tmp_path / "gone" / "deeper", "99_tiny")
+    assert kept.exists() and kept.name == "99_tiny.failed.ipynb" and not notebook.exists()
+    notebook.write_text("{}")
+    assert runner._keep_failed(notebook, tmp_path, "99_tiny") == tmp_path / "99_tiny.failed.ipynb"
+
+
+def test_book_checks_once_up_front_with_the_exit_code_of_run(chapter, tmp_path, monkeypatch, capsys):
+    """`book` from a dirty tree (here: no git checkout at all) refuses before any chapter runs, with advice
+    that `book` can follow, and exits 2 like `run`; an unknown profile or `shrink` is a usage error too."""
+    monkeypatch.setattr(runner, "BOOK_CHAPTERS", tmp_path / "book")
+    ran = []
+    monkeypatch.setattr("c2f.executors.execute", lambda tasks, **_: ran.extend(tasks))
+    assert main(["book"]) == 2
+    err = capsys.readouterr().err
+    assert "book: refusing to make pages from uncommitted code" in err and "commit first" in err
+    assert "is not in a git checkout" in err and not ran
+    for profile in ("shrink", "bogus"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["book", "--profile", profile])
+        assert exit_.value.code == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "99_tiny", "--profile", "shrink"])
+    assert exit_.value.code == 2 and "invalid choice: 'shrink'" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("c2f.__main__.run_chapter", interrupted)
+    assert main(["run", "01_vae", "--out", "/tmp/never-written"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted: run stopped") and len(err.splitlines()) == 1
+
+
+def test_leftovers_of_killed_runs_are_removed_with_a_word(tmp_path, capsys):
+    """A run killed by SIGKILL leaves its temporary folder (executed notebook, kernel connection file); the
+    next run removes those of dead processes, says so, and leaves a live run's alone."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f"{runner.TEMP_PREFIX}{dead.pid}-abc"
+    (left / "runtime").mkdir(parents=True)
+    (left / "runtime" / "kernel-1.json").write_text("{}")
+    live = tmp_path / f"{runner.TEMP_PREFIX}{os.getpid()}-def"
+    live.mkdir()
+    assert runner.clean_leftovers(tmp_path) == [left]
+    assert not left.exists() and live.exists()
+    assert f"removed 1 temporary folder(s) left by killed runs: {left}" in capsys.readouterr().err
+
+
+OWN_CODE_CHAPTER = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+seed = 0
+
+# %%
+import os, pathlib
+import c2f
+run = c2f.Run.start("99_own", globals())
+run.log("own", {"code_of_this_clone": float(pathlib.Path(c2f.__file__).resolve().is_relative_to(os.environ["CLONE"]))})
+record = run.finish()
+'''
+
+
+def test_a_second_checkout_sharing_the_venv_runs_its_own_c2f(tmp_path):
+    """The kernel puts the checkout's root first on its import path: a copy of the package run from another
+    folder (no PYTHONPATH, the venv's editable install pointing elsewhere) imports the copy, not the install."""
+    import shutil
+
+    clone = tmp_path / "clone"
+    shutil.copytree(PROJECT_ROOT / "c2f", clone / "c2f", ignore=shutil.ignore_patterns("__pycache__"))
+    (clone / "notebooks").mkdir()
+    (clone / "notebooks" / "99_own.py").write_text(OWN_CODE_CHAPTER)
+    (clone / "notebooks" / "99_own.yml").write_text("schema:\n  seed: {type: seed}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CLONE=str(clone.resolve()), TQDM_DISABLE="1")
+    proc = subprocess.run([sys.executable, "-m", "c2f", "run", "99_own", "--out", str(tmp_path / "out")],
+                          cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "out" / "99_own.json").read_text())
+    assert record["metrics"]["own/code_of_this_clone"] == 1.0
+
+
+def test_the_console_shows_the_kernels_progress_and_no_transport_warning(chapter, tmp_path, capfd):
+    """What the chapter reports (c2f.train.report: training progress, cache fallbacks) appears on the
+    console, prefixed with the chapter, while it runs; the kernel runs over IPC, so no TCP warning."""
+    chapter.write_text(CHAPTER.replace("{failure}", "import c2f.train\nc2f.train.report('tiny: epoch 1/1, loss 1.00')"))
+    capfd.readouterr()
+    run_chapter("99_tiny", "smoke", out_dir=tmp_path / "out", env={"C2F_TEST_NOTEBOOKS": str(chapter.parent)})
+    err = capfd.readouterr().err
+    assert "[99_tiny] tiny: epoch 1/1, loss 1.00" in err
+    assert "without encryption" not in err
+    page = json.loads((tmp_path / "out" / "99_tiny.ipynb").read_text())
+    assert "epoch 1/1" not in json.dumps([c.get("outputs", []) for c in page["cells"]])

@@ -22,7 +22,7 @@ def book(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     (notebooks / "99_tiny.py").write_text(CHAPTER)
-    (notebooks / "99_tiny.yml").write_text("full:\n  seed: 1\n")
+    (notebooks / "99_tiny.yml").write_text("full:\n  seed: 1\nschema:\n  profile: {type: str}\n  seed: {type: seed}\n")
     monkeypatch.setattr(c2f.chapters, "NOTEBOOKS", notebooks)
     src = tmp_path / "src"
     pages = src / "book" / "chapters"

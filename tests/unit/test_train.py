@@ -421,3 +421,26 @@ def test_clip_gradients_measures_the_norm_before_clipping_and_clipping_caps_it()
     torch.testing.assert_close(clip_gradients(model, 1e-3), norm)
     after = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
     torch.testing.assert_close(after, torch.tensor(1e-3), rtol=1e-4, atol=0.0)
+
+
+def test_progress_goes_to_the_console_file_and_the_page_gets_one_line_per_model(make_images, isolated_cache,
+                                                                                 tmp_path, monkeypatch, capsys):
+    """In a run of the runner (C2F_PROGRESS set): progress lines (epoch, step, loss) go to the progress file
+    the runner shows on the console, no tqdm bar reaches the page (stderr), and the page (stdout) gets one
+    line per trained or loaded model with its steps, final loss and time."""
+    progress = tmp_path / "progress.log"
+    monkeypatch.setenv("C2F_PROGRESS", str(progress))
+    data, cfg = make_images(128), TrainConfig(epochs=2, batch_size=32, seed=1)
+    history = train_or_load(new_model(0), data, cfg, name="tiny")
+    lines = progress.read_text().splitlines()
+    final = history["epochs"]["loss"][-1]
+    assert lines[-1].startswith(f"tiny: epoch 2/2, step 8/8, loss {final:.2f}, ")
+    assert any(line.startswith("tiny: epoch 1/2, step 4/8, loss ") for line in lines)
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress bar in the page
+    assert out.strip() == f"tiny: 8 steps (2 epochs), final loss {final:.2f}, " \
+                          f"{sum(history['epochs']['time_s']):.0f} s of training"
+    train_or_load(new_model(0), data, cfg, name="tiny")
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("tiny: loaded the cached model (tiny-") and f"8 steps (2 epochs), final loss {final:.2f}" in out
+    assert progress.read_text().splitlines()[-1] == "tiny: loaded from the cache"
