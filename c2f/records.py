@@ -24,13 +24,26 @@ from typing import Any
 import torch
 
 from c2f.chapters import chapter_path, declared_parameters
-from c2f.utils import (atomic_write, configure_threads, device_description, get_device, git_commit,
+from c2f.utils import (atomic_write, configure_threads, device_description, get_device, git_commit, report,
                        seed_everything, versions, write_json)
 
 
 def record_dir() -> Path:
     """Where records and figures are written: ``$C2F_RECORD_DIR`` or ``./runs``."""
     return Path(os.environ.get("C2F_RECORD_DIR") or "runs")
+
+
+def _report_cells() -> None:
+    """In a runner's kernel (``$C2F_PROGRESS`` set), report each cell as it starts (its number and first line),
+    so that the console says which cell is running."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    if not shell or not os.environ.get("C2F_PROGRESS"):
+        return
+
+    def pre_run_cell(info) -> None:
+        first = next((s for s in info.raw_cell.strip().splitlines() if not s.startswith("#")), "")
+        report(f"cell {shell.execution_count}: {first[:60]}")
+    shell.events.register("pre_run_cell", pre_run_cell)
 
 
 class Run:
@@ -57,6 +70,7 @@ class Run:
         run = cls(chapter, params)
         seed_everything(run.seed)
         _display_markdown(run.card())
+        _report_cells()
         return run
 
     # --- provenance --------------------------------------------------------------------------------------

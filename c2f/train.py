@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from c2f.data import ImageSet, batches
 from c2f.objectives import kl_weight
-from c2f.utils import atomic_torch_save, stable_hash
+from c2f.utils import atomic_torch_save, report, stable_hash
 
 PROGRESS_EVERY = 10.0  # seconds between progress lines of a run (c2f.runner shows them on the console)
 CACHE_VERSION = 2  # bump when a code change makes cached checkpoints wrong (2: fused Adam, rand < p binarization)
@@ -195,15 +195,6 @@ def summary_line(history: dict) -> str:
         return "trained for 0 steps"
     return (f"{history['steps']['step'][-1]} steps ({epochs['epoch'][-1]} epochs), final loss "
             f"{epochs['loss'][-1]:.2f}, {sum(epochs['time_s']):.0f} s of training")
-
-
-def report(line: str) -> None:
-    """A line for the person watching a run, not for the page: appended to the file ``$C2F_PROGRESS`` names
-    (the runner shows it on the console as it comes); nothing when unset (then tqdm shows progress)."""
-    target = os.environ.get("C2F_PROGRESS")
-    if target:
-        with open(target, "a") as f:
-            f.write(line + "\n")
 
 
 class _DeviceLog:

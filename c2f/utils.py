@@ -144,3 +144,12 @@ def versions() -> dict[str, str]:
     import c2f
 
     return {"python": platform.python_version(), "torch": torch.__version__, "c2f": c2f.__version__}
+
+
+def report(line: str) -> None:
+    """A line for the person watching a run, not for the page: appended to the file ``$C2F_PROGRESS`` names
+    (the runner shows it on the console as it comes); nothing when unset (then tqdm shows progress)."""
+    target = os.environ.get("C2F_PROGRESS")
+    if target:
+        with open(target, "a") as f:
+            f.write(line + "\n")

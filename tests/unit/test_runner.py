@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -419,13 +420,15 @@ def test_a_second_checkout_sharing_the_venv_runs_its_own_c2f(tmp_path):
 
 
 def test_the_console_shows_the_kernels_progress_and_no_transport_warning(chapter, tmp_path, capfd):
-    """What the chapter reports (c2f.train.report: training progress, cache fallbacks) appears on the
-    console, prefixed with the chapter, while it runs; the kernel runs over IPC, so no TCP warning."""
-    chapter.write_text(CHAPTER.replace("{failure}", "import c2f.train\nc2f.train.report('tiny: epoch 1/1, loss 1.00')"))
+    """What the chapter reports (c2f.utils.report: training progress, cache fallbacks) and each cell as it
+    starts appear on the console, prefixed with the chapter, while it runs; the kernel runs over IPC, so no
+    TCP warning."""
+    chapter.write_text(CHAPTER.replace("{failure}", "import c2f.utils\nc2f.utils.report('tiny: epoch 1/1, loss 1.00')"))
     capfd.readouterr()
     run_chapter("99_tiny", "smoke", out_dir=tmp_path / "out", env={"C2F_TEST_NOTEBOOKS": str(chapter.parent)})
     err = capfd.readouterr().err
     assert "[99_tiny] tiny: epoch 1/1, loss 1.00" in err
+    assert re.search(r"\[99_tiny\] cell \d+: record = run.finish\(\)", err), err
     assert "without encryption" not in err
     page = json.loads((tmp_path / "out" / "99_tiny.ipynb").read_text())
     assert "epoch 1/1" not in json.dumps([c.get("outputs", []) for c in page["cells"]])
