@@ -202,3 +202,189 @@ def test_pixelcnn_has_the_exact_likelihood_by_hand(recorded):
     torch.testing.assert_close(t.log_px, bernoulli_by_hand(logits.view(x.shape), x))
     torch.testing.assert_close(logw, t.log_px.expand(2, -1))
     assert t.kl_dims.shape == (B, 0)
+
+
+# --- the loss: −ELBO with KL weight 1 and no free bits, or the documented sum of ELBO pieces ---------------
+
+
+def same_draws(fn, seed=1):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return fn()
+
+
+PLAIN = ["vae", "vae_conv", "hvae", "markov_hvae", "lvae", "vlae", "convdraw", "pixelcnn", "pixelvae", "pixelvae2",
+         "dvae", "dvae_st", "progressive_standard", *AIRS]
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_loss_is_minus_the_elbo(name):
+    """Same posterior draws: loss(kl_weight=1, free_bits=0) = −mean ELBO, and the logged elbo, recon and kl
+    are its batch means."""
+    model = build(name)
+    x = images(model)
+    t = same_draws(lambda: model.elbo_terms(x))
+    loss, scalars = same_draws(lambda: model.loss(x, kl_weight=1.0, free_bits=0.0))
+    assert loss.item() == pytest.approx(-t.elbo.mean().item(), rel=1e-5)
+    assert scalars["elbo"].item() == pytest.approx(t.elbo.mean().item(), rel=1e-5)
+    if "recon" in scalars:
+        assert scalars["recon"].item() == pytest.approx(-t.log_px.mean().item(), rel=1e-5)
+        assert scalars["kl"].item() == pytest.approx(t.kl.mean().item(), rel=1e-5, abs=1e-6)
+
+
+def test_svae_loss_adds_every_steps_likelihood(recorded):
+    """SVAE: Σ_t −log p(x | x̂_t) (each by hand from the step's logits) plus the KL."""
+    model = build("svae")
+    x = images(model)
+    t = same_draws(lambda: model.elbo_terms(x))
+    recorded.clear()
+    loss, _ = same_draws(lambda: model.loss(x))
+    steps = [c[1] for c in recorded if c[0] == "px"][1:]  # the first is elbo_terms' own
+    assert len(steps) == len(model.layer_sizes)
+    recon = sum(-bernoulli_by_hand(lg.view(x.shape), x).mean() for lg in steps)
+    assert loss.item() == pytest.approx(recon.item() + t.kl.mean().item(), rel=1e-5)
+
+
+def test_msvae_loss_adds_the_l1_error_of_stage_two():
+    model = build("msvae")
+    x = images(model)
+    t = same_draws(lambda: model.elbo_terms(x))
+    loss, scalars = same_draws(lambda: model.loss(x))
+    with torch.no_grad():
+        l1 = (x - model.stages(t.zs)[1]).abs().sum((1, 2, 3)).mean()
+    assert loss.item() == pytest.approx(-t.elbo.mean().item() + model.cfg.l1_weight * l1.item(), rel=1e-5)
+    assert scalars["l1_stage2"].item() == pytest.approx(l1.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["progressive_single", "progressive_single_steps", "progressive_rnn",
+                                  "progressive_rnn_nor", "progressive_rnn_per_group", "progressive_rnn_gaussian",
+                                  "progressive_quotient"])
+def test_progressive_losses_are_sums_of_prefix_elbos(name):
+    """Single: Σ_g [−log p(x | z_≤g) + KL_g]; its G parts add up to it. Recurrent and Quotient: Σ_g −ELBO_g of
+    the prefixes (the cumulative KL in each)."""
+    model = build(name)
+    x = images(model)
+    prefixes = same_draws(lambda: model.prefix_elbo_terms(x))
+    recon = sum(-p.log_px.mean() for p in prefixes)
+    kl = prefixes[-1].kl.mean() if name.startswith("progressive_single") else sum(p.kl.mean() for p in prefixes)
+    loss, _ = same_draws(lambda: model.loss(x))
+    assert loss.item() == pytest.approx((recon + kl).item(), rel=1e-5)
+    if name == "progressive_single_steps":
+        parts = sum(same_draws(lambda g=g: model.loss(x, part=g))[0] for g in range(model.steps_per_batch))
+        assert parts.item() == pytest.approx(loss.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["combined", "original", "reconstruction"])
+def test_multiple_loss_at_stage_s_is_the_likelihood_of_models_1_to_s_plus_the_last_kl(variant):
+    model = build(f"progressive_multiple_{variant}")
+    x = images(model)
+    for stage in (1, 2, 3):
+        model.set_stage(stage).eval()
+        t = same_draws(lambda: model.elbo_terms(x, groups=stage))
+        loss, _ = same_draws(lambda: model.loss(x))
+        last = model.kl_groups(t.kl_dims)[:, stage - 1].mean()
+        assert loss.item() == pytest.approx(-t.log_px.mean().item() + last.item(), rel=1e-5)
+
+
+# --- importance weights: K = 1 is the ELBO in expectation, the bound rises with K ---------------------------
+
+
+@pytest.mark.parametrize("name", sorted(set(FAMILIES) - {"dvae", "dvae_st"}) + sorted(AIRS))
+def test_importance_weights_average_to_the_elbo_and_the_bound_rises_in_k(name):
+    """One image repeated N times: the mean single-sample log-weight equals the mean ELBO within 5 standard
+    errors; the IW bound L_K = E log mean_K w, K = 1, 10, 100 (from 100 weights each of 40 copies), rises."""
+    model = build(name)
+    n = 400 if name in AIRS else 2000
+    x1 = images(model, 1)
+    x = x1.expand(n, *x1.shape[1:])
+    logw = same_draws(lambda: model.log_importance_weights(x, 1)[0])
+    elbo = same_draws(lambda: model.elbo_terms(x).elbo, seed=2)
+    se = math.sqrt(logw.var().item() / n + elbo.var().item() / n)
+    assert abs(logw.mean().item() - elbo.mean().item()) < 5 * se + 1e-4, (logw.mean(), elbo.mean(), se)
+    if name == "pixelcnn":
+        return
+    w = same_draws(lambda: model.log_importance_weights(x[:10 if name in AIRS else 40], 100))
+    bounds = [(torch.logsumexp(w.view(100 // k, k, -1), 1) - math.log(k)).mean().item() for k in (1, 10, 100)]
+    assert bounds[0] < bounds[1] < bounds[2], bounds
+
+
+@pytest.mark.parametrize("name", ["dvae", "dvae_st"])
+def test_dvae_importance_weights_sum_the_classes_out(name, recorded):
+    """log w = log Σ_k p(k) p(x | k, t) by hand from the decoded logits, plus log p(t) − log q(t | x) at the
+    transformation drawn (D-VAE-ST); E log w ≥ the ELBO (the classes are summed out, not sampled)."""
+    model = build(name)
+    x = images(model)
+    logw = same_draws(lambda: model.log_importance_weights(x, 2))
+    (_, logits, _), = [c for c in recorded if c[0] == "px"]
+    k = model.cfg.num_classes
+    per_class = bernoulli_by_hand(logits.view(k, -1, *x.shape), x)  # [K, 1 or 2, B]
+    expected = (torch.logsumexp(per_class, 0) - math.log(k)).expand(2, -1)
+    if name == "dvae_st":
+        def draw():
+            q_t = model.transform_posterior(x)
+            t = q_t.sample((2,))
+            return model.transform_prior(B).log_prob(t) - q_t.log_prob(t)
+        expected = expected + same_draws(draw)
+    torch.testing.assert_close(logw, expected, rtol=1e-5, atol=1e-3)
+    if name == "dvae":  # log p(x) exactly, above the ELBO
+        assert (logw[0] >= same_draws(lambda: model.elbo_terms(x).elbo) - 1e-3).all()
+
+
+# --- exact enumeration of AIR's count, the PCA-AE penalty, the Quotient's precision ---------------------------
+
+
+@pytest.mark.parametrize("name", sorted(AIRS))
+def test_air_elbo_sums_the_count_out_exactly(name):
+    """E_q(n)[log p(x | n)] with the count enumerated: Σ_n q(n) · log-likelihood by hand of the canvas of n
+    objects; the count's KL by hand against the prior; each step's KL weighted by q(n ≥ i)."""
+    model = build(name)
+    x = images(model)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        t = model.elbo_terms(x)
+        torch.manual_seed(3)
+        inf = model.infer(x)
+        q = model.count_posterior(inf).probs  # [B, T + 1]
+        probs = model.canvases(inf).transpose(0, 1)  # [T + 1, B, ...]
+        ll = bernoulli_by_hand(torch.logit(probs.clamp(1e-4, 1 - 1e-4)), x)  # [T + 1, B]: AIR's clamp
+        prior = model.count_prior(B, "cpu").probs
+    torch.testing.assert_close(t.log_px, (q * ll.T).sum(-1), rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(t.kl_dims[:, 0], (q * (q.log() - prior.log())).sum(-1), rtol=1e-5, atol=1e-6)
+    used = torch.stack([q[:, i:].sum(-1) for i in range(1, q.shape[1])], -1)
+    torch.testing.assert_close(t.kl_dims[:, 1:], used * inf.kl, rtol=1e-5, atol=1e-6)
+
+
+def test_pcaae_loss_is_squared_error_plus_the_covariance_penalty_by_hand():
+    """Stage 3: Σ_pixels (x̂ − x)² + λ · mean_{i<3} (mean_b z_i z_3)², each written out here."""
+    torch.manual_seed(0)
+    model = PCAAE(PCAAEConfig(latents=3, hidden=(8,), cov_weight=2.0)).set_stage(1)
+    brightness = torch.linspace(0.05, 0.95, 16)[:, None, None, None]  # shared by the encoders: correlated
+    x = torch.bernoulli(brightness.expand(16, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+    for e in model.encoders[:2]:  # as if trained: the frozen encoders' running statistics are this batch's
+        e[-1].momentum = None
+    with torch.no_grad():
+        model.encode(x, 2)
+    model.set_stage(3)
+    loss, scalars = model.loss(x)
+    with torch.no_grad():
+        z = model.encode(x, 3)
+        recon = ((model.decode(z) - x) ** 2).sum((1, 2, 3)).mean()
+        cov = sum(((z[:, i] * z[:, 2]).mean()) ** 2 for i in range(2)) / 2
+    assert cov > 1e-2
+    assert scalars["cov"].item() == pytest.approx(cov.item(), rel=1e-6)
+    assert loss.item() == pytest.approx(recon.item() + 2.0 * cov.item(), rel=1e-6)
+
+
+def test_gaussian_quotient_is_the_renormalised_ratio_of_the_two_densities():
+    """log N(z; m1, v1) − log N(z; m2, v2') − log N(z; m, v) does not depend on z (v2' the lifted variance),
+    and the precision is 1/v1 − 1/v2' written out here."""
+    g = torch.Generator().manual_seed(0)
+    m1, lv1, m2, lv2 = (torch.randn(5, generator=g) for _ in range(4))
+    mean, logvar = gaussian_quotient(m1, lv1, m2, lv2)
+    v1 = lv1.exp()
+    v2 = v1 + F.softplus(lv2.exp() - v1)
+    torch.testing.assert_close((-logvar).exp(), 1 / v1 - 1 / v2, rtol=1e-5, atol=1e-6)
+    z = torch.randn(7, 5, generator=g)
+    diff = Normal(m1, v1.sqrt()).log_prob(z) - Normal(m2, v2.sqrt()).log_prob(z) \
+        - Normal(mean, (0.5 * logvar).exp()).log_prob(z)
+    torch.testing.assert_close(diff, diff[:1].expand_as(diff), rtol=1e-4, atol=1e-4)
