@@ -126,12 +126,12 @@ def run(package: Path, ids: list[str]) -> tuple[str, float]:
     """The first failing test against the mutated package (or '' when all pass), and the seconds it took."""
     env = {**os.environ, "PYTHONPATH": f"{package}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1", "C2F_THREADS": "1"}
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-m", "pytest", *ids, "-x", "-q", "-p", "no:cacheprovider", "-rf"],
-                       cwd=ROOT, env=env, capture_output=True, text=True)
-    failed = re.findall(r"^FAILED (\S+)", r.stdout, re.M)
+    r = subprocess.run([sys.executable, "-m", "pytest", *[str(ROOT / i) for i in ids], "-x", "-q", "-p",
+                        "no:cacheprovider", "-rf"], cwd=package, env=env, capture_output=True, text=True)
+    failed = re.findall(r"^FAILED \S*?::(\S+)", r.stdout, re.M)
     if r.returncode not in (0, 1):
         raise SystemExit(f"pytest could not run (exit {r.returncode}):\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
-    return (failed[0].split("::", 1)[1] if failed else ""), time.time() - t0
+    return (failed[0] if failed else ""), time.time() - t0
 
 
 def escape(cell: str) -> str:
@@ -149,7 +149,7 @@ def main():
         package = Path(tmp)
         shutil.copytree(ROOT / "c2f", package / "c2f")
         check = subprocess.run([sys.executable, "-c", "import c2f; print(c2f.__file__)"], capture_output=True,
-                               text=True, env={**os.environ, "PYTHONPATH": str(package)}, check=True)
+                               text=True, cwd=package, env={**os.environ, "PYTHONPATH": str(package)}, check=True)
         assert check.stdout.startswith(tmp), f"the mutant package is not the one imported: {check.stdout}"
         for path in files:
             ids = test_ids(path)
