@@ -449,3 +449,51 @@ def test_importance_weights_by_hand(name, recorded):
     recorded.clear()
     expected = bernoulli_by_hand(logits.reshape(3, *x.shape), x) + hand_log_weights(name, model, x, 3)
     torch.testing.assert_close(logw, expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.fixture
+def sampled(monkeypatch):
+    """(distribution, the value it drew) of every Normal, Categorical and OneHotCategorical sample, in order."""
+    from torch.distributions import OneHotCategorical
+    draws = []
+    for cls, method in ((Normal, "rsample"), (Normal, "sample"), (Categorical, "sample"), (OneHotCategorical, "sample")):
+        original = getattr(cls, method)
+
+        def recording(self, *args, original=original, **kwargs):
+            out = original(self, *args, **kwargs)
+            draws.append((self, out))
+            return out
+        monkeypatch.setattr(cls, method, recording)
+    return draws
+
+
+@pytest.mark.parametrize("name", sorted(AIRS))
+def test_air_importance_weight_by_hand(name, recorded, sampled):
+    """K = 1: log p(x | n objects) by hand at the count n drawn, plus log p − log q by hand of every step's
+    where and what (DAIR: class and transformation) up to n, plus log p(n) − log q(n) of the count."""
+    model = build(name)
+    x = images(model)
+    logw = same_draws(lambda: model.log_importance_weights(x, 1)[0])
+    kls = [(q, p) for c, q, p in recorded if c == "kl"]
+    (_, logits, _), = [c for c in recorded if c[0] == "px"]
+    steps = model.cfg.max_steps
+    per_step = len(kls) // steps  # where, what (DAIR: where, class, transformation)
+    ratio = torch.zeros(B, steps)
+    for i in range(steps):
+        for q, p in kls[i * per_step:(i + 1) * per_step]:
+            q, p = base(q), base(p)
+            if isinstance(q, Categorical):  # DAIR's class: one-hot draw of the OneHotCategorical beside it
+                c = [v for d, v in sampled if type(d).__name__ == "OneHotCategorical"][i]
+                ratio[:, i] += -math.log(q.probs.shape[-1]) - (c * q.logits.log_softmax(-1)).sum(-1)
+                continue
+            (z,) = [v for d, v in sampled if d is q]
+            ratio[:, i] += (log_normal(z[None], p.loc, p.scale) - log_normal(z[None], q.loc, q.scale))[0]
+    n = [v for d, v in sampled if type(d) is Categorical][-1]  # the count, drawn after every step
+    with torch.no_grad():
+        torch.manual_seed(1)
+        q_n = model.count_posterior(model.infer(x)).probs
+    prior_n = model.count_prior(B, "cpu").probs
+    log_px = bernoulli_by_hand(logits.view(steps + 1, B, *x.shape[1:]), x).T.gather(1, n[:, None])[:, 0]
+    cum = torch.cat([torch.zeros(B, 1), ratio.cumsum(1)], 1).gather(1, n[:, None])[:, 0]
+    expected = log_px + cum + prior_n.gather(1, n[:, None])[:, 0].log() - q_n.gather(1, n[:, None])[:, 0].log()
+    torch.testing.assert_close(logw, expected, rtol=1e-5, atol=1e-3)
