@@ -139,17 +139,25 @@ def test_elbo_terms_against_the_recorded_distributions(name, recorded):
     top-down KL is not closed form: the sample estimate log q(z) − log p(z) at their own z)."""
     model = build(name)
     x = images(model)
-    with torch.no_grad():
-        t = model.elbo_terms(x)
+    t = same_draws(lambda: model.elbo_terms(x))
     kls = [c for c in recorded if c[0] == "kl"]
     pxs = [c for c in recorded if c[0] == "px"]
     assert kls and pxs
     total = sum(kl_by_hand(q, p) for _, q, p in kls)
-    if name in ("hvae", "markov_hvae"):  # layers below the top: log q − log p at the sample
-        sizes = model.cfg.latent_dims
-        upper = t.kl_dims[:, sizes[0]:].sum(-1)
-        torch.testing.assert_close(upper, total, rtol=1e-5, atol=1e-5)
-        assert len(kls) == 1
+    if name in ("hvae", "markov_hvae"):  # layers below the top: log q − log p at the sample, by hand
+        zs, qs, ps, _, closed = same_draws(lambda: model._pass(x))
+        start, sampled = 0, 0
+        for z, (qm, qlv), (pm, plv), exact in zip(zs, qs, ps, closed):
+            units = slice(start, start + z.shape[-1])
+            start += z.shape[-1]
+            if exact:
+                torch.testing.assert_close(t.kl_dims[:, units].sum(-1), total, rtol=1e-5, atol=1e-5)
+                continue
+            sampled += 1
+            hand = (-0.5 * ((z - qm) / (0.5 * qlv).exp()) ** 2 - 0.5 * qlv) \
+                - (-0.5 * ((z - pm) / (0.5 * plv).exp()) ** 2 - 0.5 * plv)
+            torch.testing.assert_close(t.kl_dims[:, units], hand, rtol=1e-5, atol=1e-5)
+        assert len(kls) == 1 and sampled == 1
     else:
         torch.testing.assert_close(t.kl, total, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(t.log_px, bernoulli_by_hand(pxs[-1][1].view(x.shape), x), rtol=1e-6, atol=1e-4)
@@ -336,24 +344,29 @@ def test_dvae_importance_weights_sum_the_classes_out(name, recorded):
 
 
 @pytest.mark.parametrize("name", sorted(AIRS))
-def test_air_elbo_sums_the_count_out_exactly(name):
+def test_air_elbo_sums_the_count_out_exactly(name, recorded):
     """E_q(n)[log p(x | n)] with the count enumerated: Σ_n q(n) · log-likelihood by hand of the canvas of n
-    objects; the count's KL by hand against the prior; each step's KL weighted by q(n ≥ i)."""
+    objects; the count's KL by hand against the prior; step i's KL (where and what, DAIR: where, class and
+    transformation, each by hand from the distributions compared) weighted by q(n ≥ i)."""
     model = build(name)
     x = images(model)
     torch.manual_seed(3)
     with torch.no_grad():
         t = model.elbo_terms(x)
+        kls = [kl_by_hand(q, p) for c, q, p in recorded if c == "kl"][:-1]  # the last: the count's
         torch.manual_seed(3)
         inf = model.infer(x)
         q = model.count_posterior(inf).probs  # [B, T + 1]
         probs = model.canvases(inf).transpose(0, 1)  # [T + 1, B, ...]
         ll = bernoulli_by_hand(torch.logit(probs.clamp(1e-4, 1 - 1e-4)), x)  # [T + 1, B]: AIR's clamp
         prior = model.count_prior(B, "cpu").probs
+    steps = model.cfg.max_steps
+    per_step = len(kls) // steps
+    step_kl = torch.stack([sum(kls[i * per_step:(i + 1) * per_step]) for i in range(steps)], -1)
     torch.testing.assert_close(t.log_px, (q * ll.T).sum(-1), rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(t.kl_dims[:, 0], (q * (q.log() - prior.log())).sum(-1), rtol=1e-5, atol=1e-6)
     used = torch.stack([q[:, i:].sum(-1) for i in range(1, q.shape[1])], -1)
-    torch.testing.assert_close(t.kl_dims[:, 1:], used * inf.kl, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(t.kl_dims[:, 1:], used * step_kl, rtol=1e-5, atol=1e-5)
 
 
 def test_pcaae_loss_is_squared_error_plus_the_covariance_penalty_by_hand():
@@ -497,3 +510,34 @@ def test_air_importance_weight_by_hand(name, recorded, sampled):
     cum = torch.cat([torch.zeros(B, 1), ratio.cumsum(1)], 1).gather(1, n[:, None])[:, 0]
     expected = log_px + cum + prior_n.gather(1, n[:, None])[:, 0].log() - q_n.gather(1, n[:, None])[:, 0].log()
     torch.testing.assert_close(logw, expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["progressive_standard", "progressive_rnn", "progressive_quotient",
+                                  "progressive_multiple_combined"])
+def test_progressive_prefix_terms_by_hand(name, recorded):
+    """Every prefix g: prefix_elbo_terms' log p(x | z_≤g) and prefix_log_importance_weights by hand (the
+    logits decoded for that prefix, log N(z; 0, 1) − log q(z | x) of groups 1..g at the same draws), and the
+    likelihood of a subset of groups at their posterior means."""
+    model = build(name)
+    x = images(model)
+    g_max = model.default_groups
+    prefixes = same_draws(lambda: model.prefix_elbo_terms(x))
+    logits = [c[1] for c in recorded if c[0] == "px"]
+    for g in range(g_max):
+        torch.testing.assert_close(prefixes[g].log_px, bernoulli_by_hand(logits[g].view(x.shape), x), rtol=1e-6,
+                                   atol=1e-4)
+    recorded.clear()
+    logw = same_draws(lambda: model.prefix_log_importance_weights(x, 2))  # [G', 2, B]
+    logits = [c[1] for c in recorded if c[0] == "px"]
+    xk = x.unsqueeze(0).expand(2, *x.shape).reshape(2 * B, *x.shape[1:])
+    qs, zs, _ = same_draws(lambda: model._prefix_pass(xk))
+    ratio = 0
+    for g in range(g_max):
+        z, q = zs[g].view(2, B, -1), qs[g]
+        ratio = ratio + log_normal(z, 0, torch.ones(())) - log_normal(z, q.mean.view(2, B, -1), q.stddev.view(2, B, -1))
+        expected = bernoulli_by_hand(logits[g].view(2, *x.shape), x) + ratio
+        torch.testing.assert_close(logw[g], expected, rtol=1e-5, atol=1e-3)
+    recorded.clear()
+    subset = same_draws(lambda: model.subset_log_likelihood(x, [0, 2 if g_max > 2 else 0]))
+    (_, logits, _), = [c for c in recorded if c[0] == "px"]
+    assert subset.item() == pytest.approx(bernoulli_by_hand(logits.view(x.shape), x).mean().item(), rel=1e-6)
