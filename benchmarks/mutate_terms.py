@@ -134,13 +134,24 @@ def run(package: Path, ids: list[str]) -> tuple[str, float]:
     return (failed[0] if failed else ""), time.time() - t0
 
 
+def read_table(path: Path) -> list[tuple]:
+    """The rows (file, line, what, caught, seconds) of a table this script wrote."""
+    rows = []
+    for line in path.read_text().splitlines():
+        m = re.match(r"\| (c2f/\S+?):(\d+) \| (.*) \| (.*) \|$", line)
+        if m:
+            caught = "" if m[4] == "**not caught**" else m[4]
+            rows.append((m[1], int(m[2]), m[3].replace("\\|", "|"), caught, 0.0))
+    return rows
+
+
 def escape(cell: str) -> str:
     return cell.replace("|", "\\|")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", help="one file, e.g. c2f/models/vae.py")
+    ap.add_argument("--only", help="one file, e.g. c2f/models/vae.py (its rows replace those in --out)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/mutation_table.md"))
     args = ap.parse_args()
     files = [args.only] if args.only else FILES
@@ -160,6 +171,9 @@ def main():
                 rows.append((path, line, what, caught, seconds))
                 print(f"{path}:{line} {what} -> {caught or 'NOT CAUGHT'} ({seconds:.0f} s)", flush=True)
             (package / path).write_text(original)
+    if args.only and Path(args.out).exists():  # keep the other files' rows of the table
+        kept = [r for r in read_table(Path(args.out)) if r[0] != args.only]
+        rows = sorted(kept + rows, key=lambda r: FILES.index(r[0]))
     missed = [r for r in rows if not r[3]]
     table = ["# Mutation check of the ELBO-term tests", "",
              f"Each row scales one term by 0.99 (`benchmarks/mutate_terms.py`) and runs `{TESTS}` (the tests of the "
