@@ -100,8 +100,8 @@ def base(d):
 
 
 def kl_by_hand(q, p) -> torch.Tensor:
-    """KL(q‖p) per example, summed over the rest: Gaussians 0.5 (log σp²/σq² + (σq² + (μq − μp)²)/σp² − 1),
-    categoricals Σ q (log q − log p)."""
+    """KL(q‖p) per example, summed over the rest: Gaussians
+    0.5 (log σp²/σq² + (σq² + (μq − μp)²)/σp² − 1), categoricals Σ q (log q − log p)."""
     q, p = base(q), base(p)
     if isinstance(q, Categorical):
         return (q.probs * (q.probs.log() - p.probs.log())).sum(-1)
@@ -301,7 +301,8 @@ def test_multiple_loss_at_stage_s_is_the_likelihood_of_models_1_to_s_plus_the_la
 def test_importance_weights_average_to_the_elbo_and_the_bound_rises_in_k(name):
     """One image repeated N times: the mean single-sample log-weight equals the mean ELBO within 5 standard
     errors of their difference (paired: both from the same seed, so where the two draw z alike the noise of
-    log p(x|z) cancels and only that of log p(z) − log q(z) + KL is left); the IW bound L_K = E log mean_K w, K = 1, 10, 100 (from 100 weights each of 40 copies), rises."""
+    log p(x|z) cancels and only that of log p(z) − log q(z) + KL is left); the IW bound L_K = E log mean_K w,
+    K = 1, 10, 100 (from 100 weights each of 40 copies), rises."""
     model = build(name)
     n = 400 if name in AIRS else 2000
     x1 = images(model, 1)
@@ -412,9 +413,8 @@ def log_normal(z, mean, std) -> torch.Tensor:
 
 
 def hand_log_weights(name, model, x, k):
-    """log p(x | z) + log p(z) − log q(z | x) by hand for the k samples the model draws after seed 1 (the same
-    draws, rebuilt from the model's own posteriors): ([k, B] prior minus posterior, and the pixel logits'
-    shape is left to the caller). Gaussian families only."""
+    """log p(z) − log q(z | x) [k, B] by hand for the k samples the model draws after seed 1 (the same draws,
+    rebuilt from the model's own posteriors; the caller adds log p(x | z)). Gaussian families only."""
     b = x.shape[0]
     xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
     std = lambda lv: (0.5 * lv).exp()  # noqa: E731
@@ -469,7 +469,8 @@ def sampled(monkeypatch):
     """(distribution, the value it drew) of every Normal, Categorical and OneHotCategorical sample, in order."""
     from torch.distributions import OneHotCategorical
     draws = []
-    for cls, method in ((Normal, "rsample"), (Normal, "sample"), (Categorical, "sample"), (OneHotCategorical, "sample")):
+    for cls, method in ((Normal, "rsample"), (Normal, "sample"), (Categorical, "sample"),
+                        (OneHotCategorical, "sample")):
         original = getattr(cls, method)
 
         def recording(self, *args, original=original, **kwargs):
