@@ -596,3 +596,19 @@ def test_dvae_relaxed_kl_term_is_log_q_minus_log_p_of_the_relaxed_sample(monkeyp
     expected = (q.log_prob(y) - prior.log_prob(y)).mean()
     # a difference of two ~550-nat float32 losses: good to ~1e-4 nats (a 1 % change of the KL moves it 5e-3)
     assert (with_kl - without).item() == pytest.approx(expected.item(), abs=1e-4)
+
+
+def test_lvae_precision_weighted_posterior_is_the_renormalised_product():
+    """The Ladder posterior: precision 1/σ̂² + 1/σ_p², mean (μ̂/σ̂² + μ_p/σ_p²)/precision, written out here; and
+    log N(z; μ̂, σ̂²) + log N(z; μ_p, σ_p²) − log q(z) does not depend on z."""
+    from c2f.models.layered import precision_weighted
+    g = torch.Generator().manual_seed(0)
+    mu_hat, lv_hat, mu_p, lv_p = (torch.randn(5, generator=g) for _ in range(4))
+    mean, logvar = precision_weighted((mu_hat, lv_hat), (mu_p, lv_p))
+    precision = (-lv_hat).exp() + (-lv_p).exp()
+    torch.testing.assert_close((-logvar).exp(), precision, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(mean, (mu_hat * (-lv_hat).exp() + mu_p * (-lv_p).exp()) / precision)
+    z = torch.randn(7, 5, generator=g)
+    diff = Normal(mu_hat, (0.5 * lv_hat).exp()).log_prob(z) + Normal(mu_p, (0.5 * lv_p).exp()).log_prob(z) \
+        - Normal(mean, (0.5 * logvar).exp()).log_prob(z)
+    torch.testing.assert_close(diff, diff[:1].expand_as(diff), rtol=1e-4, atol=1e-4)
