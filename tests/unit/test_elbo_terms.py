@@ -57,10 +57,15 @@ MODULES = ["vae", "progressive", "hierarchical", "layered", "multistage", "seque
 
 
 def build(name):
+    """The family's model in eval mode. D-VAE and AIR start some heads at zero (q = p at initialisation, a KL
+    of exactly 0 that no scaling changes): their parameters are moved by N(0, 0.1²) noise."""
     torch.manual_seed(0)
-    if name in AIRS:
-        return AIR(AIRConfig(**{**AIR_BASE, **AIRS[name]})).eval()
-    return FAMILIES[name]().eval()
+    model = AIR(AIRConfig(**{**AIR_BASE, **AIRS[name]})) if name in AIRS else FAMILIES[name]()
+    if name in AIRS or name.startswith("dvae"):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
 
 
 def images(model, n=B, seed=0):
