@@ -530,7 +530,8 @@ def test_air_importance_weight_by_hand(name, recorded, sampled):
     log_px = bernoulli_by_hand(logits.view(steps + 1, B, *x.shape[1:]), x).T.gather(1, n[:, None])[:, 0]
     cum = torch.cat([torch.zeros(B, 1), ratio.cumsum(1)], 1).gather(1, n[:, None])[:, 0]
     expected = log_px + cum + prior_n.gather(1, n[:, None])[:, 0].log() - q_n.gather(1, n[:, None])[:, 0].log()
-    torch.testing.assert_close(logw, expected, rtol=1e-5, atol=1e-3)
+    # float32 sums of ~550 nats: 1e-3 in all, below 1 % of log q(n) ≈ −0.3 (the likeliest count)
+    torch.testing.assert_close(logw, expected, rtol=1e-6, atol=5e-4)
 
 
 @pytest.mark.parametrize("name", ["progressive_standard", "progressive_rnn", "progressive_quotient",
