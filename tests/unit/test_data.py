@@ -404,6 +404,24 @@ def test_a_damaged_mnist_file_is_named_and_not_called_missing(tmp_path, offline)
     assert len(data.load("mnist", "test", root=root)) == 10000
 
 
+def test_an_unreadable_mnist_file_is_named_with_the_fix(tmp_path, offline, monkeypatch):
+    """A file the loader may not read (permissions; simulated, since the tests may run as root) is a
+    DataCorruptError naming the file and saying to fix its permissions, not 'missing'."""
+    root = _fresh_mnist(tmp_path)
+    assert len(data.load("mnist", "test", root=root)) == 10000  # unpacked
+    unreadable = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+
+    def guarded_open(file, *args, **kwargs):
+        if Path(file) == unreadable:
+            raise PermissionError(13, "Permission denied", str(file))
+        return open(file, *args, **kwargs)
+    monkeypatch.setattr(data, "open", guarded_open, raising=False)
+    with pytest.raises(data.DataCorruptError, match=re.escape(f"{unreadable} cannot be read (PermissionError: "
+                                                              "Permission denied); fix its permissions")) as info:
+        data.load("mnist", "test", root=root)
+    assert not isinstance(info.value, DataNotFoundError)
+
+
 def test_a_truncated_npz_is_named(tmp_path):
     folder = tmp_path / "BinarizedMNIST"
     folder.mkdir()
