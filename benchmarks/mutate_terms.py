@@ -5,8 +5,8 @@ A term site is every call that computes a KL, a log-likelihood or a penalty in t
 c2f/objectives.py (``kl_divergence``, ``.log_prob``, ``kl_penalty``, ``covariance_penalty``, AIR's
 ``log_likelihood``, D-VAE's ``class_kl``, ``uniform_kl`` and ``log_joint_over_classes``, found in the syntax
 tree), plus the terms that are not one call (listed in EXTRA: the reconstruction term of ``negative_elbo``, the
-Quotient and Ladder posterior precisions, PCA-AE's squared error and penalty, MSVAE's ℓ1 term). Each mutant is a copy of the
-package with that one expression wrapped as ``(0.99 * (...))`` (precisions: the log-variance shifted by
+Quotient and Ladder posterior precisions, PCA-AE's squared error and penalty, MSVAE's ℓ1 term). Each mutant
+is a copy of the package with that one expression wrapped as ``(0.99 * (...))`` (precisions: the log-variance shifted by
 −log 0.99); the tests of the families that use the file run against it, stopping at the first failure.
 
     PYTHONPATH=$PWD nice -n 15 python benchmarks/mutate_terms.py  [--only FILE]
