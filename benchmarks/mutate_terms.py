@@ -3,10 +3,10 @@ record which test catches it; every term site in turn. Writes benchmarks/mutatio
 
 A term site is every call that computes a KL, a log-likelihood or a penalty in the model files and in
 c2f/objectives.py (``kl_divergence``, ``.log_prob``, ``kl_penalty``, ``covariance_penalty``, AIR's
-``log_likelihood``, D-VAE's ``_class_kl`` / ``log_joint_over_classes``, found in the syntax tree), plus the terms
-that are not one call (listed in EXTRA: the reconstruction term of ``negative_elbo``, the Quotient and Ladder
-posterior precisions, PCA-AE's squared error and penalty, MSVAE's ℓ1 term). Each mutant is a copy of the
-package with that one expression wrapped as ``(0.99 * (...))`` (precisions: the log-variance shifted by
+``log_likelihood``, D-VAE's ``class_kl``, ``uniform_kl`` and ``log_joint_over_classes``, found in the syntax
+tree), plus the terms that are not one call (listed in EXTRA: the reconstruction term of ``negative_elbo``, the
+Quotient and Ladder posterior precisions, PCA-AE's squared error and penalty, MSVAE's ℓ1 term). Each mutant
+is a copy of the package with that one expression wrapped as ``(0.99 * (...))`` (precisions: the log-variance shifted by
 −log 0.99); the tests of the families that use the file run against it, stopping at the first failure.
 
     PYTHONPATH=$PWD nice -n 15 python benchmarks/mutate_terms.py  [--only FILE]
@@ -27,8 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = "tests/unit/test_elbo_terms.py"
-TERM_CALLS = {"kl_divergence", "log_prob", "kl_penalty", "covariance_penalty", "log_likelihood", "_class_kl",
-              "log_joint_over_classes", "relaxed_kl"}
+TERM_CALLS = {"kl_divergence", "log_prob", "kl_penalty", "covariance_penalty", "log_likelihood", "class_kl",
+              "uniform_kl", "log_joint_over_classes", "relaxed_kl"}
 FILES = ["c2f/objectives.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "c2f/models").glob("*.py")
                                       if p.name not in ("__init__.py", "classifier.py"))]
 SHIFT = "0.010050335853501"  # −log 0.99: a log-variance + this is a precision × 0.99

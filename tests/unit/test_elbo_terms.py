@@ -565,6 +565,43 @@ def test_progressive_prefix_terms_by_hand(name, recorded):
     assert subset.item() == pytest.approx(bernoulli_by_hand(logits.view(x.shape), x).mean().item(), rel=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(AIRS))
+def test_air_free_bits_lift_each_kl_mean_to_the_floor(name):
+    """With free bits λ, AIR's loss minus its loss at λ = 0 (same draws) is
+    Σ_j [max(λ, mean_b KL_j) − mean_b KL_j] over the KL columns of ``elbo_terms`` (the count's, each step's
+    weighted by q(n ≥ i)): λ between the columns' means, so that some are lifted and some not."""
+    model = build(name)
+    x = images(model)
+    means = same_draws(lambda: model.elbo_terms(x)).kl_dims.mean(0)
+    floor = means.mean().item()
+    expected = (means.clamp(min=floor) - means).sum().item()
+    assert expected > 1e-3
+    lifted = same_draws(lambda: model.loss(x, free_bits=floor)[0])
+    plain = same_draws(lambda: model.loss(x, free_bits=0.0)[0])
+    tolerance = 4 * torch.finfo(torch.float32).eps * abs(plain.item())
+    assert (lifted - plain).item() == pytest.approx(expected, abs=tolerance)
+
+
+def test_dair_class_marginal_kl_by_hand():
+    """DAIR's regulariser outside the ELBO: KL(q̄ ‖ uniform) of the class probabilities averaged over the
+    steps the counts use (step i weighted by q(n ≥ i)), with torch's categorical KL; made non-zero by the model's
+    non-uniform logits."""
+    model = build("dair")
+    x = images(model)
+    _, scalars = same_draws(lambda: model.loss(x))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        inf = model.infer(x)
+        q = model.count_posterior(inf).probs  # [B, T + 1]
+    used = q[:, 1:].flip(-1).cumsum(-1).flip(-1)  # q(n ≥ i), i = 1..T
+    probs = inf.class_logits.softmax(-1)  # [B, T, K]
+    q_bar = (used.unsqueeze(-1) * probs).sum((0, 1)) / used.sum()
+    uniform = torch.full_like(q_bar, 1 / q_bar.numel())
+    expected = kl_divergence(Categorical(probs=q_bar), Categorical(probs=uniform)).item()
+    assert expected > 1e-6
+    assert scalars["marginal_kl"].item() == pytest.approx(expected, rel=1e-3)
+
+
 def test_dair_class_terms_carry_the_exact_gradient_of_the_windows_likelihood():
     """DAIR's class terms are zero-valued; their gradient on step i's class logits is that of
     E_q(c)[f(c)], f(c) = Σ_{n > i} q(n) · (−log p(window | other objects + prototype c)) with the Bernoulli
@@ -620,8 +657,8 @@ def test_dvae_relaxed_kl_term_is_log_q_minus_log_p_of_the_relaxed_sample(monkeyp
 
 
 def test_lvae_precision_weighted_posterior_is_the_renormalised_product():
-    """The Ladder posterior: precision 1/σ̂² + 1/σ_p², mean (μ̂/σ̂² + μ_p/σ_p²)/precision, written out here; and
-    log N(z; μ̂, σ̂²) + log N(z; μ_p, σ_p²) − log q(z) does not depend on z."""
+    """The Ladder posterior: precision 1/σ̂² + 1/σ_p², mean (μ̂/σ̂² + μ_p/σ_p²)/precision, written out here;
+    and log N(z; μ̂, σ̂²) + log N(z; μ_p, σ_p²) − log q(z) does not depend on z."""
     from c2f.models.layered import precision_weighted
     g = torch.Generator().manual_seed(0)
     mu_hat, lv_hat, mu_p, lv_p = (torch.randn(5, generator=g) for _ in range(4))
