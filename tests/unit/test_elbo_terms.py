@@ -582,6 +582,24 @@ def test_air_free_bits_lift_each_kl_mean_to_the_floor(name):
     assert (lifted - plain).item() == pytest.approx(expected, abs=tolerance)
 
 
+@pytest.mark.parametrize("name", ["dvae", "dvae_st"])
+def test_dvae_marginal_kl_by_hand(name):
+    """The D-VAE's batch-marginal regulariser (outside the ELBO): with weight w, the loss minus the loss at w = 0
+    (same draws) is w · KL(q̄ ‖ uniform) of the batch-mean class probabilities, by torch's categorical KL."""
+    model = build(name)
+    x = images(model)
+    plain = same_draws(lambda: model.loss(x)[0])
+    model.cfg.marginal_weight = 0.5
+    regularised, scalars = same_draws(lambda: model.loss(x))
+    with torch.no_grad():
+        q_bar = model.class_logits(x).softmax(-1).mean(0)
+    uniform = torch.full_like(q_bar, 1 / q_bar.numel())
+    expected = kl_divergence(Categorical(probs=q_bar), Categorical(probs=uniform)).item()
+    assert expected > 1e-6
+    assert scalars["marginal_kl"].item() == pytest.approx(expected, rel=1e-3)
+    assert (regularised - plain).item() == pytest.approx(0.5 * expected, rel=1e-2, abs=1e-6)
+
+
 def test_dair_class_marginal_kl_by_hand():
     """DAIR's regulariser outside the ELBO: KL(q̄ ‖ uniform) of the class probabilities averaged over the
     steps the counts use (step i weighted by q(n ≥ i)), with torch's categorical KL; made non-zero by the model's
