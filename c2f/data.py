@@ -82,10 +82,15 @@ class ImageSet:
         return {**spec, "selection": self.selection} if self.selection else spec
 
     def subset(self, n: int, seed: int | None = None) -> "ImageSet":
-        """The first `n` images (all of them when n is 0 or larger than the set); with `seed`, n images drawn
-        at random without replacement, in random order, the same for the same seed: the way to take part of a
-        split stored in class order (Larochelle's binarized MNIST test set runs from the zeros to the nines)."""
-        if n <= 0 or n >= len(self):
+        """The first `n` images (all of them when n is 0); with `seed`, n images drawn at random without
+        replacement, in random order, the same for the same seed: the way to take part of a split stored in class
+        order (Larochelle's binarized MNIST test set runs from the zeros to the nines). Asking for more images
+        than the set holds is an error, not a silent "all": the record would keep a size that never ran."""
+        if n > len(self):
+            kept = f" ({self.selection})" if self.selection else ""
+            raise ValueError(f"asked for {n} images of {self.name} {self.split}{kept}, which holds {len(self)}; "
+                             "pass 0 for all of them or a smaller size")
+        if n <= 0 or n == len(self):
             return self
         if seed is None:
             return replace(self, x=self.x[:n], y=None if self.y is None else self.y[:n])

@@ -140,8 +140,9 @@ def fit(
     loss_fn = torch.compile(model.loss) if (cfg.compile and use_cuda) else model.loss
     warmup_steps = int(cfg.kl_warmup_epochs * steps_per_epoch)
     t0 = last_report = time.perf_counter()
-    with tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step",
-              disable=bool(os.environ.get("C2F_PROGRESS"))) as bar:  # a run of the runner reports to the console
+    # a run of the runner reports to the console instead; otherwise tqdm's own default (and $TQDM_DISABLE) hold
+    quiet = {"disable": True} if os.environ.get("C2F_PROGRESS") else {}
+    with tqdm(total=total, initial=start * steps_per_epoch, desc=desc, unit="step", **quiet) as bar:
         for epoch in range(start, cfg.epochs):
             started = time.perf_counter()
             torch.manual_seed(_epoch_seed(cfg.seed, epoch))

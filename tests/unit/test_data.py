@@ -220,7 +220,15 @@ def test_fixed_binarization_is_repeatable():
 def test_subset_and_spec():
     d = grey_set()
     assert len(d.subset(10)) == 10 and torch.equal(d.subset(10).x, d.x[:10])
-    assert d.subset(0) is d and d.subset(1000) is d
+    assert d.subset(0) is d and d.subset(len(d)) is d
+
+
+def test_subset_larger_than_the_set_is_an_error_naming_the_sizes():
+    d = grey_set()
+    with pytest.raises(ValueError, match=r"asked for 101 images of grey train, which holds 100"):
+        d.subset(101)
+    with pytest.raises(ValueError, match="holds 100"):
+        d.subset(1000, seed=0)
     assert d.subset(10).spec == {"name": "grey", "split": "train", "binarize": "dynamic", "n": 10}
     r = d.subset(10, seed=3)
     assert len(r) == 10 and torch.equal(r.x, d.subset(10, seed=3).x) and not torch.equal(r.x, d.subset(10, seed=4).x)
