@@ -377,6 +377,8 @@ for kind in layered:
         redraws[kind]["recon_class_accuracy_worst"] = min(x["recon_class_accuracy"] for x in per_seed)
     class_change[kind] = [redraws[kind][f"class_change_layer_{l}"] for l in range(1, L + 1)]
     run.log(kind, redraws[kind])
+
+# %%
 fig = plots.lines_by_group(class_change, "fraction of test images whose class changes",
                            xlabel="redrawn layer l (1 nearest the image)",
                            title=f"Redraw one layer: class changes ({len(x_eval)} test images)")
