@@ -342,10 +342,11 @@ rise = {n: h["epochs"]["valid_elbo"][-1] - h["epochs"]["valid_elbo"][-2] if len(
         else float("nan") for n, h in histories.items()}
 counts = {n: (first[n]["kl_active_units"], first[n]["active_units"], len(quiet[n])) for n in first}
 quiet_max = max([q.max().item() for q in quiet.values() if len(q)], default=0.0)
+first_seed = f" (the first of the {n_seeds} seeds' models)" if n_seeds > 1 else ""
 display(Markdown(". ".join([
     findings.comparison(results, epochs, iw_samples)
     + f"; training and scoring the conv VAE took {seconds['vae_conv'] / seconds['vae_mlp']:.1f} times as long",
-    findings.convergence(rise), findings.units(counts, latent_dim, quiet_max),
+    findings.convergence(rise) + first_seed, findings.units(counts, latent_dim, quiet_max) + first_seed,
     findings.iw_tightening(gaps, ks, k_table, len(x_curve))]) + "."))
 
 # %% [markdown]
