@@ -55,6 +55,8 @@ def ranking_line(table, label: str) -> str:
     worse = [n for n in table.index[1:] if table.loc[n, "verdict"].startswith("worse than")]
     tied = [n for n in table.index[1:] if n not in worse]
     over = table.index.name.removeprefix("over ")
+    if over == "one seed":
+        return f"{label}: one seed, no interval: these runs do not rank the estimators (best mean: {best})"
     if not worse:
         return (f"{label}: no estimator is separated from the best mean ({best}) by its interval over {over}: "
                 "these runs do not rank the estimators")

@@ -65,3 +65,6 @@ def test_ranking_line_says_when_the_intervals_rank_nothing():
     line = ch05.ranking_line(ranking(clear, "test_accuracy", unit="%", scale=100), "MNIST")
     assert line.startswith("MNIST: over 3 seeds, REINFORCE is worse than")
     assert "cannot be told apart from it at this budget" in line
+    single = {"Exact": outcome([0.90]), "NVIL": outcome([0.50])}
+    line = ch05.ranking_line(ranking(single, "test_accuracy", unit="%", scale=100), "MNIST")
+    assert line == "MNIST: one seed, no interval: these runs do not rank the estimators (best mean: Exact)"
