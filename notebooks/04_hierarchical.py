@@ -521,8 +521,9 @@ if ablations and "lvae" in reports:
 # interval over the seeds and the test images; where the interval contains 0 the line says "no difference at
 # this budget"). A page executed with another profile is read from its own lines.
 #
-# **How good are the likelihoods?** Not comparable with the papers' (the target lines print ours). Sønderby et al. report 81.74 nats for their best LVAE
-# ($K = 5000$, dynamic binarization, a five-layer MLP trained for thousands of epochs on all 50,000 images);
+# **How good are the likelihoods?** Not comparable with the papers' (the target lines print ours). Sønderby
+# et al. report 81.74 nats for their best LVAE ($K = 5000$, dynamic binarization, a five-layer MLP trained for
+# thousands of epochs on all 50,000 images);
 # the targets (LVAE ≤ 81.5, HVAE ≤ 84, with $K = 5000$) can only be checked with the `full` profile on a GPU,
 # which declares that configuration. The ranking table below is a small-budget ranking, with the interval of
 # each model's difference from the best. The parameter counts are close but not equal (the line under the
