@@ -10,7 +10,7 @@ NAMES = {"vae_mlp": "the MLP VAE", "vae_conv": "the conv VAE"}
 
 def comparison(results: dict, epochs: dict[str, int], iw_samples: int) -> str:
     """The conv VAE against the MLP VAE on the test ELBO and NLL through :func:`c2f.stats.compare` (paired over
-    the test images with one seed), when both had the same number of epochs; else that they are not compared.
+    the seeds and the test images), when both had the same number of epochs; else that they are not compared.
     `results`: the chapter's :class:`c2f.experiment.Outcome` by model name."""
     if epochs["vae_mlp"] != epochs["vae_conv"]:
         return (f"At different budgets ({epochs['vae_mlp']} MLP epochs, {epochs['vae_conv']} conv epochs) the two "

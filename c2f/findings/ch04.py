@@ -134,3 +134,23 @@ def answers(outcomes: dict, reports: dict, courses: dict, n_seeds: int) -> list[
                      f"epoch {when:.1f} and {at_warm:.1f} at the end of warm-up ({last:+.2f} over the last epoch).")
     lines.append(unit_criteria(reports, list(reports), n_seeds))
     return lines
+
+
+def redraw_halves(per_seed: dict[str, list[dict]], layers: int) -> str:
+    """Per model, which layers' redraw keeps the class of most test images and which changes it for most:
+    a layer is put on one side only when every seed puts it there (`per_seed`: name -> one dict of
+    ``class_change_layer_l`` per seed)."""
+    parts = []
+    for name, runs in per_seed.items():
+        sides = {"keeps": [], "changes": [], "differs between seeds": []}
+        for l in range(1, layers + 1):
+            rates = [r[f"class_change_layer_{l}"] for r in runs]
+            side = "keeps" if max(rates) < 0.5 else "changes" if min(rates) > 0.5 else "differs between seeds"
+            sides[side].append(f"z{l}")
+        parts.append(f"{name}: " + "; ".join(
+            (f"redrawing {', '.join(v)} {k} the class of most test images" if k != "differs between seeds"
+             else f"{', '.join(v)} on either side of one half depending on the seed" if len(runs) > 1
+             else f"{', '.join(v)} at exactly one half") for k, v in sides.items() if v))
+    seeds = len(next(iter(per_seed.values()), []))
+    return (f"More often than not, over {'every one of the ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'}: "
+            + " | ".join(parts) + ".")

@@ -46,3 +46,19 @@ def sweep_lines(sweep: dict[float, object], used: float) -> list[str]:
         lines.append(f"λ = {w:g} uses {o.summary['clusters_used']:.1f} clusters, λ = {used:g} "
                      f"{base.summary['clusters_used']:.1f}; test accuracy: {accuracy}; test ELBO: {elbo}")
     return lines
+
+
+def ranking_line(table, label: str) -> str:
+    """What a :func:`c2f.stats.ranking` table of estimators allows one to say: which are worse than the best
+    by their 95 % interval, and that the others cannot be ranked at this budget (all of them, with few seeds)."""
+    best = table.index[0]
+    worse = [n for n in table.index[1:] if table.loc[n, "verdict"].startswith("worse than")]
+    tied = [n for n in table.index[1:] if n not in worse]
+    over = table.index.name.removeprefix("over ")
+    if over == "one seed":
+        return f"{label}: one seed, no interval: these runs do not rank the estimators (best mean: {best})"
+    if not worse:
+        return (f"{label}: no estimator is separated from the best mean ({best}) by its interval over {over}: "
+                "these runs do not rank the estimators")
+    return (f"{label}: over {over}, {', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse than {best}"
+            + (f"; {', '.join(tied)} cannot be told apart from it at this budget" if tied else ""))

@@ -67,3 +67,15 @@ def test_answers_compare_markov_with_hvae_and_describe_the_thinnest_layer():
     assert "no difference between markov_hvae and hvae at this budget" in lines[0]
     assert "**hvae's thinnest layer** is z2: 1.9 nats on the test images from 2 units, after a peak of 10.6" in lines[1]
     assert lines[-1].startswith("Units counted by AU against KL-AU: hvae 45 against 32")
+
+
+def test_redraw_halves_sides_need_every_seed():
+    runs = [{"class_change_layer_1": 0.2, "class_change_layer_2": 0.52, "class_change_layer_3": 0.9},
+            {"class_change_layer_1": 0.3, "class_change_layer_2": 0.45, "class_change_layer_3": 0.8}]
+    line = ch04.redraw_halves({"markov_hvae": runs}, 3)
+    assert line.startswith("More often than not, over every one of the 2 seeds: markov_hvae: ")
+    assert "redrawing z1 keeps the class" in line and "redrawing z3 changes the class" in line
+    assert "z2 on either side of one half depending on the seed" in line
+    assert "redrawing z2 changes" not in line
+    one = ch04.redraw_halves({"lvae": runs[:1]}, 3)
+    assert "over one seed" in one and "redrawing z2, z3 changes the class" in one

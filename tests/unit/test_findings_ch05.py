@@ -52,3 +52,19 @@ def test_sweep_lines_compare_every_weight_with_the_one_used():
                                                    "better by 14.5 percentage points")
     assert "test ELBO: no difference between λ = 0 and λ = 30 at this budget" in lines[0]
     assert "test accuracy: no difference between λ = 100 and λ = 30" in lines[1]
+
+
+def test_ranking_line_says_when_the_intervals_rank_nothing():
+    from c2f.stats import ranking
+
+    wide = {"Exact": outcome([0.80, 0.60]), "REINFORCE": outcome([0.62, 0.78]), "NVIL": outcome([0.70, 0.69])}
+    line = ch05.ranking_line(ranking(wide, "test_accuracy", unit="%", scale=100), "MNIST")
+    assert line.startswith("MNIST: no estimator is separated from the best mean") and "over 2 seeds" in line
+    clear = {"Exact": outcome([0.90, 0.91, 0.92]), "REINFORCE": outcome([0.50, 0.52, 0.51]),
+             "NVIL": outcome([0.89, 0.93, 0.90])}
+    line = ch05.ranking_line(ranking(clear, "test_accuracy", unit="%", scale=100), "MNIST")
+    assert line.startswith("MNIST: over 3 seeds, REINFORCE is worse than")
+    assert "cannot be told apart from it at this budget" in line
+    single = {"Exact": outcome([0.90]), "NVIL": outcome([0.50])}
+    line = ch05.ranking_line(ranking(single, "test_accuracy", unit="%", scale=100), "MNIST")
+    assert line == "MNIST: one seed, no interval: these runs do not rank the estimators (best mean: Exact)"
