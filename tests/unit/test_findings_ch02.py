@@ -85,3 +85,11 @@ def test_fair_control_best_first_group_targets_and_steps():
     assert "the ELBO's improvement from g = 1 to g = 3: `single` is better by 4.50 nats" in text
     assert "the NLL's improvement from g = 1 to g = 3: `single` is better by 4.50 nats" in text
     assert "neither is what one group explains alone" in ch02.fair_control(r, -200.0, G)
+
+
+def test_prefix_verdicts_count_each_side():
+    r = results()
+    text = ch02.prefix_verdicts(r, "rnn", "single", G)
+    assert text.startswith("`rnn` against `single` on the ELBO of each prefix: `rnn` better at 3, `single` better at 0")
+    r["single"] = outcome("single", [-125, -105, -100.5], noise=NOISE[::-1])
+    assert "`rnn` better at 0, `single` better at 1, no difference at 2 of 3" in ch02.prefix_verdicts(r, "rnn", "single", G)
