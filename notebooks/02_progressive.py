@@ -619,8 +619,8 @@ if "quotient" in trained:
             + (": the posterior is q(z_g | x) to within a few percent, not a division by what the reconstruction "
                "explains." if removed / numerator < 0.05 else "."))
     if "rnn_nor" in curves:
-        line += (f" Against the recurrent model whose heads see the image only, "
-                 f"{findings.prefix_verdicts(results, 'quotient', 'rnn_nor', groups)}, while its own curve rises by "
+        line += (f" Against `rnn_nor`, the recurrent model whose heads see the image only: "
+                 f"{findings.prefix_verdicts(results, 'quotient', 'rnn_nor', groups)}; its own curve rises by "
                  f"{max(curves['quotient']) - curves['quotient'][0]:.2f} nats from g = 1.")
     display(Markdown(line))
 

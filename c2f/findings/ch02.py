@@ -144,7 +144,7 @@ def prefix_verdicts(results: dict, a: str, b: str, groups: int) -> str:
     """Model `a` against model `b` on the ELBO of every prefix g = 1..G (:func:`c2f.stats.compare` at each g):
     at how many prefixes each is better and at how many the interval contains 0."""
     v = [compare(results[a], results[b], f"test_elbo_nats@{g}").verdict for g in range(1, groups + 1)]
-    return (f"`{a}` against `{b}` on the ELBO of each prefix: `{a}` better at {v.count('A better')}, `{b}` better at "
+    return (f"on the ELBO of each prefix, `{a}` is better than `{b}` at {v.count('A better')}, `{b}` better at "
             f"{v.count('B better')}, no difference at {v.count(NO_DIFFERENCE)} of {groups} prefixes"
             + (f" (one seed: cannot tell at {v.count('cannot tell (one seed)')})" if "cannot tell (one seed)" in v
                else "") + " (95 % intervals)")

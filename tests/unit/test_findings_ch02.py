@@ -90,6 +90,6 @@ def test_fair_control_best_first_group_targets_and_steps():
 def test_prefix_verdicts_count_each_side():
     r = results()
     text = ch02.prefix_verdicts(r, "rnn", "single", G)
-    assert text.startswith("`rnn` against `single` on the ELBO of each prefix: `rnn` better at 3, `single` better at 0")
+    assert text.startswith("on the ELBO of each prefix, `rnn` is better than `single` at 3, `single` better at 0")
     r["single"] = outcome("single", [-125, -105, -100.5], noise=NOISE[::-1])
-    assert "`rnn` better at 0, `single` better at 1, no difference at 2 of 3" in ch02.prefix_verdicts(r, "rnn", "single", G)
+    assert "`single` at 0, `single` better at 1, no difference at 2 of 3" in ch02.prefix_verdicts(r, "rnn", "single", G)
