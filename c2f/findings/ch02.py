@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from c2f.stats import compare, interval, ranking
+from c2f.stats import NO_DIFFERENCE, compare, interval, ranking
 
 FAIR = "standard (rest from prior)"
 
@@ -33,30 +33,49 @@ def order(values: dict[str, np.ndarray], higher: bool = True) -> list[str]:
 
 
 def area_ranking(values: dict[str, np.ndarray], label: str, higher: bool = True):
-    """The ranking table by area (:func:`c2f.stats.ranking`, with intervals) and a sentence: the first model
-    against the second through :func:`c2f.stats.compare`."""
+    """The ranking table by area (:func:`c2f.stats.ranking`, with intervals) and a sentence: the model with the
+    best mean against the second through :func:`c2f.stats.compare`; it is said to come first only when the
+    interval of the difference excludes 0."""
     table = ranking(values, "area", higher=higher, digits=2)
     first, second = order(values, higher)[:2]
     c = compare(values[first], values[second], "area", names=(f"`{first}`", f"`{second}`"), higher=higher)
+    if c.better is None:
+        return table, (f"By area on {label}, `{first}` has the best mean ({values[first].mean():.2f} nats) and "
+                       f"`{second}` the next, but the two are not ranked: {c.sentence(digits=2)}.")
     return table, (f"By area on {label}, `{first}` comes first ({values[first].mean():.2f} nats) and `{second}` "
                    f"second: {c.sentence(digits=2)}.")
 
 
 def same_order(elbo: dict[str, np.ndarray], nll: dict[str, np.ndarray]) -> str:
     """Whether the areas under the ELBO curve and under the NLL curve order the models the same way (the
-    models with both curves; the order of the means, each pair's interval is in the tables)."""
+    models with both curves). The orders are those of the means; every pair of models the two orders swap is
+    compared on both areas through :func:`c2f.stats.compare`, and a swap counts only where both intervals
+    exclude 0."""
     names = [n for n in elbo if n in nll]
     by_elbo = order({n: elbo[n] for n in names})
     by_nll = order({n: nll[n] for n in names}, higher=False)
     if by_elbo == by_nll:
-        return f"The NLL curve's areas order the models as the ELBO's do ({', '.join(by_elbo)})."
-    return (f"The NLL curve's areas order the models {', '.join(by_nll)}, the ELBO's {', '.join(by_elbo)}: the two "
-            "curves do not give the same order, so part of the ELBO's order is in the posteriors' tightness.")
+        return (f"The NLL curve's areas order the means of the models as the ELBO's do ({', '.join(by_elbo)}), so "
+                "the ELBO's order is not in the posteriors' tightness.")
+    swapped = [(a, b) for i, a in enumerate(by_elbo) for b in by_elbo[i + 1:] if by_nll.index(b) < by_nll.index(a)]
+    parts, resolved = [], 0
+    for a, b in swapped:
+        ce = compare(elbo[a], elbo[b], "area", names=(f"`{a}`", f"`{b}`"), higher=True)
+        cn = compare(nll[a], nll[b], "area", names=(f"`{a}`", f"`{b}`"), higher=False)
+        resolved += ce.better == f"`{a}`" and cn.better == f"`{b}`"
+        parts.append(f"on the ELBO's area {ce.sentence(digits=2)}, on the NLL's {cn.sentence(digits=2)}")
+    verdict = (f"{resolved} of the {len(swapped)} swapped pair(s) are resolved by both intervals: for those pairs "
+               "part of the ELBO's order is in the posteriors' tightness, not in the models" if resolved else
+               "No swapped pair is resolved by both intervals, so at this budget the two curves do not order the "
+               "models differently")
+    return (f"The means of the NLL curve's areas order the models {', '.join(by_nll)}; the ELBO's "
+            f"{', '.join(by_elbo)}. The two orders swap {len(swapped)} pair(s): " + "; ".join(parts)
+            + f". {verdict}.")
 
 
 def fair_control(results: dict, no_latents: float, groups: int) -> str:
     """The Standard VAE's fair control at g = 1 (its highest-KL group inferred, every other group drawn from
-    the prior) against decoding its first group alone, through :func:`c2f.stats.compare`."""
+    the prior) against decoding its first group with the others absent, through :func:`c2f.stats.compare`."""
     s = results["standard"].summary
     fair = [s[f"completed_elbo_nats@{g}"] for g in range(1, groups + 1)]
     per_image = [np.stack([r[f"{k}@1_per_image"] for r in results["standard"].runs])
@@ -64,9 +83,11 @@ def fair_control(results: dict, no_latents: float, groups: int) -> str:
     c = compare(*per_image, "elbo", names=("the fair control", "the prefix decoding"), higher=True)
     return (f"The fair Standard control, with its groups ranked by KL, scores {fair[0]:.2f} nats at g = 1 (its "
             f"highest-KL group inferred and the other {groups - 1} drawn from the prior; the prefix decoding of "
-            f"the first group alone gave {s['test_elbo_nats@1']:.2f}, no latents {no_latents:.2f}) and is above "
-            f"the no-latent line at {sum(v > no_latents for v in fair)} of {groups} values of g. At g = 1, "
-            f"{c.sentence(digits=2)}.")
+            f"its first group, the other {groups - 1} absent, gave {s['test_elbo_nats@1']:.2f}; no latents "
+            f"{no_latents:.2f}) and is above the no-latent line at {sum(v > no_latents for v in fair)} of {groups} "
+            f"values of g. At g = 1, {c.sentence(digits=2)}. The two decode different inputs: one inferred group "
+            f"plus {groups - 1} prior draws, which the decoder was trained on, against one group and {groups - 1} "
+            f"absent ones, which it never saw; neither is what one group explains alone.")
 
 
 def best_first_group(results: dict) -> str:
@@ -102,9 +123,28 @@ def target(name: str, results: dict, groups: int, kls: list[float]) -> str:
 
 def steps_against_single(results: dict, groups: int, nll: bool) -> str:
     """`single_steps` against `single` at the first and the last prefix, on the ELBO (and the NLL when
-    scored), through :func:`c2f.stats.compare`."""
+    scored), and the rise of each measure from g = 1 to g = G (the ELBO's gain, the NLL's fall), each through
+    :func:`c2f.stats.compare`."""
     metrics = ["test_elbo_nats"] + ["test_nll_nats"] * nll
+    names = ("`single_steps`", "`single`")
     parts = [f"{m.split('_')[1].upper()} at g = {g}: " + compare(
-        results["single_steps"], results["single"], f"{m}@{g}", names=("`single_steps`", "`single`")).sentence(
-        digits=2) for m in metrics for g in (1, groups)]
+        results["single_steps"], results["single"], f"{m}@{g}", names=names).sentence(digits=2)
+        for m in metrics for g in (1, groups)]
+
+    def rise(name, m):  # per seed and image, how much the measure improves from g = 1 to g = G
+        v = [np.stack([r[f"{m}@{g}_per_image"] for r in results[name].runs]) for g in (1, groups)]
+        return (v[1] - v[0]) * (1 if m == "test_elbo_nats" else -1)
+    parts += [f"the {m.split('_')[1].upper()}'s improvement from g = 1 to g = {groups}: " + compare(
+        rise("single_steps", m), rise("single", m), "rise", names=names, higher=True).sentence(digits=2)
+        for m in metrics]
     return "; ".join(parts)
+
+
+def prefix_verdicts(results: dict, a: str, b: str, groups: int) -> str:
+    """Model `a` against model `b` on the ELBO of every prefix g = 1..G (:func:`c2f.stats.compare` at each g):
+    at how many prefixes each is better and at how many the interval contains 0."""
+    v = [compare(results[a], results[b], f"test_elbo_nats@{g}").verdict for g in range(1, groups + 1)]
+    return (f"on the ELBO of each prefix, `{a}` is better than `{b}` at {v.count('A better')}, `{b}` better at "
+            f"{v.count('B better')}, no difference at {v.count(NO_DIFFERENCE)} of {groups} prefixes"
+            + (f" (one seed: cannot tell at {v.count('cannot tell (one seed)')})" if "cannot tell (one seed)" in v
+               else "") + " (95 % intervals)")

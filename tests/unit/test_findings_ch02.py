@@ -50,9 +50,21 @@ def test_same_or_different_order_under_the_nll():
     r = results()
     elbo, nll = ch02.areas(r, G), ch02.areas(r, G, "test_nll_nats")
     assert ch02.FAIR not in nll
-    assert ch02.same_order(elbo, nll).startswith("The NLL curve's areas order the models as the ELBO's do")
+    assert ch02.same_order(elbo, nll).startswith("The NLL curve's areas order the means of the models as the ELBO's")
     r["single_steps"] = outcome("single_steps", [-130, -116, -110], nll=[100, 100, 100])
-    assert "do not give the same order" in ch02.same_order(elbo, ch02.areas(r, G, "test_nll_nats"))
+    text = ch02.same_order(elbo, ch02.areas(r, G, "test_nll_nats"))
+    assert "The two orders swap 2 pair(s)" in text and "2 of the 2 swapped pair(s) are resolved by both intervals" in text
+    assert "on the NLL's `single_steps` is better by 10.33 nats" in text
+    r["single_steps"] = outcome("single_steps", [-130, -116, -110], nll=[116.5, 114, 113], noise=NOISE[::-1] * 30)
+    text = ch02.same_order(elbo, ch02.areas(r, G, "test_nll_nats"))
+    assert "swap 1 pair(s)" in text and "No swapped pair is resolved" in text
+
+
+def test_first_is_not_said_without_an_interval_excluding_zero():
+    area = ch02.areas(results(), G)
+    area["single"] = area["rnn"][:, ::-1] + 0.01  # the best mean by a hair, the same images shuffled
+    _, line = ch02.area_ranking(area, "MNIST")
+    assert "comes first" not in line and "has the best mean" in line and "are not ranked" in line
 
 
 def test_fair_control_best_first_group_targets_and_steps():
@@ -70,3 +82,14 @@ def test_fair_control_best_first_group_targets_and_steps():
     assert ch02.target("rnn", r, G, [5.0, 1.0, 0.05]).startswith("`rnn` misses the targets: above single at 0 of 3")
     text = ch02.steps_against_single(r, G, nll=True)
     assert "ELBO at g = 3: `single` is better by 9.50 nats" in text and text.count("NLL at g =") == 2
+    assert "the ELBO's improvement from g = 1 to g = 3: `single` is better by 4.50 nats" in text
+    assert "the NLL's improvement from g = 1 to g = 3: `single` is better by 4.50 nats" in text
+    assert "neither is what one group explains alone" in ch02.fair_control(r, -200.0, G)
+
+
+def test_prefix_verdicts_count_each_side():
+    r = results()
+    text = ch02.prefix_verdicts(r, "rnn", "single", G)
+    assert text.startswith("on the ELBO of each prefix, `rnn` is better than `single` at 3, `single` better at 0")
+    r["single"] = outcome("single", [-125, -105, -100.5], noise=NOISE[::-1])
+    assert "`single` at 0, `single` better at 1, no difference at 2 of 3" in ch02.prefix_verdicts(r, "rnn", "single", G)
