@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.nn import ImageConfig, diag_gaussian, likelihood_channels, pixel_likelihood
+from c2f.nn import ImageConfig, bound_logvar, diag_gaussian, likelihood_channels, pixel_likelihood
 from c2f.objectives import CodeOrder, ElboTerms, negative_elbo
 
 CHOICES = ("posterior_sample", "posterior_mean", "prior_mean", "prior_sample")
@@ -111,8 +111,10 @@ class ConvDRAW(nn.Module):
 
     @staticmethod
     def _gaussian(params):
+        """q_t or p_t from a head's output map: the first half of the channels the mean, the second the
+        log-variance, bounded softly like :class:`c2f.nn.GaussianHead`'s; flat over the latents."""
         mean, logvar = params.float().chunk(2, 1)
-        return diag_gaussian(mean.flatten(1), logvar.clamp(-12, 8).flatten(1))
+        return diag_gaussian(mean.flatten(1), bound_logvar(logvar).flatten(1))
 
     def iterate(self, x: torch.Tensor | None, choose: str | Callable = "posterior_sample", steps: int | None = None,
                 batch: int | None = None) -> Iterator[dict]:
@@ -223,9 +225,3 @@ class ConvDRAW(nn.Module):
         """Images generated from the prior (samples at every iteration)."""
         device = self.canvas0.device
         return self.image(list(self.iterate(None, "prior_sample", batch=n))[-1]["canvas"]).to(device)
-
-    @torch.no_grad()
-    def prior_posterior(self, x):
-        """Per-iteration parameters along the posterior-mean path: lists of (mean, std) of q_t and p_t."""
-        steps = list(self.iterate(x, "posterior_mean"))
-        return ([(s["q"].mean, s["q"].stddev) for s in steps], [(s["p"].mean, s["p"].stddev) for s in steps])
