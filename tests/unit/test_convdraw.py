@@ -50,6 +50,17 @@ def test_shapes_and_kl_per_iteration(likelihood, data):
     assert (t2.kl_dims[:, 2:] == 0).all()
 
 
+def test_log_variances_are_bounded_softly():
+    """An extreme head output gives a log-variance just inside ±logvar_bound, never beyond it."""
+    m = model(logvar_bound=4.0)
+    with torch.no_grad():
+        m.prior_head.bias[2:] = 1e4  # the log-variance channels
+        m.posterior_head.bias[2:] = -1e4
+    step = next(m.iterate(binary()))
+    torch.testing.assert_close(step["p"].variance.log(), torch.full_like(step["z"], 4.0))
+    torch.testing.assert_close(step["q"].variance.log(), torch.full_like(step["z"], -4.0))
+
+
 def test_gradients_reach_every_parameter():
     m = model()
     loss, _ = m.loss(binary())
