@@ -22,9 +22,9 @@ JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS))
 book: setup
 	$(BIN)/python -m c2f book $(JOBS_FLAG)
 
-## Unit tests, the nbval regression run of the smoke notebooks, the smoke-record metrics, the book build.
+## Unit tests (and the test of the benchmarks' ensemble), the nbval regression run of the smoke notebooks, the smoke-record metrics, the book build.
 test: setup
-	$(PYTEST) tests/unit tests/notebooks tests/regression --nbval --nbval-current-env \
+	$(PYTEST) tests/unit benchmarks/test_ensemble.py tests/notebooks tests/regression --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 ## The quick path while you work: unit tests not marked slow (a couple of minutes).

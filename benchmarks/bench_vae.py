@@ -14,7 +14,7 @@
    A ``target:`` line per model says whether the ratio meets the issue's target (≥ 2× for the MLP VAE on a
    CPU, ≥ 10× on a GPU).
 2. **Model throughput** on synthetic binary images (the model's speed without any data pipeline), with
-   bf16 and ``torch.compile`` on CUDA, and several seeds of one VAE trained at once (``c2f.ensemble``).
+   bf16 and ``torch.compile`` on CUDA, and several seeds of one VAE trained at once (``ensemble.py`` here).
 3. **Chapter wall times** per profile, from the records (book pages and smoke references).
 
 This is a benchmark, not a test: it prints tables and asserts nothing.
@@ -168,8 +168,8 @@ def _timed(step, device: torch.device, warmup: int, steps: int) -> float:
 
 def ensemble_throughput(cfg: VAEConfig, device: torch.device, batch_size: int, steps: int, seeds: int,
                         amp: bool) -> float:
-    """Training images per second per seed when `seeds` copies are trained at once (c2f.ensemble)."""
-    from c2f.ensemble import Ensemble
+    """Training images per second per seed when `seeds` copies are trained at once (ensemble.py)."""
+    from ensemble import Ensemble  # benchmarks/, on the path when this file runs as a script
 
     ens = Ensemble([VAE(cfg) for _ in range(seeds)]).to(device)
     opt = torch.optim.Adam(ens.parameters(), lr=1e-3)

@@ -20,6 +20,7 @@ import re
 import torch
 
 from c2f.data import ImageSet, batches
+from c2f.nn import standard_normal
 
 TEST_BINARIZATION_SEED = 0  # the one binarization of a test set that every model and every seed is scored on
 
@@ -188,11 +189,11 @@ def _prior_completed_terms(model, x, kept: set, k: int):
     xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
     zs, log_ratio, kl = [], 0.0, 0.0
     for i, q in enumerate(model.group_posteriors(xk)):
-        prior = torch.distributions.Normal(torch.zeros_like(q.mean), 1.0)
+        prior = standard_normal(q.mean.shape, q.mean.device)
         if i in kept:
             z = q.rsample()
-            log_ratio = log_ratio + (prior.log_prob(z) - q.base_dist.log_prob(z)).sum(-1)
-            kl = kl + torch.distributions.kl_divergence(q.base_dist, prior).sum(-1)
+            log_ratio = log_ratio + prior.log_prob(z) - q.log_prob(z)
+            kl = kl + torch.distributions.kl_divergence(q, prior)
         else:
             z = prior.sample()
         zs.append(z)

@@ -83,12 +83,21 @@ class ConvDecoder(nn.Module):
         return out[..., :h, :w]
 
 
+LOGVAR_BOUND = 10.0  # the soft bound on log-variances (see :func:`bound_logvar`): (−10, 10), std in (0.007, 148)
+
+
+def bound_logvar(logvar: torch.Tensor, bound: float | None = LOGVAR_BOUND) -> torch.Tensor:
+    """The log-variance squashed softly into (−b, b), b·tanh(v / b) (about v near 0), or as it is without a
+    bound: a network without batch norm can otherwise drive a variance to 0 or infinity."""
+    return logvar if bound is None else bound * torch.tanh(logvar / bound)
+
+
 class GaussianHead(nn.Module):
     """A linear map to the mean and log-variance of a diagonal Gaussian over `dim` variables.
 
     ``head(h)`` is the distribution q = N(mean, exp(logvar)) (an ``Independent`` over the last dimension);
     ``head.params(h)`` the raw (mean, log-variance) pair, for models that combine Gaussians by their
-    parameters. With `logvar_bound` = b the log-variance is squashed softly into (−b, b), b·tanh(v / b).
+    parameters. With `logvar_bound` = b the log-variance is squashed softly into (−b, b) (:func:`bound_logvar`).
     Both are float32, also under bf16 autocast.
     """
 
@@ -99,9 +108,7 @@ class GaussianHead(nn.Module):
 
     def params(self, h) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.linear(h).float().chunk(2, dim=-1)
-        if self.logvar_bound is not None:
-            logvar = self.logvar_bound * torch.tanh(logvar / self.logvar_bound)
-        return mean, logvar
+        return mean, bound_logvar(logvar, self.logvar_bound)
 
     def forward(self, h) -> Independent:
         return diag_gaussian(*self.params(h))

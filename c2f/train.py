@@ -11,8 +11,8 @@ atomic checkpoint after every epoch from which a killed run resumes and ends wit
 uninterrupted one.
 
 The loop does not wait for the device at every step: the logged scalars and the guard's record of the
-first non-finite step stay on the device and come to the host once per logging window (``log_every``
-steps, and at the end of each epoch). That is when the guard looks and the progress bar's loss changes; a
+first non-finite step stay on the device and come to the host once per logging window (`log_every`
+steps, :data:`LOG_EVERY` by default, and at the end of each epoch). That is when the guard looks and the progress bar's loss changes; a
 checkpoint is written only after that check, so no non-finite update ever reaches one.
 
 :func:`train_or_load` wraps the loop in a cache: a model is stored under a key derived from its
@@ -43,6 +43,7 @@ from c2f.utils import atomic_torch_save, report, stable_hash
 
 PROGRESS_EVERY = 10.0  # seconds between progress lines of a run (c2f.runner shows them on the console)
 CACHE_VERSION = 2  # bump when a code change makes cached checkpoints wrong (2: fused Adam, rand < p binarization)
+LOG_EVERY = 50  # steps per logging window: a point of the step-level training curve, one wait for the device
 
 
 class TrainingDiverged(RuntimeError):
@@ -53,39 +54,37 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"  # adam | adamax | adamw
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # constant | cosine (per step, down to lr * final_lr_fraction)
-    final_lr_fraction: float = 0.0
+    lr: float = 1e-3  # Adam's (fused where the device allows)
+    schedule: str = "constant"  # constant | cosine (per step, down to 0)
     kl_warmup_epochs: float = 0.0  # linear KL weight 0 -> 1 over this many epochs
     free_bits: float = 0.0  # nats per latent dimension (or group) below which KL is not penalised
     grad_clip: float = 0.0  # max gradient norm; 0 disables
-    amp: bool = True  # bf16 autocast, used on CUDA only
-    compile: bool = False  # torch.compile the loss, used on CUDA only
     seed: int = 0
-    log_every: int = 50  # steps per point of the step-level training curve
+
+
+# the fields TrainConfig had before issue 22, at the values every run used: part of the cache key, so that the
+# models cached before stay valid (drop them at the next CACHE_VERSION)
+_RETIRED_FIELDS = {"optimizer": "adam", "weight_decay": 0.0, "final_lr_fraction": 0.0, "amp": True,
+                   "compile": False, "log_every": 50}
 
 
 # --- the loop -------------------------------------------------------------------------------------------
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer `cfg` names. Adam and AdamW use PyTorch's fused kernel (one pass over all parameters
-    instead of a dozen elementwise ops per tensor: about a quarter of the MLP VAE's CPU step time)."""
-    kinds = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
-    if cfg.optimizer not in kinds:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {sorted(kinds)}")
+    """Adam with the learning rate of `cfg`, with PyTorch's fused kernel where the parameters' device has it
+    (one pass over all parameters instead of a dozen elementwise ops per tensor: about a quarter of the MLP
+    VAE's CPU step time)."""
     params = list(params)
-    fused = cfg.optimizer != "adamax" and all(p.device.type in ("cpu", "cuda") for p in params)
-    return kinds[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay, **({"fused": True} if fused else {}))
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=cfg.lr, **({"fused": True} if fused else {}))
 
 
 def _scheduler(opt, cfg: TrainConfig, total_steps: int):
     if cfg.schedule == "constant":
         return None
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=cfg.lr * cfg.final_lr_fraction)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps)
     raise ValueError(f"unknown schedule {cfg.schedule!r}; choose 'constant' or 'cosine'")
 
 
@@ -111,6 +110,7 @@ def fit(
     valid: ImageSet | None = None,
     desc: str = "train",
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    log_every: int = LOG_EVERY,
 ) -> dict:
     """Train `model` on `data`; return the history.
 
@@ -136,8 +136,7 @@ def fit(
             print(f"{desc}: resuming after epoch {start} of {cfg.epochs} from {Path(checkpoint).name}")
             report(f"{desc}: resuming after epoch {start} of {cfg.epochs}")
 
-    use_cuda = device.type == "cuda"
-    loss_fn = torch.compile(model.loss) if (cfg.compile and use_cuda) else model.loss
+    use_cuda = device.type == "cuda"  # bf16 autocast on CUDA only
     warmup_steps = int(cfg.kl_warmup_epochs * steps_per_epoch)
     t0 = last_report = time.perf_counter()
     # a run of the runner reports to the console instead; otherwise tqdm's own default (and $TQDM_DISABLE) hold
@@ -153,9 +152,10 @@ def fit(
                     step = epoch * steps_per_epoch + i
                     labels = {"y": y} if getattr(model, "uses_labels", False) else {}  # objectives.Supervised
                     for part in range(parts):
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_cuda):
-                            loss, scalars = loss_fn(x, kl_weight=kl_weight(step, warmup_steps), free_bits=cfg.free_bits,
-                                                    **labels, **({"part": part} if parts > 1 else {}))
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
+                            loss, scalars = model.loss(x, kl_weight=kl_weight(step, warmup_steps),
+                                                       free_bits=cfg.free_bits, **labels,
+                                                       **({"part": part} if parts > 1 else {}))
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         grad_norm = clip_gradients(model, cfg.grad_clip)
@@ -164,7 +164,7 @@ def fit(
                         if sched is not None:
                             sched.step()
                     log.add(step, loss, scalars)
-                    if (i + 1) % cfg.log_every == 0 or i + 1 == steps_per_epoch:
+                    if (i + 1) % log_every == 0 or i + 1 == steps_per_epoch:
                         means = log.sync(epoch_end=i + 1 == steps_per_epoch)
                         _append(history["steps"], {"step": step + 1, **means})
                         bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.2f}", refresh=False)
@@ -345,7 +345,7 @@ def cache_key(name: str, model: nn.Module, data: ImageSet, cfg: TrainConfig, val
     model_cfg = asdict(model.cfg) if is_dataclass(getattr(model, "cfg", None)) else repr(model)
     return stable_hash({
         "version": CACHE_VERSION, "name": name, "class": type(model).__qualname__, "model": model_cfg,
-        "train": asdict(cfg), "data": data.spec, "valid": None if valid is None else valid.spec,
+        "train": {**asdict(cfg), **_RETIRED_FIELDS}, "data": data.spec, "valid": None if valid is None else valid.spec,
     })
 
 

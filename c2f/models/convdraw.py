@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.nn import ImageConfig, diag_gaussian, likelihood_channels, pixel_likelihood
+from c2f.nn import LOGVAR_BOUND, ImageConfig, bound_logvar, diag_gaussian, likelihood_channels, pixel_likelihood
 from c2f.objectives import CodeOrder, ElboTerms, negative_elbo
 
 CHOICES = ("posterior_sample", "posterior_mean", "prior_mean", "prior_sample")
@@ -38,6 +38,7 @@ class ConvDRAWConfig(ImageConfig):
     kernel: int = 3  # ConvLSTM kernel size
     read_channels: int = 32  # width of the read (image → 1/4 resolution) and write networks
     likelihood: str = "bernoulli"  # or "discretized_logistic" for 8-bit grey levels
+    logvar_bound: float = LOGVAR_BOUND  # q_t's and p_t's log-variances are squashed softly into (−b, b)
     image_shape: tuple[int, int, int] = (1, 28, 28)
 
     @property
@@ -109,10 +110,11 @@ class ConvDRAW(nn.Module):
         """The image a canvas shows: Bernoulli probabilities or the logistic's location, in [0, 1]."""
         return self.likelihood(canvas).base_dist.mean.clamp(0, 1)
 
-    @staticmethod
-    def _gaussian(params):
+    def _gaussian(self, params):
+        """q_t or p_t from a head's output map: the first half of the channels the mean, the second the
+        log-variance, bounded softly like :class:`c2f.nn.GaussianHead`'s; flat over the latents."""
         mean, logvar = params.float().chunk(2, 1)
-        return diag_gaussian(mean.flatten(1), logvar.clamp(-12, 8).flatten(1))
+        return diag_gaussian(mean.flatten(1), bound_logvar(logvar, self.cfg.logvar_bound).flatten(1))
 
     def iterate(self, x: torch.Tensor | None, choose: str | Callable = "posterior_sample", steps: int | None = None,
                 batch: int | None = None) -> Iterator[dict]:
@@ -223,9 +225,3 @@ class ConvDRAW(nn.Module):
         """Images generated from the prior (samples at every iteration)."""
         device = self.canvas0.device
         return self.image(list(self.iterate(None, "prior_sample", batch=n))[-1]["canvas"]).to(device)
-
-    @torch.no_grad()
-    def prior_posterior(self, x):
-        """Per-iteration parameters along the posterior-mean path: lists of (mean, std) of q_t and p_t."""
-        steps = list(self.iterate(x, "posterior_mean"))
-        return ([(s["q"].mean, s["q"].stddev) for s in steps], [(s["p"].mean, s["p"].stddev) for s in steps])

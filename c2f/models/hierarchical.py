@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from c2f.models.layered import (LOGVAR_BOUND, _check_layer, draw, layered_loss, layers_top_first, normal,
-                                precision_weighted, standard_params)
-from c2f.nn import GaussianHead, ImageConfig, mlp, pixel_likelihood
+from c2f.models.layered import (_check_layer, draw, layered_loss, layers_top_first, normal, precision_weighted,
+                                standard_params)
+from c2f.nn import LOGVAR_BOUND, GaussianHead, ImageConfig, mlp, pixel_likelihood
 from c2f.objectives import CodeOrder, ElboTerms
 
 
@@ -164,8 +164,7 @@ class TopDownVAE(nn.Module):
         """Ancestral samples; `temperature` scales the prior standard deviations."""
         device = next(self.parameters()).device
 
-        def choose(l, p):
-            return p[0] + temperature * torch.exp(0.5 * p[1]) * torch.randn_like(p[0])
+        choose = lambda l, p: normal(p, temperature).rsample()  # noqa: E731
         return self.likelihood(self.top_down(n, choose, device)[2]).mean
 
     @torch.no_grad()

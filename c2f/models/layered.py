@@ -5,7 +5,10 @@ reports the KL of each latent unit in ``elbo_terms(x).kl_dims`` in layer order, 
 active units of each layer follow from :func:`split_layers`. Helpers here:
 
 * the layers' posteriors and priors are :class:`c2f.nn.GaussianHead` s with the log-variance bounded softly
-  by ``LOGVAR_BOUND``, passed around as their (mean, log-variance) pairs, ``head.params(h)``;
+  by :data:`c2f.nn.LOGVAR_BOUND`, passed around as their (mean, log-variance) pairs, ``head.params(h)``, not as
+  distribution objects: the Ladder VAE combines two Gaussians by their parameters
+  (:func:`precision_weighted`), and a conditional prior is edited by them (:func:`traverse_layer`);
+  :func:`normal` turns a pair into the ``torch.distributions`` object wherever one is sampled or scored;
 * :func:`precision_weighted` the Ladder VAE's combination of two Gaussian estimates of the same variable;
 * :class:`IndependentLatentVAE` the base of the models whose latent layers are a priori independent
   N(0, I) and inferred from x independently (VLAE, SVAE, MSVAE): ELBO, importance weights, posterior means
@@ -18,22 +21,19 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from c2f.nn import pixel_likelihood
+from c2f.nn import pixel_likelihood, standard_normal
 from c2f.objectives import CodeOrder, ElboTerms, negative_elbo
 
-LOGVAR_BOUND = 10.0  # log-variances are squashed softly into (-10, 10): a ladder without batch norm can blow up
-
-
-def normal(params) -> Normal:
-    """The factorised Normal with (mean, log-variance) `params` (no event dimension: log_prob per unit)."""
+def normal(params, temperature: float = 1.0) -> Normal:
+    """The factorised Normal with (mean, log-variance) `params`, its standard deviation scaled by
+    `temperature` (no event dimension: log_prob per unit)."""
     mean, logvar = params
-    return Normal(mean, torch.exp(0.5 * logvar), validate_args=False)
+    return Normal(mean, temperature * torch.exp(0.5 * logvar), validate_args=False)
 
 
 def draw(params, sample: bool = True) -> torch.Tensor:
     """A reparameterised sample of N(mean, exp(logvar)), or its mean when `sample` is False."""
-    mean, logvar = params
-    return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
+    return normal(params).rsample() if sample else params[0]
 
 
 def standard_params(n: int, dim: int, device=None):
@@ -106,7 +106,7 @@ class IndependentLatentVAE(nn.Module):
         zs = [normal(q).sample((k,)) for q in qs]
         log_w = self.decode_layers(zs).log_prob(x)
         for q, z in zip(qs, zs):
-            log_w = log_w + Normal(0.0, 1.0).log_prob(z).sum(-1) - normal(q).log_prob(z).sum(-1)
+            log_w = log_w + standard_normal(z.shape, z.device).log_prob(z) - normal(q).log_prob(z).sum(-1)
         return log_w
 
     def posterior_means(self, x) -> list[torch.Tensor]:

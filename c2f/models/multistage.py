@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from c2f.models.layered import LOGVAR_BOUND, IndependentLatentVAE, layered_loss
-from c2f.nn import ACTIVATIONS, GaussianHead, ImageConfig, mlp
+from c2f.models.layered import IndependentLatentVAE, layered_loss
+from c2f.nn import ACTIVATIONS, LOGVAR_BOUND, GaussianHead, ImageConfig, mlp
 
 
 @dataclass

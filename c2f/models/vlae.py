@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from c2f.models.hierarchical import HierarchicalConfig
-from c2f.models.layered import LOGVAR_BOUND, IndependentLatentVAE
-from c2f.nn import GaussianHead, mlp
+from c2f.models.layered import IndependentLatentVAE
+from c2f.nn import LOGVAR_BOUND, GaussianHead, mlp
 
 
 @dataclass

@@ -43,10 +43,22 @@ def test_shapes_and_kl_per_iteration(likelihood, data):
     recs = m.reconstructions(x)
     assert len(recs) == T and all(r.shape == x.shape and 0 <= r.min() and r.max() <= 1 for r in recs)
     assert m.continue_from_prior(x, 1, "prior_sample").shape == x.shape and m.sample(3).shape == (3, *x.shape[1:])
-    qs, ps = m.prior_posterior(x)
-    assert len(qs) == len(ps) == T and qs[0][0].shape == (B, m.cfg.latents_per_iteration)
+    steps = list(m.iterate(x, "posterior_mean"))
+    assert len(steps) == T
+    assert steps[0]["q"].mean.shape == steps[0]["p"].stddev.shape == (B, m.cfg.latents_per_iteration)
     t2 = m.elbo_terms(x, groups=2)
     assert (t2.kl_dims[:, 2:] == 0).all()
+
+
+def test_log_variances_are_bounded_softly():
+    """An extreme head output gives a log-variance just inside ±logvar_bound, never beyond it."""
+    m = model(logvar_bound=4.0)
+    with torch.no_grad():
+        m.prior_head.bias[2:] = 1e4  # the log-variance channels
+        m.posterior_head.bias[2:] = -1e4
+    step = next(m.iterate(binary()))
+    torch.testing.assert_close(step["p"].variance.log(), torch.full_like(step["z"], 4.0))
+    torch.testing.assert_close(step["q"].variance.log(), torch.full_like(step["z"], -4.0))
 
 
 def test_gradients_reach_every_parameter():

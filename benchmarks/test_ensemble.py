@@ -1,10 +1,12 @@
-"""Several seeds trained at once (c2f.ensemble) follow exactly the runs they replace."""
+"""Several seeds trained at once (benchmarks/ensemble.py) follow exactly the runs they replace.
+
+Run by ``make test`` (pytest puts this folder on the path, so ``ensemble`` imports as bench_vae.py imports it)."""
 
 from __future__ import annotations
 
 import torch
 
-from c2f.ensemble import Ensemble
+from ensemble import Ensemble
 from c2f.models import VAE, VAEConfig
 
 CFG = VAEConfig(arch="mlp", latent_dim=4, hidden=(32, 16), image_shape=(1, 8, 8))

@@ -11,6 +11,8 @@ initial weights and its own optimizer state (Adam is elementwise, so one Adam ov
 
 Works for models whose ``loss`` has no data-dependent Python control flow and no batch norm in training mode
 (``torch.func.vmap``'s limits): chapter 01's VAEs. Gradient clipping must be per member (it is not done here).
+
+The book does not train this way; bench_vae.py measures what it would gain (its "x n at once" column).
 """
 
 from __future__ import annotations
