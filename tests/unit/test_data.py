@@ -460,3 +460,21 @@ def test_a_loader_waits_while_another_process_prepares_the_folder(tmp_path):
         assert proc.poll() is None and not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
         fcntl.flock(lock, fcntl.LOCK_UN)
     assert proc.communicate(timeout=300)[0].strip() == "10000" and proc.returncode == 0
+
+
+@pytest.mark.parametrize("chapter, parameter, name, split, classes", [
+    ("03_convdraw", "train_size", "omniglot", "train", None),  # the smallest training set chapter 03 subsets
+    ("05_discrete", "compare_train_size", "mnist", "train", [2, 6, 9]),
+    ("05_discrete", "test_size", "mnist", "test", [2, 6, 9]),
+])
+def test_a_size_bound_is_the_size_of_the_data_it_names(chapter, parameter, name, split, classes):
+    """The schema refuses a size the data cannot give before anything runs, so its bound must be the data's
+    size: not larger (the kernel would fail later, in ImageSet.subset), not smaller (a valid size refused)."""
+    import yaml
+
+    from c2f.chapters import chapter_path
+
+    require("omniglot-npz" if name == "omniglot" else "MNIST")
+    rule = yaml.safe_load(chapter_path(chapter).with_suffix(".yml").read_text())["schema"][parameter]
+    n = len(data.load(name, split, classes=classes))
+    assert rule["max"] == n and str(n) in rule["data"]
