@@ -91,3 +91,17 @@ def test_no_import_circles():
 
 def test_the_executors_never_import_the_runner():
     assert "c2f.book.runner" not in {m for m, _, _ in imports("c2f.book.executors")}
+
+
+def test_a_kernel_imports_only_the_record_of_the_book():
+    """Every chapter's kernel imports ``c2f`` (for ``c2f.Run``): of the book it must load the record and the
+    chapter parser the record reads, not the runner or the executors, whose changes would otherwise make
+    every page stale (the record's ``code_sha256`` lists the c2f files a kernel imported)."""
+    loaded, todo = set(), ["c2f"]
+    while todo:
+        name = todo.pop()
+        if name not in loaded:
+            loaded.add(name)
+            todo += [m for m, _, _ in imports(name) if m in MODULES]
+            todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # its packages
+    assert {n for n in loaded if not is_science(n)} == {"c2f.book", "c2f.book.records", "c2f.book.chapters"}
