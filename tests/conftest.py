@@ -3,8 +3,8 @@
 Records of the notebooks that nbval executes go to a temporary folder (``C2F_RECORD_DIR``) where the
 regression tests read them; the checkpoint cache is fresh, so every notebook trains from scratch as its
 reference did; progress goes to a file instead of the page and torch uses one CPU thread, as when the
-references were made (:data:`c2f.book.runner.REFERENCE_ENV`): a different thread count changes float rounding, and a count such as
-the active units, a threshold on floats, can then flip.
+references were made (:data:`c2f.book.runner.REFERENCE_ENV`): a different thread count changes float
+rounding, and a count such as the active units, a threshold on floats, can then flip.
 """
 
 import os

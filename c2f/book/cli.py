@@ -21,8 +21,8 @@ from pathlib import Path
 
 from c2f.book.chapters import PROFILES, ParameterError, chapter_path, chapter_paths, declared_parameters, profile_names
 from c2f.book.executors import EXECUTORS, ChaptersFailed
-from c2f.book.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, FolderError, build_book, can_run_here, is_stale, \
-    machine_profile, record_path, regenerate_references, run_chapter
+from c2f.book.runner import BOOK_CHAPTERS, ChapterFailed, DirtyTreeError, FolderError, build_book, can_run_here, \
+    is_stale, machine_profile, record_path, regenerate_references, run_chapter
 
 
 def _list() -> None:

@@ -144,7 +144,8 @@ def execute(tasks: list[Task], worker: Callable[[Task], dict], *, jobs: int | No
     return {name: record for name, (ok, record) in outcomes.items()}
 
 
-def run_local(tasks: list[Task], jobs: int, worker: Callable[[Task], dict], *, status_every: float = 60.0) -> dict[str, tuple[bool, Any]]:
+def run_local(tasks: list[Task], jobs: int, worker: Callable[[Task], dict], *,
+              status_every: float = 60.0) -> dict[str, tuple[bool, Any]]:
     """Run the tasks in child processes, at most `jobs` at a time (fewer when there are fewer GPUs), the
     longest first (by the wall time of their last record; unknown ones first): the book ends soonest so.
     One at a time, they run in this process."""

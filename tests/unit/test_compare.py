@@ -80,7 +80,8 @@ def test_the_appendix_states_the_table():
     from c2f.book.chapters import PROJECT_ROOT
 
     assert tolerance_table() in (PROJECT_ROOT / "book" / "appendix.md").read_text(), (
-        "book/appendix.md's tolerance table differs from c2f.book.compare.TOLERANCES: paste c2f.book.compare.tolerance_table()")
+        "book/appendix.md's tolerance table differs from c2f.book.compare.TOLERANCES: "
+        "paste c2f.book.compare.tolerance_table()")
 
 
 def test_wall_clock_timings_are_recorded_but_never_compared():

@@ -22,11 +22,11 @@ import torch
 
 import c2f.book.chapters
 from c2f.book import runner
-from c2f.book.cli import main
 from c2f.book.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
+from c2f.book.cli import main
 from c2f.book.records import file_sha256
-from c2f.utils import git_commit
 from c2f.book.runner import ChapterFailed, DirtyTreeError, is_stale, record_path, run_chapter, source_hash
+from c2f.utils import git_commit
 
 CHAPTER = '''# ---
 # jupyter:
@@ -172,7 +172,7 @@ def _page(out, stem="99_tiny", **fields) -> dict:
     params = resolve_parameters(stem, fields.get("profile", "smoke"))
     record = {"chapter": stem, "profile": params["profile"], "params": params, "git_commit": "abc",
               "source_sha256": source_hash(stem, params), "dirty": [], "wall_time_s": 1.0, "metrics": {"m": 1.0},
-              "code_sha256": {"c2f/book/records.py": file_sha256(PROJECT_ROOT / "c2f" / "book" / "records.py")}, **fields}
+              "code_sha256": {"c2f/book/records.py": file_sha256(PROJECT_ROOT / "c2f/book/records.py")}, **fields}
     out.mkdir(exist_ok=True)
     (out / f"{stem}.ipynb").write_text("{}")
     record_path(stem, out).write_text(json.dumps(record))
