@@ -34,9 +34,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would garble the tab
 import torch  # noqa: E402
 
 from c2f import data  # noqa: E402
-from c2f.chapters import chapter_paths, declared_parameters  # noqa: E402
+from c2f.book.chapters import chapter_paths, declared_parameters  # noqa: E402
+from c2f.book.runner import BOOK_CHAPTERS, NBVAL_REFERENCES, run_chapter  # noqa: E402
 from c2f.models import VAE, VAEConfig  # noqa: E402
-from c2f.runner import BOOK_CHAPTERS, NBVAL_REFERENCES, run_chapter  # noqa: E402
 from c2f.train import TrainConfig, fit  # noqa: E402
 from c2f.utils import configure_threads, device_description  # noqa: E402
 

@@ -18,7 +18,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from c2f.chapters import declared_parameters
+from c2f.book.chapters import declared_parameters
 from c2f.models import AIR, DVAE, VAE, AIRConfig, DVAEConfig, ProgressiveConfig, VAEConfig
 from c2f.models.factory import HIERARCHY_KINDS, SYNTHESIS_FAMILIES, hierarchy_model, synthesis_model
 from c2f.models.progressive import make_variant

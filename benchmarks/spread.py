@@ -1,4 +1,4 @@
-"""Measure how far a chapter's smoke metrics move between "machines": the spread behind c2f.compare.TOLERANCES.
+"""Measure how far a chapter's smoke metrics move between "machines": the spread behind c2f.book.compare.TOLERANCES.
 
     python benchmarks/spread.py 05_discrete            # every configuration below, one run at a time
     python benchmarks/spread.py 01_vae --configs native avx2
@@ -18,8 +18,8 @@ import json
 import tempfile
 from collections import defaultdict
 
-from c2f.compare import tolerance_for
-from c2f.runner import NBVAL_REFERENCES, REFERENCE_ENV, record_path, run_chapter
+from c2f.book.compare import tolerance_for
+from c2f.book.runner import NBVAL_REFERENCES, REFERENCE_ENV, record_path, run_chapter
 
 CONFIGS = {
     "native": {},

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from c2f.records import Run  # noqa: E402  (the one name every chapter needs)
+from c2f.book.records import Run  # noqa: E402  (the one name every chapter needs)
 
 __all__ = ["Run", "__version__"]

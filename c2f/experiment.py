@@ -114,7 +114,7 @@ def run_trials(trials: Sequence[Trial], train: ImageSet, *, seeds: Sequence[int]
     `score(model, seed)` returns the metrics of one trained model (scalars; other values are kept in
     ``runs`` but not summarised). The checkpoint of a model is cached as ``{key}-{name}-seed{seed}``, so
     `key` (the chapter, e.g. ``"01"``, plus any tag) keeps chapters apart. With `run` (a
-    :class:`c2f.records.Run`) each summary is logged as ``{log_prefix}{name}/<metric>``. With
+    :class:`c2f.book.records.Run`) each summary is logged as ``{log_prefix}{name}/<metric>``. With
     `keep_models` False only the first seed's model is kept (the others are released after scoring). Each
     seed's wall time (build, train or load, score) is kept in ``wall_seconds``, not logged.
     """

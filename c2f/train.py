@@ -41,7 +41,7 @@ from c2f.data import ImageSet, batches
 from c2f.objectives import kl_weight
 from c2f.utils import atomic_torch_save, report, stable_hash
 
-PROGRESS_EVERY = 10.0  # seconds between progress lines of a run (c2f.runner shows them on the console)
+PROGRESS_EVERY = 10.0  # seconds between progress lines of a run (c2f.book.runner shows them on the console)
 CACHE_VERSION = 2  # bump when a code change makes cached checkpoints wrong (2: fused Adam, rand < p binarization)
 LOG_EVERY = 50  # steps per logging window: a point of the step-level training curve, one wait for the device
 

@@ -1,7 +1,7 @@
 """Model families, one file each.
 
 Imports are lazy (PEP 562): ``from c2f.models import VAE`` loads ``c2f.models.vae`` only, so a chapter's
-record lists just the model files it used (``c2f.records.code_hashes``) and a change in one family leaves
+record lists just the model files it used (``c2f.book.records.code_hashes``) and a change in one family leaves
 the other chapters' pages current.
 """
 

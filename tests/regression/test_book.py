@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from c2f.chapters import PROJECT_ROOT, chapter_paths
-from c2f.runner import BOOK_CHAPTERS, can_run_here, code_changes, is_stale
+from c2f.book.chapters import PROJECT_ROOT, chapter_paths
+from c2f.book.runner import BOOK_CHAPTERS, can_run_here, code_changes, is_stale
 
 CHAPTERS = chapter_paths()
 

@@ -13,9 +13,9 @@ import re
 import pytest
 import yaml
 
-from c2f.chapters import chapter_paths, resolve_parameters
-from c2f.executors import Task, default_jobs, run_local
-from c2f.runner import REFERENCE_ENV
+from c2f.book.chapters import chapter_paths, resolve_parameters
+from c2f.book.executors import Task, default_jobs, run_local
+from c2f.book.runner import REFERENCE_ENV, run_task
 
 CHAPTERS = chapter_paths()
 # the parameters a shrink mapping may set: sizes of data, training length, seeds, samples, shown images
@@ -56,7 +56,7 @@ def shrunk_runs(request, tmp_path_factory) -> dict:
         out = tmp_path_factory.mktemp(path.stem)
         env = {"C2F_CACHE": str(out / "cache"), **REFERENCE_ENV}
         tasks.append(Task(str(path), "full", str(out), _shrink(path), env))
-    return run_local(tasks, default_jobs(), status_every=600)
+    return run_local(tasks, default_jobs(), run_task, status_every=600)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)

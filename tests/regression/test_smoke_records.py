@@ -3,7 +3,7 @@
 nbval (run first in the same pytest session) re-executes ``tests/notebooks/NN_name.ipynb`` and each
 notebook writes its record to ``$C2F_RECORD_DIR`` (see tests/conftest.py). When this file runs alone, the
 chapter is executed here with the smoke profile instead. Either way the metrics must match the
-reference record: same names, each value within the tolerance of its kind in ``c2f.compare.TOLERANCES``
+reference record: same names, each value within the tolerance of its kind in ``c2f.book.compare.TOLERANCES``
 (set from the spread measured between CPU kernels; a broken model moves the smoke numbers by far more).
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from c2f.chapters import resolve_parameters
-from c2f.compare import compare_metrics
-from c2f.runner import NBVAL_REFERENCES, run_chapter
+from c2f.book.chapters import resolve_parameters
+from c2f.book.compare import compare_metrics
+from c2f.book.runner import NBVAL_REFERENCES, run_chapter
 
 REFERENCES = sorted(NBVAL_REFERENCES.glob("[0-9][0-9]_*.json"))
 RECORD_FIELDS = {"chapter", "profile", "params", "seed", "git_commit", "versions", "device", "started",
@@ -32,7 +32,7 @@ def _fresh_record(reference: Path, tmp_path_factory) -> dict:
 
 
 def test_every_chapter_has_a_reference():
-    from c2f.chapters import chapter_paths
+    from c2f.book.chapters import chapter_paths
 
     assert {p.stem for p in chapter_paths()} == {r.stem for r in REFERENCES}
 
@@ -40,7 +40,7 @@ def test_every_chapter_has_a_reference():
 @pytest.mark.parametrize("reference", REFERENCES, ids=lambda p: p.stem)
 def test_reference_is_current(reference):
     """The committed reference was produced from the current chapter source and smoke parameters."""
-    from c2f.runner import source_hash
+    from c2f.book.runner import source_hash
 
     ref = json.loads(reference.read_text())
     assert RECORD_FIELDS <= ref.keys()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from c2f.chapters import (SECTIONS, SEED_MAX, ParameterError, chapter_path, chapter_paths, declared_choices,
+from c2f.book.chapters import (SECTIONS, SEED_MAX, ParameterError, chapter_path, chapter_paths, declared_choices,
                           declared_comments, declared_parameters, declared_schema, profile_names, profile_overrides,
                           resolve_parameters)
 
@@ -313,7 +313,7 @@ def test_schema_is_no_profile_and_must_name_declared_parameters(tmp_path):
 
 def test_cli_stops_a_negative_epoch_count_at_once(tmp_path, capsys):
     """`-p epochs_conv -3` used to fail late inside a plot; now it exits 2 before any execution."""
-    from c2f.__main__ import main
+    from c2f.book.cli import main
 
     out = tmp_path / "out"
     assert main(["run", "01_vae", "-p", "epochs_conv", "-3", "--out", str(out)]) == 2

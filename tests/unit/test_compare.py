@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from c2f.compare import TOLERANCES, compare_metrics, describe_changes, diff_metrics, tolerance_for, tolerance_table
-from c2f.runner import NBVAL_REFERENCES
+from c2f.book.compare import TOLERANCES, compare_metrics, describe_changes, diff_metrics, tolerance_for, tolerance_table
+from c2f.book.runner import NBVAL_REFERENCES
 
 REFERENCES = sorted(NBVAL_REFERENCES.glob("[0-9][0-9]_*.json"))
 
@@ -24,7 +24,7 @@ def test_each_tolerance_exceeds_its_measured_spread():
 def test_every_reference_metric_has_a_tolerance():
     for path in REFERENCES:
         unmatched = [name for name in json.loads(path.read_text())["metrics"] if tolerance_for(name) is None]
-        assert not unmatched, f"{path.name}: no row of c2f.compare.TOLERANCES for {unmatched}"
+        assert not unmatched, f"{path.name}: no row of c2f.book.compare.TOLERANCES for {unmatched}"
 
 
 @pytest.mark.parametrize("reference", REFERENCES, ids=lambda p: p.stem)
@@ -77,10 +77,11 @@ def test_describe_changes_lists_what_moved_deviations_first():
 
 
 def test_the_appendix_states_the_table():
-    from c2f.chapters import PROJECT_ROOT
+    from c2f.book.chapters import PROJECT_ROOT
 
     assert tolerance_table() in (PROJECT_ROOT / "book" / "appendix.md").read_text(), (
-        "book/appendix.md's tolerance table differs from c2f.compare.TOLERANCES: paste c2f.compare.tolerance_table()")
+        "book/appendix.md's tolerance table differs from c2f.book.compare.TOLERANCES: "
+        "paste c2f.book.compare.tolerance_table()")
 
 
 def test_wall_clock_timings_are_recorded_but_never_compared():

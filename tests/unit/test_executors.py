@@ -1,4 +1,4 @@
-"""Parallel and cluster execution of chapters (c2f.executors): sharing out threads and GPUs, real
+"""Parallel and cluster execution of chapters (c2f.book.executors): sharing out threads and GPUs, real
 concurrency, failures reported after the others finish, and the submitit path with a tiny chapter."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from c2f import executors
-from c2f.executors import ChaptersFailed, Task, execute, job_slots
+from c2f.book import executors
+from c2f.book.executors import ChaptersFailed, Task, execute, job_slots
+from c2f.book.runner import run_task
 
 
 def test_cpu_slots_share_the_cores(monkeypatch):
@@ -117,7 +118,7 @@ def test_tiny_chapters_through_each_executor(executor, tmp_path):
                                           "slurm_partition: never-used-here\n")
     tasks = [Task(str(ok), "default", str(out)), Task(str(failing), "default", str(out), {"fail": True})]
     with pytest.raises(ChaptersFailed, match="1 of 2 chapters failed:\n--- t2_fails") as failure:
-        execute(tasks, jobs=2, executor=executor, cluster_config=tmp_path / "cluster.yml")
+        execute(tasks, run_task, jobs=2, executor=executor, cluster_config=tmp_path / "cluster.yml")
     assert "the tiny chapter fails on purpose" in str(failure.value)
     record = json.loads((out / "t1_ok.json").read_text())
     assert record["threads"] == "1" and record["source_sha256"]
@@ -126,7 +127,7 @@ def test_tiny_chapters_through_each_executor(executor, tmp_path):
 
 
 def test_cli_rejects_bad_jobs_and_executors(capsys):
-    from c2f.__main__ import main
+    from c2f.book.cli import main
 
     for argv in (["book", "--jobs", "0"], ["refs", "--jobs", "two"], ["book", "--executor", "mpi"]):
         with pytest.raises(SystemExit) as exit_:
@@ -146,9 +147,10 @@ def test_cluster_jobs_with_a_gpu_use_the_gpu_profile(tmp_path):
 
 def test_a_chapter_runs_once_per_call(tmp_path):
     with pytest.raises(ValueError, match="once per call"):
-        execute([Task("a.py", "smoke", str(tmp_path)), Task("a.py", "smoke", str(tmp_path / "other"))])
+        execute([Task("a.py", "smoke", str(tmp_path)), Task("a.py", "smoke", str(tmp_path / "other"))], run_task)
 
 
 def test_a_missing_cluster_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no cluster configuration"):
-        execute([Task("x.py", "smoke", str(tmp_path))], executor="slurm", cluster_config=tmp_path / "none.yml")
+        execute([Task("x.py", "smoke", str(tmp_path))], run_task, executor="slurm",
+                cluster_config=tmp_path / "none.yml")

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from c2f.book.records import Run
 from c2f.evaluate import evaluate
 from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.models import VAE, VAEConfig
-from c2f.records import Run
 from c2f.train import TrainConfig
 
 CFG = VAEConfig(arch="mlp", latent_dim=4, hidden=(16,))

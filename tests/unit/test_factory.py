@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from c2f.chapters import declared_parameters
+from c2f.book.chapters import declared_parameters
 from c2f.models import DVAE, MSVAE, PixelVAE
 from c2f.models.factory import HIERARCHY_KINDS, SYNTHESIS_FAMILIES, hierarchy_model, synthesis_model
 from c2f.synthesis import FAMILIES

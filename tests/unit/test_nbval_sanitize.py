@@ -5,7 +5,7 @@ import re
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from c2f.chapters import PROJECT_ROOT
+from c2f.book.chapters import PROJECT_ROOT
 
 PATTERNS = get_sanitize_patterns((PROJECT_ROOT / "tests" / "nbval_sanitize.cfg").read_text())
 

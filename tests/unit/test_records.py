@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import c2f
-from c2f.chapters import declared_parameters
-from c2f.records import Run, code_hashes, file_sha256, record_dir
+from c2f.book.chapters import declared_parameters
+from c2f.book.records import Run, code_hashes, file_sha256, record_dir
 
 FIELDS = {"chapter", "profile", "params", "seed", "git_commit", "versions", "device", "started", "wall_time_s",
           "metrics", "code_sha256"}
@@ -58,7 +58,7 @@ def test_code_hashes_cover_the_imported_c2f_modules_only():
     hashes = code_hashes()
     root = Path(c2f.__file__).resolve().parents[1]
     imported = {name for name in sys.modules if name == "c2f" or name.startswith("c2f.")}
-    assert {"c2f/__init__.py", "c2f/records.py", "c2f/models/__init__.py", "c2f/models/vae.py"} <= set(hashes)
+    assert {"c2f/__init__.py", "c2f/book/records.py", "c2f/models/__init__.py", "c2f/models/vae.py"} <= set(hashes)
     assert len(hashes) == len(imported)
     assert all(hashes[name] == file_sha256(root / name) for name in hashes)
     assert all(name.startswith("c2f/") and name.endswith(".py") for name in hashes)

@@ -3,7 +3,7 @@ executed page are written with the source hash and the code hashes, staleness is
 a failing chapter leaves the previous page and record untouched and reports its own error, only committed
 code writes into the book, and `build_book` never replaces a page by one of a lower profile.
 
-Chapters are looked up under ``c2f.chapters.NOTEBOOKS``; the test points it at a temporary folder
+Chapters are looked up under ``c2f.book.chapters.NOTEBOOKS``; the test points it at a temporary folder
 (``chapter_path`` reads the module global at call time, so no edit of c2f is needed). The kernel is a
 separate process, so the chapter itself repoints ``NOTEBOOKS`` from an environment variable that
 ``run_chapter(env=...)`` passes to it.
@@ -20,13 +20,13 @@ import sys
 import pytest
 import torch
 
-import c2f.chapters
-from c2f import runner
-from c2f.__main__ import main
-from c2f.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
-from c2f.records import file_sha256
+import c2f.book.chapters
+from c2f.book import runner
+from c2f.book.chapters import PROJECT_ROOT, chapter_path, chapter_paths, resolve_parameters
+from c2f.book.cli import main
+from c2f.book.records import file_sha256
+from c2f.book.runner import ChapterFailed, DirtyTreeError, is_stale, record_path, run_chapter, source_hash
 from c2f.utils import git_commit
-from c2f.runner import ChapterFailed, DirtyTreeError, is_stale, record_path, run_chapter, source_hash
 
 CHAPTER = '''# ---
 # jupyter:
@@ -54,9 +54,9 @@ import pathlib
 import torch
 
 import c2f
-import c2f.chapters
+import c2f.book.chapters
 
-c2f.chapters.NOTEBOOKS = pathlib.Path(os.environ["C2F_TEST_NOTEBOOKS"])
+c2f.book.chapters.NOTEBOOKS = pathlib.Path(os.environ["C2F_TEST_NOTEBOOKS"])
 run = c2f.Run.start("99_tiny", globals())
 run.log("tiny", {"value": scale * n, "first_draw": torch.rand(1).item()})
 {failure}
@@ -75,7 +75,7 @@ def chapter(tmp_path, monkeypatch):
     path = notebooks / "99_tiny.py"
     path.write_text(CHAPTER.replace("{failure}", ""))
     path.with_suffix(".yml").write_text("smoke:\n  n: 1\n" + SCHEMA)
-    monkeypatch.setattr(c2f.chapters, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(c2f.book.chapters, "NOTEBOOKS", notebooks)
     monkeypatch.setenv("C2F_RECORD_DIR", str(tmp_path / "not-used"))
     return path
 
@@ -104,8 +104,9 @@ def test_run_chapter_end_to_end(chapter, tmp_path):
     assert set(on_disk) == {"chapter", "profile", "params", "seed", "git_commit", "versions", "device", "started",
                             "wall_time_s", "metrics", "source_sha256", "code_sha256", "dirty"}
     # the kernel imported c2f, its records, chapters and utils, and no model family: it hashed exactly those
-    assert set(on_disk["code_sha256"]) == {"c2f/__init__.py", "c2f/records.py", "c2f/chapters.py", "c2f/utils.py"}
-    assert on_disk["code_sha256"]["c2f/records.py"] == file_sha256(PROJECT_ROOT / "c2f" / "records.py")
+    assert set(on_disk["code_sha256"]) == {"c2f/__init__.py", "c2f/book/__init__.py", "c2f/book/records.py",
+                                           "c2f/book/chapters.py", "c2f/utils.py"}
+    assert on_disk["code_sha256"]["c2f/book/records.py"] == file_sha256(PROJECT_ROOT / "c2f" / "book" / "records.py")
     assert on_disk["dirty"] == [f"{chapter.parent.resolve()} is not in a git checkout"]  # outside the book: allowed
     page = json.loads((out / "99_tiny.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in page["cells"])
@@ -145,7 +146,7 @@ def test_run_chapter_end_to_end(chapter, tmp_path):
 
 def test_run_chapter_rejects_bad_parameters_before_executing(chapter, tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(c2f.chapters.ParameterError, match="bogus"):
+    with pytest.raises(c2f.book.chapters.ParameterError, match="bogus"):
         run_chapter("99_tiny", "smoke", {"bogus": 1}, out_dir=out)
     assert not out.exists()
 
@@ -171,7 +172,7 @@ def _page(out, stem="99_tiny", **fields) -> dict:
     params = resolve_parameters(stem, fields.get("profile", "smoke"))
     record = {"chapter": stem, "profile": params["profile"], "params": params, "git_commit": "abc",
               "source_sha256": source_hash(stem, params), "dirty": [], "wall_time_s": 1.0, "metrics": {"m": 1.0},
-              "code_sha256": {"c2f/records.py": file_sha256(PROJECT_ROOT / "c2f" / "records.py")}, **fields}
+              "code_sha256": {"c2f/book/records.py": file_sha256(PROJECT_ROOT / "c2f/book/records.py")}, **fields}
     out.mkdir(exist_ok=True)
     (out / f"{stem}.ipynb").write_text("{}")
     record_path(stem, out).write_text(json.dumps(record))
@@ -183,8 +184,8 @@ def test_stale_reasons_name_the_code_the_parameters_and_the_dirt(chapter, tmp_pa
     assert is_stale("99_tiny", "smoke", out) == [f"no 99_tiny.ipynb and no 99_tiny.json in {out}"]
     _page(out)
     assert is_stale("99_tiny", None, out) == []
-    _page(out, code_sha256={"c2f/records.py": "0" * 64, "c2f/gone.py": "1" * 64})
-    assert is_stale("99_tiny", None, out) == ["c2f/records.py changed", "c2f/gone.py vanished"]
+    _page(out, code_sha256={"c2f/book/records.py": "0" * 64, "c2f/gone.py": "1" * 64})
+    assert is_stale("99_tiny", None, out) == ["c2f/book/records.py changed", "c2f/gone.py vanished"]
     _page(out, **{"code_sha256": {}, "git_commit": "abc-dirty", "dirty": ["uncommitted changes in c2f/train.py"]})
     assert is_stale("99_tiny", None, out) == ["made from uncommitted code (commit abc-dirty: "
                                               "uncommitted changes in c2f/train.py)"]
@@ -268,20 +269,20 @@ def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkey
     out = tmp_path / "out"
     runs = []
     monkeypatch.setattr(runner, "run_chapter", lambda path, profile, overrides, out_dir, env: runs.append(
-        profile) or {"wall_time_s": 0})  # one stale chapter runs in this process (c2f.executors)
+        profile) or {"wall_time_s": 0})  # one stale chapter runs in this process (c2f.book.executors)
     monkeypatch.setattr(runner, "build_html", lambda: None)
     monkeypatch.setattr(runner, "machine_profile", lambda: "default")
     chapter.with_suffix(".yml").write_text("smoke:\n  n: 1\nfull:\n  n: 5\n" + SCHEMA)
     runner.build_book(out_dir=out)
     assert runs == ["default"]  # missing
 
-    _page(out, profile="full", code_sha256={"c2f/records.py": "0" * 64})  # stale: code changed
+    _page(out, profile="full", code_sha256={"c2f/book/records.py": "0" * 64})  # stale: code changed
     runner.build_book(out_dir=out)
     runner.build_book(out_dir=out, force=True)
     assert runs == ["default"]
     printed = capsys.readouterr().out
     assert "99_tiny: skipped: its page has profile 'full', above this machine's 'default'" in printed
-    assert "c2f/records.py changed" in printed
+    assert "c2f/book/records.py changed" in printed
     runner.build_book("default", out_dir=out)  # told to
     assert runs == ["default", "default"]
 
@@ -296,17 +297,17 @@ def test_book_never_replaces_a_page_by_a_lower_profile(chapter, tmp_path, monkey
 
 def test_make_refs_prints_what_moved(chapter, tmp_path, monkeypatch, capsys):
     """`make refs` (regenerate_references) says which metrics moved against the previous reference."""
-    import c2f.runner
+    import c2f.book.runner
 
-    monkeypatch.setattr(c2f.runner, "NBVAL_REFERENCES", tmp_path / "refs")
-    monkeypatch.setattr(c2f.runner, "uncommitted", lambda path: [])  # the throwaway chapter is in no git checkout
+    monkeypatch.setattr(c2f.book.runner, "NBVAL_REFERENCES", tmp_path / "refs")
+    monkeypatch.setattr(c2f.book.runner, "uncommitted", lambda path: [])  # the throwaway chapter is in no git checkout
     monkeypatch.setenv("C2F_TEST_NOTEBOOKS", str(chapter.parent))
     (tmp_path / "refs").mkdir()
     record_path("99_tiny", tmp_path / "refs").write_text(json.dumps({"metrics": {"tiny/value": 3.0}}))
-    c2f.runner.regenerate_references(["99_tiny"], jobs=1)
+    c2f.book.runner.regenerate_references(["99_tiny"], jobs=1)
     out = capsys.readouterr().out
     assert "2 metric(s) moved, 2 outside their tolerance" in out and "tiny/first_draw: new metric" in out
-    assert "tiny/value: 3 -> 2: no row of c2f.compare.TOLERANCES matches" in out  # not a known kind of metric
+    assert "tiny/value: 3 -> 2: no row of c2f.book.compare.TOLERANCES matches" in out  # not a known kind of metric
     assert json.loads(record_path("99_tiny", tmp_path / "refs").read_text())["metrics"]["tiny/value"] == 2.0
 
 
@@ -341,7 +342,7 @@ def test_book_checks_once_up_front_with_the_exit_code_of_run(chapter, tmp_path, 
     that `book` can follow, and exits 2 like `run`; an unknown profile or `shrink` is a usage error too."""
     monkeypatch.setattr(runner, "BOOK_CHAPTERS", tmp_path / "book")
     ran = []
-    monkeypatch.setattr("c2f.executors.execute", lambda tasks, **_: ran.extend(tasks))
+    monkeypatch.setattr(runner, "execute", lambda tasks, worker, **_: ran.extend(tasks))
     assert main(["book"]) == 2
     err = capsys.readouterr().err
     assert "book: refusing to make pages from uncommitted code" in err and "commit first" in err
@@ -359,7 +360,7 @@ def test_ctrl_c_is_one_line(monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("c2f.__main__.run_chapter", interrupted)
+    monkeypatch.setattr("c2f.book.cli.run_chapter", interrupted)
     assert main(["run", "01_vae", "--out", "/tmp/never-written"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted: run stopped") and len(err.splitlines()) == 1

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-import c2f.chapters
-from c2f.chapters import resolve_parameters
-from c2f.records import code_hashes
-from c2f.runner import record_path, source_hash
-from c2f.stale_pages import stale_warning
+import c2f.book.chapters
+from c2f.book.chapters import resolve_parameters
+from c2f.book.records import code_hashes
+from c2f.book.runner import record_path, source_hash
+from c2f.book.stale_pages import stale_warning
 
 CHAPTER = '# %% tags=["parameters"]\nprofile = "default"\nseed = 0\n'
 
@@ -23,11 +23,11 @@ def book(tmp_path, monkeypatch):
     notebooks.mkdir()
     (notebooks / "99_tiny.py").write_text(CHAPTER)
     (notebooks / "99_tiny.yml").write_text("full:\n  seed: 1\nschema:\n  profile: {type: str}\n  seed: {type: seed}\n")
-    monkeypatch.setattr(c2f.chapters, "NOTEBOOKS", notebooks)
+    monkeypatch.setattr(c2f.book.chapters, "NOTEBOOKS", notebooks)
     src = tmp_path / "src"
     pages = src / "book" / "chapters"
     pages.mkdir(parents=True)
-    (src / "conf.py").write_text("extensions = ['c2f.stale_pages']\n")
+    (src / "conf.py").write_text("extensions = ['c2f.book.stale_pages']\n")
     (src / "index.rst").write_text("Book\n====\n\n.. toctree::\n\n   book/chapters/99_tiny\n")
     (pages / "99_tiny.rst").write_text("Tiny chapter\n============\n\nSome text.\n")
     (pages / "99_tiny.ipynb").write_text("{}")  # the page a record belongs to
@@ -57,10 +57,10 @@ def test_a_stale_page_says_why_and_a_rebuild_notices(book):
     assert stale_warning("99_tiny", pages) is None
     assert "This page is stale" not in build(book, out)
 
-    record["code_sha256"] = {**record["code_sha256"], "c2f/records.py": "0" * 64}
+    record["code_sha256"] = {**record["code_sha256"], "c2f/book/records.py": "0" * 64}
     record_file.write_text(json.dumps(record))
     html = build(book, out)
-    assert "This page is stale" in html and "c2f/records.py changed" in html
+    assert "This page is stale" in html and "c2f/book/records.py changed" in html
     assert "needs a GPU" in html or "Re-make it" in html
     assert stale_warning("98_no_chapter", pages) is None
     assert html.index("Tiny chapter") < html.index("This page is stale") < html.index("Some text.")

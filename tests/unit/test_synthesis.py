@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from c2f.chapters import declared_choices
+from c2f.book.chapters import declared_choices
 from c2f.data import ImageSet
 from c2f.evaluate import evaluate
 from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, HierarchicalConfig, PixelVAE,

@@ -25,9 +25,10 @@ from typing import Any
 import nbformat
 from traitlets.config import Config
 
-from c2f.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
-from c2f.compare import describe_changes
-from c2f.records import file_sha256
+from c2f.book.chapters import PROJECT_ROOT, ParameterError, chapter_path, chapter_paths, resolve_parameters
+from c2f.book.compare import describe_changes
+from c2f.book.executors import Task, cluster_profile, execute
+from c2f.book.records import file_sha256
 from c2f.utils import get_device, uncommitted_changes, write_json
 
 BOOK_CHAPTERS = PROJECT_ROOT / "book" / "chapters"
@@ -274,6 +275,13 @@ def run_chapter(chapter: str | Path, profile: str = "default", overrides: dict[s
     return record
 
 
+def run_task(task: Task) -> dict:
+    """Execute one :class:`~c2f.book.executors.Task` in this process and return its record: the worker this
+    module hands to :func:`c2f.book.executors.execute` (module-level, so that spawned processes and cluster
+    jobs find it by name)."""
+    return run_chapter(task.chapter, task.profile, task.overrides, out_dir=task.out_dir, env=task.env)
+
+
 class _Console:
     """Shows the lines the kernel appends to its progress file (``$C2F_PROGRESS``: training progress, cache
     fallbacks) on the console as they come: one updating line on a terminal, plain lines in a log."""
@@ -334,9 +342,7 @@ def build_book(profile: str | None = None, force: bool = False, out_dir: Path | 
     Without an explicit `profile` a chapter runs with the machine's profile (cluster jobs: theirs), a page is
     current when it matches its own profile, and a page of a higher profile (``PROFILE_ORDER``) is never
     replaced: it is skipped, saying why. With `profile`, every page not made with it is re-executed.
-    `execution` goes to :func:`c2f.executors.execute` (``jobs``, ``executor``, ``cluster_config``)."""
-    from c2f.executors import Task, cluster_profile, execute
-
+    `execution` goes to :func:`c2f.book.executors.execute` (``jobs``, ``executor``, ``cluster_config``)."""
     explicit, profile = profile is not None, profile or cluster_profile(**execution) or machine_profile()
     out_dir = Path(out_dir or BOOK_CHAPTERS)
     check_book(profile, out_dir)
@@ -356,7 +362,7 @@ def build_book(profile: str | None = None, force: bool = False, out_dir: Path | 
             tasks.append(Task(str(path), profile, str(out_dir)))
         else:
             print(f"{path.stem}: page is up to date", flush=True)
-    execute(tasks, **execution)
+    execute(tasks, run_task, **execution)
     build_html()
 
 
@@ -386,16 +392,14 @@ REFERENCE_ENV = {"TQDM_DISABLE": "1", "C2F_THREADS": "1"}
 def regenerate_references(chapters: list[str] | None = None, **execution) -> None:
     """Re-execute the smoke profile of chapters into ``tests/notebooks`` (the nbval references), with a
     fresh checkpoint cache so that every reference shows a run that trained from scratch, and print which
-    metrics moved against the previous reference (:func:`c2f.compare.describe_changes`). `execution` goes
-    to :func:`c2f.executors.execute`; every reference runs with one thread (:data:`REFERENCE_ENV`)."""
-    from c2f.executors import Task, execute
-
+    metrics moved against the previous reference (:func:`c2f.book.compare.describe_changes`). `execution` goes
+    to :func:`c2f.book.executors.execute`; every reference runs with one thread (:data:`REFERENCE_ENV`)."""
     paths = [chapter_path(c) for c in chapters] if chapters else chapter_paths()
     previous = {p.stem: json.loads(record_path(p, NBVAL_REFERENCES).read_text())["metrics"]
                 for p in paths if record_path(p, NBVAL_REFERENCES).exists()}
     with tempfile.TemporaryDirectory() as cache:
         records = execute([Task(str(p), "smoke", str(NBVAL_REFERENCES), env={"C2F_CACHE": cache, **REFERENCE_ENV})
-                           for p in paths], **execution)
+                           for p in paths], run_task, **execution)
     for stem, record in records.items():
         moved = describe_changes(previous.get(stem, {}), record["metrics"], record["params"])
         print(f"smoke reference {stem}:\n{moved}", flush=True)

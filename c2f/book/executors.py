@@ -1,7 +1,9 @@
 """Execute several chapters at once: local processes sharing the CPU threads or the GPUs, or cluster jobs.
 
-A :class:`Task` is one chapter run (:func:`c2f.runner.run_chapter` with a profile, overrides, an output
-folder and extra environment). :func:`execute` runs a list of them and returns their records:
+A :class:`Task` is one chapter run (a profile, overrides, an output folder and extra environment).
+:func:`execute` runs a list of them with a `worker`, the function that runs one task in one process and returns
+its record (the runner passes its ``run_task``; this module never imports the runner), and returns their
+records:
 
 - ``executor="local"``: ``jobs`` chapters at a time, each in its own process (one at a time: in this one),
   the longest first. Each job gets ``cores // jobs`` CPU threads (``C2F_THREADS``, unless the environment
@@ -30,12 +32,12 @@ from typing import Any, Callable
 import yaml
 
 EXECUTORS = ("local", "slurm", "submitit-local")
-CLUSTER_CONFIG = Path(__file__).resolve().parents[1] / "cluster.yml"
+CLUSTER_CONFIG = Path(__file__).resolve().parents[2] / "cluster.yml"
 
 
 @dataclass(frozen=True)
 class Task:
-    """One chapter run: what :func:`c2f.runner.run_chapter` needs, plus environment for its kernel."""
+    """One chapter run: what the runner's ``run_chapter`` needs, plus environment for its kernel."""
 
     chapter: str
     profile: str
@@ -50,13 +52,6 @@ class Task:
 
 class ChaptersFailed(RuntimeError):
     """One or more chapters failed (the others finished); the message names each with its error."""
-
-
-def run_task(task: Task) -> dict:
-    """Execute one chapter in this process and return its record: the work of every executor."""
-    from c2f.runner import run_chapter
-
-    return run_chapter(task.chapter, task.profile, task.overrides, out_dir=task.out_dir, env=task.env)
 
 
 def _run_isolated(worker: Callable[[Task], dict], task: Task) -> tuple[bool, Any]:
@@ -122,11 +117,11 @@ def job_slots(jobs: int) -> list[dict[str, str]]:
 # --- executors -----------------------------------------------------------------------------------------------
 
 
-def execute(tasks: list[Task], *, jobs: int | None = None, executor: str = "local",
-            cluster_config: str | Path | None = None, worker: Callable[[Task], dict] = run_task,
-            status_every: float = 60.0) -> dict[str, dict]:
-    """Run every task with `executor`; return ``{chapter stem: record}``, or raise :class:`ChaptersFailed`
-    after all have finished when any failed."""
+def execute(tasks: list[Task], worker: Callable[[Task], dict], *, jobs: int | None = None, executor: str = "local",
+            cluster_config: str | Path | None = None, status_every: float = 60.0) -> dict[str, dict]:
+    """Run every task with `executor`, each as `worker(task)` (a module-level function: spawned processes and
+    cluster jobs import it by name); return ``{chapter stem: record}``, or raise :class:`ChaptersFailed` after
+    all have finished when any failed."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
     if not tasks:
@@ -135,11 +130,11 @@ def execute(tasks: list[Task], *, jobs: int | None = None, executor: str = "loca
     if len(set(names)) < len(names):
         raise ValueError(f"each chapter may run once per call; got {sorted(names)}")
     if executor == "local":
-        outcomes = run_local(tasks, jobs or default_jobs(), worker=worker, status_every=status_every)
+        outcomes = run_local(tasks, jobs or default_jobs(), worker, status_every=status_every)
     else:
         config = load_cluster_config(cluster_config)
         cluster = "slurm" if executor == "slurm" else "local"
-        outcomes = run_submitit(tasks, config, cluster=cluster, worker=worker, status_every=status_every)
+        outcomes = run_submitit(tasks, config, worker, cluster=cluster, status_every=status_every)
     failed = {name: error for name, (ok, error) in outcomes.items() if not ok}
     if failed:
         out = {t.name: Path(t.out_dir) for t in tasks}
@@ -149,7 +144,7 @@ def execute(tasks: list[Task], *, jobs: int | None = None, executor: str = "loca
     return {name: record for name, (ok, record) in outcomes.items()}
 
 
-def run_local(tasks: list[Task], jobs: int, *, worker: Callable[[Task], dict] = run_task,
+def run_local(tasks: list[Task], jobs: int, worker: Callable[[Task], dict], *,
               status_every: float = 60.0) -> dict[str, tuple[bool, Any]]:
     """Run the tasks in child processes, at most `jobs` at a time (fewer when there are fewer GPUs), the
     longest first (by the wall time of their last record; unknown ones first): the book ends soonest so.
@@ -215,9 +210,8 @@ def load_cluster_config(path: str | Path | None = None) -> dict[str, Any]:
     return config
 
 
-def run_submitit(tasks: list[Task], config: dict[str, Any], *, cluster: str = "slurm",
-                 worker: Callable[[Task], dict] = run_task,
-                 status_every: float = 60.0) -> dict[str, tuple[bool, Any]]:
+def run_submitit(tasks: list[Task], config: dict[str, Any], worker: Callable[[Task], dict], *,
+                 cluster: str = "slurm", status_every: float = 60.0) -> dict[str, tuple[bool, Any]]:
     """Submit one job per task through submitit's ``AutoExecutor`` (`cluster` = ``slurm``, or ``local`` /
     ``debug`` for a trial on this machine) and wait for all. `config` holds submitit's parameters
     (``timeout_min``, ``cpus_per_task``, ``gpus_per_node``, ``mem_gb``, ``slurm_partition``, ...) and

@@ -2,7 +2,7 @@
 
 The book's test fails on a stale page, with one exception: a page of a GPU profile stays when the code
 changes on a machine that cannot re-make it. The built page then opens with a warning that lists why it
-is stale (``c2f.runner.is_stale``), so a reader never takes it for the record of the code beside it.
+is stale (``c2f.book.runner.is_stale``), so a reader never takes it for the record of the code beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from docutils import nodes
 
-from c2f import runner
+from c2f.book import runner
 
 
 def stale_warning(stem: str, out_dir: Path | None = None) -> nodes.warning | None:

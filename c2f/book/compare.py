@@ -133,7 +133,7 @@ class Change:
         if self.old is None or self.new is None:
             return f"{self.name}: {'new metric' if self.old is None else 'missing'}"
         if self.tolerance is None:
-            return f"{self.name}: {self.old:.6g} -> {self.new:.6g}: no row of c2f.compare.TOLERANCES matches"
+            return f"{self.name}: {self.old:.6g} -> {self.new:.6g}: no row of c2f.book.compare.TOLERANCES matches"
         tol = self.tolerance.abs + self.tolerance.rel * abs(self.old)
         verdict = "OUTSIDE" if self.outside else "within"
         return f"{self.name}: {self.old:.6g} -> {self.new:.6g} ({self.new - self.old:+.3g}; {verdict} ±{tol:.3g})"

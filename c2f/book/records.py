@@ -5,7 +5,7 @@ record is a JSON file named after the chapter in ``$C2F_RECORD_DIR`` (the runner
 executed notebook; interactively it is ``./runs``), with the fields ``chapter``, ``profile``, ``params``,
 ``seed``, ``git_commit``, ``versions``, ``device``, ``started``, ``wall_time_s``, ``metrics`` (a flat
 ``name -> number`` map such as ``"vae_mlp/test_nll_nats"``) and ``code_sha256`` (the sha256 of every ``c2f``
-module the kernel had imported, by path: the code the run used, which tells ``c2f.runner.is_stale`` when a
+module the kernel had imported, by path: the code the run used, which tells ``c2f.book.runner.is_stale`` when a
 page no longer matches the code).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from c2f.chapters import chapter_path, declared_parameters
+from c2f.book.chapters import chapter_path, declared_parameters
 from c2f.utils import (atomic_write, configure_threads, device_description, get_device, git_commit, report,
                        seed_everything, versions, write_json)
 
@@ -128,7 +128,7 @@ def file_sha256(path: str | Path) -> str:
 
 def code_hashes() -> dict[str, str]:
     """``{"c2f/models/vae.py": sha256, ...}`` for every module of the ``c2f`` package imported so far."""
-    root = Path(__file__).resolve().parent  # the c2f package this process runs
+    root = Path(__file__).resolve().parents[1]  # the c2f package this process runs
     hashes = {}
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
