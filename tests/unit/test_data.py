@@ -472,7 +472,7 @@ def test_a_size_bound_is_the_size_of_the_data_it_names(chapter, parameter, name,
     size: not larger (the kernel would fail later, in ImageSet.subset), not smaller (a valid size refused)."""
     import yaml
 
-    from c2f.chapters import chapter_path
+    from c2f.book.chapters import chapter_path
 
     require("omniglot-npz" if name == "omniglot" else "MNIST")
     rule = yaml.safe_load(chapter_path(chapter).with_suffix(".yml").read_text())["schema"][parameter]
