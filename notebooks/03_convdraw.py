@@ -123,8 +123,9 @@ print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} la
 # VAE step costs a fraction of a Conv-DRAW step, so the VAE gets `vae_epochs` epochs where Conv-DRAW gets
 # `epochs`: about the same CPU time, rather than the same number of epochs, which would leave the VAE
 # under-trained and flatter Conv-DRAW. Metrics: `<model>/<data set>/test_elbo_nats`, `.../test_nll_nats`,
-# `.../test_kl_nats` and, for Conv-DRAW, `.../kl_iter_<t>` (nats; the data set `mnist_grey` is the grey-level
-# model of section 3).
+# `.../test_kl_nats` and `.../kl_part_<g>`, the KL of part $g$ of the model's code, coarse first: for Conv-DRAW
+# iteration $g$, for a VAE its units by KL in parts of 1, 2, 4, … (nats; the data set `mnist_grey` is the
+# grey-level model of section 3).
 
 # %%
 def splits(name, binarize=None, n_train=train_size):
@@ -133,13 +134,13 @@ def splits(name, binarize=None, n_train=train_size):
 
 
 def likelihood_score(test):
-    """The score of chapter 01's protocol on `test`, plus the KL of every iteration of a Conv-DRAW."""
+    """The score of chapter 01's protocol on `test`, plus the KL of every part of the model's code, coarse first,
+    as the model orders it (`code_order`: Conv-DRAW's iterations, a VAE's units by KL)."""
     def score(model, s):
         out = evaluate(model, test, iw_samples=iw_samples, seed=s, per_image=True)  # per image: comparisons
         kl = out.pop("kl_per_dim")
-        if isinstance(model, ConvDRAW):
-            out.update({f"kl_iter_{t}": v for t, v in enumerate(kl, 1)})
-        return {("" if k.startswith("kl_iter") else "test_") + k: v for k, v in out.items()}
+        parts = {f"kl_part_{g}": float(sum(kl[i] for i in p)) for g, p in enumerate(model.code_order(kl).kl, 1)}
+        return {**{f"test_{k}": v for k, v in out.items()}, **parts}
     return score
 
 
@@ -189,7 +190,7 @@ run.savefig(fig, "training_curves")
 # the prior *mean* and once with prior *samples*.
 
 # %%
-kl_iter = {f"{d}_convdraw": [outs["convdraw"].summary[f"kl_iter_{t}"] for t in range(1, iterations + 1)]
+kl_iter = {f"{d}_convdraw": [outs["convdraw"].summary[f"kl_part_{t}"] for t in range(1, iterations + 1)]
            for d, outs in likelihood.items()}
 fig = plots.lines_by_group(kl_iter, "KL of iteration t (nats)", xlabel="iteration t",
                            title="bits spent per iteration (test images)")

@@ -72,7 +72,6 @@ from c2f import data, plots
 from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate, kl_active_units
 from c2f.experiment import Trial, run_trials, seed_list
 from c2f.findings import ch08
-from c2f.models import DVAE
 from c2f.models.factory import synthesis_model
 from c2f.stats import ranking
 from c2f.synthesis import FAMILIES, accuracy_within, prefix_measures, probe
@@ -166,12 +165,11 @@ print(", ".join(f"{f} {n:,}" for f, n in n_params.items()) + " parameters")
 def score(model, s):  # every seed's model on the same binarization and importance samples (seed 0)
     m = evaluate(model, test, iw_samples=iw_samples, seed=0, iw_batch=iw_batch, per_image=True)
     kl = m.pop("kl_per_dim")
-    out = {f"mnist/test_{k}": v for k, v in m.items()}
-    if isinstance(model, DVAE):  # a clustering model: its clusters matched to the classes (Hungarian method)
+    out, order = {f"mnist/test_{k}": v for k, v in m.items()}, model.code_order(kl)
+    if order.clusters:  # a clustering model: its clusters matched to the classes (Hungarian method)
         out["mnist/cluster_accuracy"] = cluster_accuracy(*cluster_assignments(model, test), 10)
     else:
         out["mnist/kl_active_units"] = kl_active_units(kl)
-    order = model.code_order(kl)
     curve = prefix_measures(model, order, kl, test, probe_train)
     for g, c in enumerate(curve, 1):
         out.update({f"mnist/prefix_kl_nats@{g}": c["kl_nats"], f"mnist/prefix_recon_nats@{g}": c["recon_nats"],
@@ -209,7 +207,8 @@ def row(f):
              "bits/dim": describe(s, "mnist/test_bits_per_dim", digits=3), "KL": describe(s, "mnist/test_kl_nats"),
              "KL-active": describe(s, "mnist/kl_active_units", digits=1) if "mnist/kl_active_units" in s else "–",
              "class accuracy (probe)": describe(s, f"mnist/probe_accuracy@{n_parts}", digits=3),
-             "cluster accuracy": describe(s, "mnist/cluster_accuracy", digits=3) if f == "dvae_st" else "–",
+             "cluster accuracy": describe(s, "mnist/cluster_accuracy", digits=3) if "mnist/cluster_accuracy" in s
+             else "–",
              "s / epoch": f"{secs[f]:.1f}"}
     return cells
 
