@@ -160,9 +160,9 @@ for name in likelihood_datasets:
         print(f"{name:9s} {model_name:9s} {parameter_count(out.model):>9,} "
               f"parameters: test ELBO {out.summary['test_elbo_nats']:8.2f}, NLL (K={iw_samples}) "
               f"{out.summary['test_nll_nats']:8.2f} nats")
-print(f"budget per seed and data set: {len(train):,} training images in batches of {batch_size}; Conv-DRAW "
-      f"{epochs} epochs ({epochs * -(-len(train) // batch_size)} steps), the VAEs {vae_epochs} epochs; "
-      f"{len(test)} test images, K = {iw_samples}; {n_seeds} seed(s)")
+print(f"budget per seed and data set: {f'{train_size:,}' if train_size else 'all the'} training images in "
+      f"batches of {batch_size}; Conv-DRAW {epochs} epochs, the VAEs {vae_epochs}; "
+      f"{f'{test_size:,}' if test_size else 'all the'} test images, K = {iw_samples}; {n_seeds} seed(s)")
 
 # %% [markdown]
 # The table puts the numbers side by side (nats; lower NLL is better; mean ± std over seeds where there are
