@@ -432,8 +432,9 @@ n_draw = parameter_count(ConvDRAW(cfg))
 n_vae = parameter_count(VAE(VAEConfig(arch="conv", latent_dim=total_latents)))
 lines = ["**Criticism 1: a VAE with as many latents.** " + "; ".join(findings.likelihood_gaps(
     likelihood, total_latents, iw_samples)) + f". The VAE has {n_vae:,} parameters, Conv-DRAW {n_draw:,}, and both "
-    f"learned from {len(train):,} images of each data set: at that budget the comparison is one of fitting little "
-    "data, and only the full-data profiles answer the criticism at the paper's scale."]
+    f"learned from {f'{train_size:,} images' if train_size else 'all the images'} of each data set" + (
+        ": at that budget the comparison is one of fitting little data, and only the full-data profiles answer "
+        "the criticism at the paper's scale." if train_size else ".")]
 if "omniglot" in likelihood:
     lines.append(findings.target([r["test_nll_nats_per_image"] for r in likelihood["omniglot"]["convdraw"].runs],
                                  run.profile) + ".")
