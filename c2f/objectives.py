@@ -104,13 +104,15 @@ class Progressive(LatentVariableModel, Protocol):
 class CodeOrder:
     """A model's code in parts, coarse first. Part i has the columns ``features[i]`` of ``model.latent_means``
     and ``kl[i]`` of the per-dimension KL (``evaluate(...)["kl_per_dim"]``); ``log_px(x, g)`` is the per-image
-    log p(x | first g parts at their posterior means, the rest completed by the model)."""
+    log p(x | first g parts at their posterior means, the rest completed by the model). ``clusters`` says the
+    model is a clustering model (``model.cluster(x)``, its first part): it is also scored by cluster accuracy."""
 
     kind: str  # how the order is defined, in words
     labels: list[str]  # one per part
     features: list[list[int]]
     kl: list[list[int]]
     log_px: Callable[[torch.Tensor, int], torch.Tensor]
+    clusters: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -85,8 +85,8 @@ TOLERANCES: list[Tolerance] = [
     # chapter 06: mean numbers of pixels that change when the noise, z or the image is redrawn
     Tolerance(r".*/pixels_(between_test_images|changed_by_noise|changed_by_z)", 2.0,
               kind="pixels changed by a redraw (mean count)"),
-    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+|kl_iter_\d+)(_std)?", 0.01, spread=0.0032,
-              kind="KL of one layer, group or iteration of latents (nats)"),
+    Tolerance(r".*/(kl_layer_\d+|kl_group_\d+|kl_iter_\d+|kl_part_\d+)(_std)?", 0.01, spread=0.0032,
+              kind="KL of one layer, group, iteration or part of latents (nats)"),
     Tolerance(r".*/(test_)?kl_nats(_std)?", 0.15, spread=0.05, kind="KL of a model (nats)"),
     Tolerance(r".*/(test_|train_|completed_)?(elbo|nll|recon|log_likelihood)_nats(@\d+)?(_std|_worst)?", 0.6,
               spread=0.19, kind="ELBO, NLL, reconstruction (nats)"),

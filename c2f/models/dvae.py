@@ -252,7 +252,7 @@ class DVAE(nn.Module):
             if self.cfg.transform:
                 t = self.transform_posterior(x).mean if g > 1 else self.transform_prior(len(x)).mean
             return self.decode(F.one_hot(self.cluster(x), k).float(), self.components(t)).log_prob(x)
-        return CodeOrder("class, then transformation", labels, features, kl, log_px)
+        return CodeOrder("class, then transformation", labels, features, kl, log_px, clusters=True)
 
     def cluster(self, x) -> torch.Tensor:
         """The cluster of each image: argmax_z q(z | x), [B]."""

@@ -66,3 +66,13 @@ def test_one_seed_with_per_image_values_compares_over_the_test_images():
     assert lines[0].startswith("likelihoods: PixelVAE is better by 4.62 nats")
     assert "over 4 test images, one seed" in lines[0]
     assert "no difference between PixelVAE and conv VAE at this budget" in lines[1]
+
+
+def test_dynamic_line_compares_through_the_interval_and_states_the_shift():
+    dyn = outcomes({"vae_conv": [120.0, 122.0, 121.0], "pixelvae": [90.0, 91.0, 92.0]})
+    line = ch06.dynamic_line(dyn, {"vae_conv": 119.0, "pixelvae": 92.0}, LABELS, 10)
+    assert line.startswith("dynamic MNIST (K=10): PixelVAE is better by 30.00 nats")
+    assert line.endswith("conv VAE +2.00, PixelVAE -1.00 nats")
+    one = ch06.dynamic_line(outcomes({"vae_conv": [120.0], "pixelvae": [90.0]}), {"vae_conv": 1, "pixelvae": 1},
+                            LABELS, 10)
+    assert "better" not in one

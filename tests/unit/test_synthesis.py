@@ -95,6 +95,7 @@ def test_every_family_has_an_order_whose_whole_code_is_the_model(family):
         assert len(order.labels) == len(order.features) == len(order.kl) >= 2
         assert torch.allclose(order.log_px(x, len(order)), own_log_px(model, x), atol=1e-3)
         assert order.log_px(x, 1).shape == (6,)
+        assert order.clusters == hasattr(model, "cluster")  # chapter 08 asks the order, not the class
 
 
 def test_synthesis_asks_the_models_for_their_order():
