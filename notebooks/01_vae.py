@@ -64,8 +64,8 @@ device = run.device
 #
 # The benchmark of the VAE literature is MNIST with binary pixels. We use *dynamic* binarization: every
 # time an image is drawn for training, each pixel is re-sampled as a Bernoulli variable with the grey
-# level as its probability {cite}`burda2016iwae`. This acts as data augmentation and gives numbers about
-# 2 nats better than Larochelle's fixed binarization {cite}`larochelle2011nade`, so the two are never
+# level as its probability {cite}`burda2016iwae`. This acts as data augmentation; the IWAE code's README reports
+# numbers about 2 nats better than on Larochelle's fixed binarization {cite}`larochelle2011nade`, so the two are never
 # mixed in one table. The last 10,000 training images are held out as the validation split; evaluation
 # uses one fixed binarization (seed 0) of the test images so that every number repeats.
 
