@@ -66,7 +66,7 @@ from c2f.evaluate import (evaluate, evaluate_prefixes, latent_means, marginal_be
 from c2f.experiment import Trial, parameter_count, run_trials, seed_list
 from c2f.experiment import splits as experiment_splits
 from c2f.findings import ch02 as findings
-from c2f.models import PCAAE, GroupedVAE, PCAAEConfig, ProgressiveConfig
+from c2f.models import PCAAE, PCAAEConfig, ProgressiveConfig
 from c2f.models.pcaae import pca_reconstruction_errors
 from c2f.models.progressive import make_variant
 from c2f.plots import decoded_rows, pair_traversal
@@ -191,13 +191,13 @@ def trials(names, base, n_epochs):
 
 
 def scorer(test, valid):
-    """Prefix metrics of every model; for the Standard VAE also the fair control: its groups ordered by
-    their KL on the validation images, the groups not yet kept drawn from the prior."""
+    """Prefix metrics of every model; for a model whose groups have no order of their own (the Standard VAE)
+    also the fair control: its groups ordered by their KL on the validation images, the groups not yet kept
+    drawn from the prior."""
     def score(model, s):
         out = evaluate_prefixes(model, test, iw_samples=iw_samples, seed=s, per_image=True)  # for comparisons
-        if isinstance(model, GroupedVAE):
-            kl = model.kl_groups(torch.tensor(evaluate(model, valid, seed=s)["kl_per_dim"]))
-            order = kl.argsort(descending=True).tolist()
+        if not model.ordered_groups:
+            order = model.groups_by_kl(evaluate(model, valid, seed=s)["kl_per_dim"])
             curve = prior_completed_curve(model, test, order, seed=s, per_image=True)  # the ELBO only
             out.update({f"completed_elbo_nats@{g}": c["elbo_nats"] for g, c in enumerate(curve, 1)})
             out.update({f"completed_elbo_nats@{g}_per_image": c["elbo_nats_per_image"] for g, c in enumerate(curve, 1)})
