@@ -162,12 +162,8 @@ print(f"budget: every model and ablation trains {epochs} epochs ({epochs * steps
 # about the architecture. The LVAE is also trained without warm-up, without batch norm, and without either.
 
 # %%
-def build(kind, batch_norm=True):
-    return hierarchy_model(kind, run.params, batch_norm=batch_norm)
-
-
 def trial(name, kind, batch_norm=True, warmup=warmup_epochs, n_epochs=epochs):
-    return Trial(name, lambda: build(kind, batch_norm).to(device),
+    return Trial(name, lambda: hierarchy_model(kind, run.params, batch_norm=batch_norm).to(device),
                  TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=warmup))
 
 
