@@ -63,8 +63,7 @@ import c2f
 from c2f import plots
 from c2f.evaluate import (evaluate, evaluate_prefixes, latent_means, marginal_bernoulli_log_likelihood,
                           prior_completed_curve)
-from c2f.experiment import Trial, parameter_count, run_trials, seed_list
-from c2f.experiment import splits as experiment_splits
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch02 as findings
 from c2f.models import PCAAE, PCAAEConfig, ProgressiveConfig
 from c2f.models.pcaae import pca_reconstruction_errors
@@ -95,11 +94,7 @@ seeds = seed_list(seed, n_seeds)
 # on a GPU, trains them for 100 epochs on all the data).
 
 # %%
-def splits(name, binarize):
-    return experiment_splits(name, device=device, train_size=train_size, test_size=test_size, binarize=binarize)
-
-
-train, valid, test = splits("mnist", "dynamic")
+train, valid, test = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="dynamic")
 print(f"MNIST: {len(train)} training, {len(valid)} validation and {len(test)} test images")
 steps = math.ceil(len(train) / batch_size)
 print(f"Budget: {n_seeds} seed(s) per model; per seed {len(train)} training images, {epochs} epochs "
@@ -430,7 +425,7 @@ for n, c in corr.items():  # the figures' model is the first seed's: its own KL 
 # weight that $\lambda_{\text{cov}} = 1$ would have if the error were averaged over pixels instead.
 
 # %%
-train_g, _, test_g = splits("mnist", "none")
+train_g, _, test_g = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="none")
 
 
 def pcaae_name(w):
@@ -485,7 +480,8 @@ run.savefig(fig, "pcaae_compression")
 
 # %%
 if fashion_models:
-    f_train, f_valid, f_test = splits("fashion_mnist", "dynamic")
+    f_train, f_valid, f_test = splits("fashion_mnist", device=device, train_size=train_size, test_size=test_size,
+                                      binarize="dynamic")
     f_no_latents = marginal_bernoulli_log_likelihood(f_train, f_test)
     run.log("fashion_no_latents", {"test_log_likelihood_nats": f_no_latents})
     f_results = run_trials(trials(fashion_models, base, fashion_epochs), f_train, seeds=seeds,
@@ -520,7 +516,8 @@ if fashion_models:
 
 # %%
 if cb_models:
-    c_train, c_valid, c_test = splits("mnist", "none")
+    c_train, c_valid, c_test = splits("mnist", device=device, train_size=train_size, test_size=test_size,
+                                      binarize="none")
     cb_base = ProgressiveConfig(**{**base.__dict__, "likelihood": "continuous_bernoulli"})
     c_results = run_trials(trials(cb_models, cb_base, cb_epochs), c_train, seeds=seeds,
                            score=lambda m, s: evaluate_prefixes(m, c_test, iw_samples=iw_samples, seed=s), run=run,

@@ -59,8 +59,7 @@ import torch
 import c2f
 from c2f import codec, plots
 from c2f.evaluate import describe, effect_consistency, evaluate
-from c2f.experiment import Trial, parameter_count, run_trials, seed_list
-from c2f.experiment import splits as experiment_splits
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch03 as findings
 from c2f.models import VAE, ConvDRAW, ConvDRAWConfig, ProgressiveConfig, VAEConfig
 from c2f.models.progressive import make_variant
@@ -129,11 +128,6 @@ print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} la
 # grey-level model of section 3).
 
 # %%
-def splits(name, binarize=None, n_train=train_size):
-    return experiment_splits(name, device=device, train_size=n_train, test_size=test_size, binarize=binarize,
-                             parts=("train", "test"))
-
-
 def likelihood_score(test):
     """The score of chapter 01's protocol on `test`, plus the KL of every part of the model's code, coarse first,
     as the model orders it (`code_order`: Conv-DRAW's iterations, a VAE's units by KL)."""
@@ -148,7 +142,7 @@ def likelihood_score(test):
 # %%
 likelihood = {}
 for name in likelihood_datasets:
-    train, test = splits(name)
+    train, test = splits(name, device=device, train_size=train_size, test_size=test_size, parts=("train", "test"))
     vaes = {"vae_same": total_latents, "vae_conv": 32}
     trials = [Trial("convdraw", lambda: ConvDRAW(cfg).to(device), train_cfg)] + [
         Trial(b, lambda d=vaes[b]: VAE(VAEConfig(arch="conv", latent_dim=d)).to(device),
@@ -218,7 +212,7 @@ def iteration_figures(model, x, tag):
 
 
 for d, outs in likelihood.items():
-    _, test = splits(d)
+    (test,) = splits(d, device=device, test_size=test_size, parts=("test",))
     iteration_figures(outs["convdraw"].model, test.fixed_binarization(seed).x[:n_show], d)
 
 # %% [markdown]
@@ -242,12 +236,8 @@ for d, outs in likelihood.items():
 # {cite}`townsend2019bitsback` approaches over many images, and the rate a curve drawn from the ELBO shows.
 
 # %%
-def grey_splits(name, n_train=train_size):
-    """8-bit grey images (the Omniglot resize is rounded to 8 bits too)."""
-    return [replace(s, x=(s.x * 255).round() / 255) for s in splits(name, "none", n_train)]
-
-
-grey_train, grey_test = grey_splits("mnist")
+grey_train, grey_test = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="none",
+                               parts=("train", "test"), bits=8)  # 8-bit grey images
 grey_cfg = replace(cfg, likelihood="discretized_logistic")
 grey = run_trials([Trial("convdraw", lambda: ConvDRAW(grey_cfg).to(device), train_cfg)], grey_train, seeds=seeds,
                   score=likelihood_score(grey_test), key="03-mnist_grey", retrain=retrain)["convdraw"]
@@ -348,7 +338,7 @@ display(pd.DataFrame(account).T.style.format("{:.1f}", na_rep="–").set_caption
 # %%
 ood = {}
 for d in ood_datasets:
-    _, te = grey_splits(d, n_train=1)
+    (te,) = splits(d, device=device, test_size=test_size, binarize="none", parts=("test",), bits=8)  # Omniglot: rounded
     bpd = evaluate(grey.model, te, seed=seed)["bits_per_dim"]
     _, c_ood, f_ood = codec_curves(grey.model, te.x[:codec_images], d, sorted({p.extra["delta"] for p in front}))
     ood[d] = (f_ood, c_ood, bpd)
@@ -372,7 +362,8 @@ print(f"ELBO bits per pixel of the grey-MNIST model: MNIST {in_bpd:.2f}, "
 # binarized MNIST images) the latent of group $g$, the same way.
 
 # %%
-mnist_train, mnist_test = splits("mnist")
+mnist_train, mnist_test = splits("mnist", device=device, train_size=train_size, test_size=test_size,
+                                 parts=("train", "test"))
 rnn = run_trials([Trial("rnn", lambda: make_variant("rnn", ProgressiveConfig()).to(device),
                         replace(train_cfg, epochs=rnn_epochs, batch_size=128, lr=1e-3))],
                  mnist_train, seeds=seeds[:1], score=lambda m, s: {}, key="03-mnist")["rnn"].model
