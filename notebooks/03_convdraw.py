@@ -49,7 +49,6 @@ n_show = 8  # test images in the image figures
 retrain = False  # ignore cached checkpoints and train again
 
 # %%
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -258,12 +257,11 @@ print(f"grey-level MNIST: test NLL {grey.summary['test_nll_nats']:.1f} nats (K={
 # %%
 def codec_curves(model, x, tag, deltas=codec_deltas):
     """Every codec on images x (the learned one for each Δ), logged; the rate–distortion figure saved."""
-    learned, classic = codec.codec_curves(model, x, deltas)
+    learned, classic, front = codec.codec_curves(model, x, deltas)
     for name, metrics in codec.curve_metrics(learned, classic, tag).items():
         run.log(name, metrics)
-    fig, front = codec.rd_figure(learned, classic, f"{tag}: rate–distortion on {len(x)} test images "
-                                                   "(every byte counted)")
-    run.savefig(fig, f"rate_distortion_{tag}")
+    run.savefig(plots.rate_distortion(learned, classic, front, f"{tag}: rate–distortion on {len(x)} test images "
+                                      "(every byte counted)"), f"rate_distortion_{tag}")
     return learned, classic, front
 
 
@@ -280,9 +278,9 @@ print(f"learned codec: {sum(len(p) for p in learned.values())} settings × {code
 
 # %%
 def low_rate_gains(front, classic, tag):
+    """The table of :func:`c2f.codec.low_rate_gains`, its finite gains logged."""
     rows = codec.low_rate_gains(front, classic)
-    run.log(f"codec/convdraw/{tag}", {f"psnr_gain_vs_{c}@low": r["PSNR gain (dB)"] for c, r in rows.items()
-                                      if math.isfinite(r["PSNR gain (dB)"])})
+    run.log(f"codec/convdraw/{tag}", codec.gain_metrics(rows))
     return pd.DataFrame(rows).T
 
 
@@ -314,17 +312,7 @@ run.savefig(fig, "equal_rate_mnist")
 # %%
 model_bytes = codec.model_size_bytes(grey.model)
 best = front[-1]
-account = {}
-for c, pts in classic.items():
-    need = codec.bytes_at_psnr(pts, best.psnr)
-    saving = need - best.bytes
-    account[c] = {"bytes at Conv-DRAW's best PSNR": need, "saving per image (bytes)": saving,
-                  "images until the model pays off": model_bytes / saving if saving > 0 else float("inf"),
-                  "encode (ms/image)": np.mean([p.encode_ms for p in pts]),
-                  "decode (ms/image)": np.mean([p.decode_ms for p in pts])}
-account["convdraw"] = {"bytes at Conv-DRAW's best PSNR": best.bytes,
-                       "encode (ms/image)": np.mean([p.encode_ms for p in front]),
-                       "decode (ms/image)": np.mean([p.decode_ms for p in front])}
+account = codec.accounting(front, classic, model_bytes)
 run.log("codec/convdraw", {"model_bytes": model_bytes})
 display(pd.DataFrame(account).T.style.format("{:.1f}", na_rep="–").set_caption(
     f"the model weighs {model_bytes:,} bytes (float32); rates at {best.psnr:.1f} dB PSNR"))

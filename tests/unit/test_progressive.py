@@ -418,7 +418,8 @@ def test_an_unordered_model_orders_its_code_by_kl_and_a_prefix_decodes_those_gro
     kl_per_dim, x = [0.1, 0.2, 5.0, 0.0, 1.0, 1.0], batch()
     m = model("standard")
     code = m.code_order(kl_per_dim)
-    assert code.kl == code.features == [[2, 3], [4, 5], [0, 1]] and code.labels == ["group 2", "group 3", "group 1"]
+    assert code.kl == code.features == [[2, 3], [4, 5], [0, 1]]
+    assert code.labels == ["group 2", "group 3", "group 1"] and code.kind == "latent groups by KL, largest first"
     for g, subset in ((1, [1]), (2, [1, 2]), (3, [0, 1, 2])):
         assert torch.allclose(code.log_px(x, g).mean(), m.subset_log_likelihood(x, subset))
     ordered = model("single").code_order(kl_per_dim)
