@@ -65,9 +65,9 @@ from c2f.evaluate import (evaluate, evaluate_prefixes, latent_means, marginal_be
                           prior_completed_curve)
 from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch02 as findings
-from c2f.models import PCAAE, PCAAEConfig, ProgressiveConfig
+from c2f.models import PCAAE, PCAAEConfig
 from c2f.models.pcaae import pca_reconstruction_errors
-from c2f.models.progressive import make_variant
+from c2f.models.factory import progressive_model
 from c2f.plots import decoded_rows, pair_traversal
 from c2f.train import TrainConfig
 
@@ -175,12 +175,10 @@ print(f"no latents (pixel marginals of the training images): test log-likelihood
 # and the `full` profile reports their numbers.
 
 # %%
-base = ProgressiveConfig(groups=groups, group_size=group_size, hidden=tuple(hidden))
-
-
-def trials(names, base, n_epochs):
-    """One Trial per variant; Multiple trains each of its G models for `epochs_per_stage` epochs."""
-    return [Trial(n, build=lambda n=n: make_variant(n, base).to(device),
+def trials(names, n_epochs, **overrides):
+    """One Trial per variant (its configuration with `overrides`); Multiple trains each of its G models for
+    `epochs_per_stage` epochs."""
+    return [Trial(n, build=lambda n=n: progressive_model(n, run.params, **overrides).to(device),
                   train=TrainConfig(epochs=epochs_per_stage if n.startswith("multiple") else n_epochs,
                                     batch_size=batch_size, lr=lr)) for n in names]
 
@@ -202,7 +200,7 @@ def scorer(test, valid):
 
 
 # %%
-results = run_trials(trials(models, base, epochs), train, seeds=seeds, score=scorer(test, valid), run=run, key="02",
+results = run_trials(trials(models, epochs), train, seeds=seeds, score=scorer(test, valid), run=run, key="02",
                      valid=valid, retrain=retrain)
 summaries = {n: r.summary for n, r in results.items()}
 trained = {n: r.model for n, r in results.items()}
@@ -484,7 +482,7 @@ if fashion_models:
                                       binarize="dynamic")
     f_no_latents = marginal_bernoulli_log_likelihood(f_train, f_test)
     run.log("fashion_no_latents", {"test_log_likelihood_nats": f_no_latents})
-    f_results = run_trials(trials(fashion_models, base, fashion_epochs), f_train, seeds=seeds,
+    f_results = run_trials(trials(fashion_models, fashion_epochs), f_train, seeds=seeds,
                            score=scorer(f_test, f_valid), run=run, key="02-fashion", valid=f_valid, retrain=retrain,
                            log_prefix="fashion_")
     f_summaries = {n: r.summary for n, r in f_results.items()}
@@ -518,8 +516,7 @@ if fashion_models:
 if cb_models:
     c_train, c_valid, c_test = splits("mnist", device=device, train_size=train_size, test_size=test_size,
                                       binarize="none")
-    cb_base = ProgressiveConfig(**{**base.__dict__, "likelihood": "continuous_bernoulli"})
-    c_results = run_trials(trials(cb_models, cb_base, cb_epochs), c_train, seeds=seeds,
+    c_results = run_trials(trials(cb_models, cb_epochs, likelihood="continuous_bernoulli"), c_train, seeds=seeds,
                            score=lambda m, s: evaluate_prefixes(m, c_test, iw_samples=iw_samples, seed=s), run=run,
                            key="02-cb", valid=c_valid, retrain=retrain, log_prefix="cb_")
     reference = {"standard": 3.287, "rnn": 3.241}

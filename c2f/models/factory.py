@@ -12,9 +12,32 @@ from typing import Any, Mapping
 
 import c2f.models as m
 
+VAE_ARCHS = ("mlp", "conv")
 HIERARCHY_KINDS = ("vae", "hvae", "markov_hvae", "lvae", "vlae", "svae", "msvae")
 SYNTHESIS_FAMILIES = ("vae", "convdraw", "multiple", "single", "rnn", "quotient", "hvae", "lvae", "vlae", "pixelvae",
                       "dvae_st")
+
+
+def vae_model(arch: str, p: Mapping[str, Any], **overrides):
+    """Chapter 01's VAEs from its parameters `p` (``latent_dim``; ``mlp_hidden`` for the MLP, ``conv_channels``
+    and ``conv_features`` for the convolutional one); `overrides` replace fields of the configuration (the 2-D
+    VAE: ``latent_dim=2``)."""
+    if arch == "mlp":
+        cfg = dict(arch="mlp", latent_dim=p["latent_dim"], hidden=tuple(p["mlp_hidden"]))
+    elif arch == "conv":
+        cfg = dict(arch="conv", latent_dim=p["latent_dim"], channels=tuple(p["conv_channels"]),
+                   conv_features=p["conv_features"])
+    else:
+        raise ValueError(f"unknown VAE architecture {arch!r}; choose one of {VAE_ARCHS}")
+    return m.VAE(m.VAEConfig(**{**cfg, **overrides}))
+
+
+def progressive_model(variant: str, p: Mapping[str, Any], **overrides):
+    """Chapter 02's variants (:data:`c2f.models.progressive.VARIANTS`) from its parameters `p` (``groups``,
+    ``group_size``, ``hidden``); `overrides` replace fields of the configuration (e.g. the likelihood)."""
+    from c2f.models.progressive import make_variant
+    return make_variant(variant, m.ProgressiveConfig(groups=p["groups"], group_size=p["group_size"],
+                                                     hidden=tuple(p["hidden"]), **overrides))
 
 
 def hierarchy_model(kind: str, p: Mapping[str, Any], *, batch_norm: bool = True, image_shape=(1, 28, 28)):
