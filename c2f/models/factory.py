@@ -1,5 +1,5 @@
-"""The model factories of the chapters that compare families: each builds a family's model from the
-chapter's parameters (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
+"""The model factories of the chapters (01's VAEs, 02's progressive variants, 04's hierarchies, 08's
+families): each builds a family's model from the chapter's parameters (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
 the chapter and the GPU sizing (``benchmarks/gpu_sizing.py``) build the same models.
 
 A family's model module is imported only when it is built (through the lazy :mod:`c2f.models`), so a chapter's
