@@ -18,10 +18,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from c2f.book.chapters import declared_parameters
-from c2f.models import AIR, DVAE, VAE, AIRConfig, DVAEConfig, ProgressiveConfig, VAEConfig
-from c2f.models.factory import HIERARCHY_KINDS, SYNTHESIS_FAMILIES, hierarchy_model, synthesis_model
-from c2f.models.progressive import make_variant
+from c2f.book.chapters import declared_parameters, resolve_parameters
+from c2f.models import AIR, DVAE, AIRConfig, DVAEConfig
+from c2f.models.factory import (HIERARCHY_KINDS, SYNTHESIS_FAMILIES, hierarchy_model, progressive_model,
+                                synthesis_model, vae_model)
 from c2f.train import TrainConfig, clip_gradients, make_optimizer
 
 US_PER_OP, SYNC_MS, TRAIN_FLOPS, EVAL_FLOPS = 15.0, 0.3, 50e12, 25e12
@@ -38,13 +38,13 @@ class _CountOps(TorchDispatchMode):
 
 
 def models() -> dict:
-    """Chapters 01, 02, 05 and 07 at their `gpu` profiles' architectures; chapters 04 and 08 as their own
-    factories build them from their declared parameters (which their gpu profiles keep)."""
-    progressive = ProgressiveConfig(groups=10, group_size=1, hidden=(256,))
-    out = {"01 vae_mlp": lambda: VAE(VAEConfig(arch="mlp", latent_dim=50, hidden=(512, 256))),
-           "01 vae_conv": lambda: VAE(VAEConfig(arch="conv", latent_dim=50, channels=(64, 128), conv_features=512))}
+    """Chapters 01 and 02 as their factories build them from their `gpu` profiles' parameters, 05 and 07 at
+    their `gpu` profiles' architectures; chapters 04 and 08 as their own factories build them from their
+    declared parameters (which their gpu profiles keep)."""
+    p01, p02 = resolve_parameters("01_vae", "gpu"), resolve_parameters("02_progressive", "gpu")
+    out = {f"01 vae_{arch}": (lambda arch=arch: vae_model(arch, p01)) for arch in ("mlp", "conv")}
     for name in ("standard", "single", "single_steps", "multiple_combined", "rnn", "rnn_nor", "quotient"):
-        out[f"02 {name}"] = lambda name=name: make_variant(name, progressive)
+        out[f"02 {name}"] = lambda name=name: progressive_model(name, p02)
     p04 = declared_parameters("04_hierarchical")
     for kind in HIERARCHY_KINDS:
         out[f"04 {kind}"] = lambda kind=kind: hierarchy_model(kind, p04)

@@ -276,12 +276,13 @@ def classic_roundtrip(images: np.ndarray, codec: str, setting) -> tuple[np.ndarr
 # --- comparing the learned codec with the classic ones ------------------------------------------------------
 
 
-def codec_curves(model, x: torch.Tensor, deltas) -> tuple[dict, dict]:
+def codec_curves(model, x: torch.Tensor, deltas) -> tuple[dict, dict, list[CodecPoint]]:
     """Every codec on images `x` [N, 1, H, W] in [0, 1]: the learned one for each grid step Δ in `deltas`
-    ({Δ: points}) and the classic ones ({codec: points})."""
+    ({Δ: points}), the classic ones ({codec: points}) and the learned codec's best curve over Δ (:func:`pareto`;
+    its figure is :func:`c2f.plots.rate_distortion`)."""
     learned = {d: model_curve(model, x, d) for d in deltas}
     classic = {c: classic_curve(to_uint8(x), c) for c in CLASSIC}
-    return learned, classic
+    return learned, classic, pareto([p for pts in learned.values() for p in pts])
 
 
 def curve_metrics(learned: dict, classic: dict, tag: str) -> dict[str, dict]:
@@ -294,29 +295,6 @@ def curve_metrics(learned: dict, classic: dict, tag: str) -> dict[str, dict]:
     out.update({f"codec/{c}/{tag}": {f"{k}@{p.setting}": v for p in pts for k, v in row(p)}
                 for c, pts in classic.items()})
     return out
-
-
-def rd_figure(learned: dict, classic: dict, title: str):
-    """PSNR and SSIM against real bits per image (log scale): the learned codec's best curve over Δ, its
-    theoretical rate (the KL) at the Δ that reaches the highest PSNR, and every classic codec.
-    Returns the figure and the learned codec's best curve (:func:`pareto`)."""
-    from c2f import plots  # the figure only: the codec itself needs no matplotlib
-
-    front = pareto([p for pts in learned.values() for p in pts])
-    best = max(learned, key=lambda d: max(p.psnr for p in learned[d]))
-    fig, axes = plots.plt.subplots(1, 2, figsize=(13, 4))
-    for ax, key in zip(axes, ("psnr", "ssim")):
-        curves = {"convdraw (real bits)": ([p.bits for p in front], [getattr(p, key) for p in front]),
-                  f"convdraw KL, Δ={best} (theoretical)": ([p.extra["kl_bits"] for p in learned[best]],
-                                                           [getattr(p, key) for p in learned[best]])}
-        curves.update({c: ([p.bits for p in pts], [getattr(p, key) for p in pts]) for c, pts in classic.items()})
-        plots.rate_curves(curves, "bits per image", key.upper(), ax=ax, dashed=[n for n in curves if "KL" in n])
-        ax.set_xscale("log")
-    axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 50))  # lossless settings (infinite PSNR) run off the top
-    axes[0].get_legend().remove()
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig, front
 
 
 def low_rate_gains(front: list[CodecPoint], classic: dict) -> dict[str, dict]:
@@ -332,6 +310,30 @@ def low_rate_gains(front: list[CodecPoint], classic: dict) -> dict[str, dict]:
                    "Conv-DRAW PSNR (dB)": mine.psnr,
                    "PSNR gain (dB)": mine.psnr - low.psnr if mine.bits <= low.bits else float("nan"),
                    "bytes where it passes Conv-DRAW's best": min(above) / 8 if above else float("nan")}
+    return rows
+
+
+def gain_metrics(rows: dict[str, dict]) -> dict[str, float]:
+    """The record's metrics of :func:`low_rate_gains`: ``psnr_gain_vs_<codec>@low`` where the gain is finite."""
+    return {f"psnr_gain_vs_{c}@low": r["PSNR gain (dB)"] for c, r in rows.items() if math.isfinite(r["PSNR gain (dB)"])}
+
+
+def accounting(front: list[CodecPoint], classic: dict, model_bytes: int) -> dict[str, dict]:
+    """The learned codec's fixed cost against what it saves: per classic codec, the bytes it needs for the PSNR
+    of the learned codec's best point (``front[-1]``), the saving per image, the images until the model's
+    `model_bytes` pay off (inf: never) and the mean encode and decode time per image; the learned codec's own
+    row (``convdraw``) has its bytes and times."""
+    best, rows = front[-1], {}
+    for c, pts in classic.items():
+        need = bytes_at_psnr(pts, best.psnr)
+        saving = need - best.bytes
+        rows[c] = {"bytes at Conv-DRAW's best PSNR": need, "saving per image (bytes)": saving,
+                   "images until the model pays off": model_bytes / saving if saving > 0 else float("inf"),
+                   "encode (ms/image)": np.mean([p.encode_ms for p in pts]),
+                   "decode (ms/image)": np.mean([p.decode_ms for p in pts])}
+    rows["convdraw"] = {"bytes at Conv-DRAW's best PSNR": best.bytes,
+                        "encode (ms/image)": np.mean([p.encode_ms for p in front]),
+                        "decode (ms/image)": np.mean([p.decode_ms for p in front])}
     return rows
 
 

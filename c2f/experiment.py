@@ -87,15 +87,21 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def splits(name: str, *, device, train_size: int = 0, test_size: int = 0, binarize: str | None = None,
-           parts: Sequence[str] = ("train", "valid", "test")) -> tuple[ImageSet, ...]:
+           parts: Sequence[str] = ("train", "valid", "test"), bits: int | None = None) -> tuple[ImageSet, ...]:
     """A chapter's data: the `parts` of data set `name` (see :func:`c2f.data.load`), in that order, the
     training split cut to its first `train_size` images and every other part to its first `test_size`
-    (0: all of it)::
+    (0: all of it). With `bits` (grey levels, ``binarize="none"``) every pixel is rounded to the nearest of
+    the 2**bits levels k / (2**bits − 1): ``bits=8`` gives the 8-bit images a codec compresses (a resized
+    data set such as Omniglot has levels in between)::
 
         train, valid, test = splits("mnist", device=device, train_size=train_size, test_size=test_size)
     """
     sets = [datasets.load(name, part, device=device, binarize=binarize) for part in parts]
-    return tuple(s.subset(train_size if part == "train" else test_size) for part, s in zip(parts, sets))
+    sets = [s.subset(train_size if part == "train" else test_size) for part, s in zip(parts, sets)]
+    if bits is not None:
+        top = 2 ** bits - 1
+        sets = [replace(s, x=(s.x * top).round() / top) for s in sets]
+    return tuple(sets)
 
 
 def train_model(model: nn.Module, data: ImageSet, cfg: TrainConfig, *, name: str, valid: ImageSet | None = None,

@@ -88,10 +88,13 @@ class Progressive(LatentVariableModel, Protocol):
     group g*: the groups after g are left out (they add nothing to the decoder: an absent group of a
     progressive VAE, an iteration of Conv-DRAW that never writes to the canvas), and their KL columns are 0.
     ``default_groups`` is how many groups are decoded when none is given (the trained ones), and
-    ``kl_groups(kl_dims)`` sums the KL columns of each group: [..., G]."""
+    ``kl_groups(kl_dims)`` sums the KL columns of each group: [..., G]. ``ordered_groups`` says whether the
+    training orders the groups, coarse first (False for a model trained on the full ELBO alone, whose groups
+    have no order of their own: its ``code_order`` ranks them by KL, and a chapter compares it in that order)."""
 
     num_groups: int
     default_groups: int
+    ordered_groups: bool
 
     def kl_groups(self, kl_dims: torch.Tensor) -> torch.Tensor: ...
 

@@ -315,6 +315,26 @@ def rate_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], xlab
     return ax.figure
 
 
+def rate_distortion(learned: dict, classic: dict, front: Sequence, title: str):
+    """PSNR and SSIM against real bits per image (log scale) of :func:`c2f.codec.codec_curves`: the learned
+    codec's best curve over Δ (`front`), its theoretical rate (the KL) at the Δ that reaches the highest PSNR,
+    and every classic codec ({codec: points})."""
+    best = max(learned, key=lambda d: max(p.psnr for p in learned[d]))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    for ax, key in zip(axes, ("psnr", "ssim")):
+        curves = {"convdraw (real bits)": ([p.bits for p in front], [getattr(p, key) for p in front]),
+                  f"convdraw KL, Δ={best} (theoretical)": ([p.extra["kl_bits"] for p in learned[best]],
+                                                           [getattr(p, key) for p in learned[best]])}
+        curves.update({c: ([p.bits for p in pts], [getattr(p, key) for p in pts]) for c, pts in classic.items()})
+        rate_curves(curves, "bits per image", key.upper(), ax=ax, dashed=[n for n in curves if "KL" in n])
+        ax.set_xscale("log")
+    axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 50))  # lossless settings (infinite PSNR) run off the top
+    axes[0].get_legend().remove()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 # --- images computed from a model with ordered latent groups (see c2f.models.progressive) ---------------
 
 

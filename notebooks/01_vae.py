@@ -53,7 +53,7 @@ from c2f import data, plots
 from c2f.evaluate import active_units, describe, evaluate, iw_curve, kl_active_units, latent_means
 from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch01 as findings
-from c2f.models import VAE, VAEConfig
+from c2f.models.factory import vae_model
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("01_vae", globals())
@@ -131,15 +131,13 @@ def score(model, s):
             "kl_active_units": kl_active_units(metrics["kl_per_dim"]), "variances": variances}
 
 
-def trial(name, cfg, epochs):
-    return Trial(name, lambda: VAE(cfg).to(device),
+def trial(name, arch, epochs):
+    return Trial(name, lambda: vae_model(arch, run.params).to(device),
                  TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
                              kl_warmup_epochs=kl_warmup_epochs))
 
 
-trials = [trial("vae_mlp", VAEConfig(arch="mlp", latent_dim=latent_dim, hidden=tuple(mlp_hidden)), epochs_mlp),
-          trial("vae_conv", VAEConfig(arch="conv", latent_dim=latent_dim, channels=tuple(conv_channels),
-                                      conv_features=conv_features), epochs_conv)]
+trials = [trial("vae_mlp", "mlp", epochs_mlp), trial("vae_conv", "conv", epochs_conv)]
 
 # %%
 results = run_trials(trials, train, seeds=seeds, score=score, run=run, key="01", valid=valid, retrain=retrain)
@@ -244,7 +242,7 @@ for name, model in models.items():
 # the test images, coloured by their (unused) labels, show which regions each class occupies.
 
 # %%
-trial_2d = Trial("vae_mlp_2d", lambda: VAE(VAEConfig(arch="mlp", latent_dim=2, hidden=tuple(mlp_hidden))).to(device),
+trial_2d = Trial("vae_mlp_2d", lambda: vae_model("mlp", run.params, latent_dim=2).to(device),
                  TrainConfig(epochs=epochs_2d, batch_size=batch_size, lr=lr))
 score_2d = lambda model, s: {f"test_{k}": v for k, v in evaluate(model, test, seed=s).items()  # noqa: E731
                              if k.endswith("nats")}

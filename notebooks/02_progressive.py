@@ -63,12 +63,11 @@ import c2f
 from c2f import plots
 from c2f.evaluate import (evaluate, evaluate_prefixes, latent_means, marginal_bernoulli_log_likelihood,
                           prior_completed_curve)
-from c2f.experiment import Trial, parameter_count, run_trials, seed_list
-from c2f.experiment import splits as experiment_splits
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch02 as findings
-from c2f.models import PCAAE, GroupedVAE, PCAAEConfig, ProgressiveConfig
+from c2f.models import PCAAE, PCAAEConfig
 from c2f.models.pcaae import pca_reconstruction_errors
-from c2f.models.progressive import make_variant
+from c2f.models.factory import progressive_model
 from c2f.plots import decoded_rows, pair_traversal
 from c2f.train import TrainConfig
 
@@ -95,11 +94,7 @@ seeds = seed_list(seed, n_seeds)
 # on a GPU, trains them for 100 epochs on all the data).
 
 # %%
-def splits(name, binarize):
-    return experiment_splits(name, device=device, train_size=train_size, test_size=test_size, binarize=binarize)
-
-
-train, valid, test = splits("mnist", "dynamic")
+train, valid, test = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="dynamic")
 print(f"MNIST: {len(train)} training, {len(valid)} validation and {len(test)} test images")
 steps = math.ceil(len(train) / batch_size)
 print(f"Budget: {n_seeds} seed(s) per model; per seed {len(train)} training images, {epochs} epochs "
@@ -180,24 +175,22 @@ print(f"no latents (pixel marginals of the training images): test log-likelihood
 # and the `full` profile reports their numbers.
 
 # %%
-base = ProgressiveConfig(groups=groups, group_size=group_size, hidden=tuple(hidden))
-
-
-def trials(names, base, n_epochs):
-    """One Trial per variant; Multiple trains each of its G models for `epochs_per_stage` epochs."""
-    return [Trial(n, build=lambda n=n: make_variant(n, base).to(device),
+def trials(names, n_epochs, **overrides):
+    """One Trial per variant (its configuration with `overrides`); Multiple trains each of its G models for
+    `epochs_per_stage` epochs."""
+    return [Trial(n, build=lambda n=n: progressive_model(n, run.params, **overrides).to(device),
                   train=TrainConfig(epochs=epochs_per_stage if n.startswith("multiple") else n_epochs,
                                     batch_size=batch_size, lr=lr)) for n in names]
 
 
 def scorer(test, valid):
-    """Prefix metrics of every model; for the Standard VAE also the fair control: its groups ordered by
-    their KL on the validation images, the groups not yet kept drawn from the prior."""
+    """Prefix metrics of every model; for a model whose groups have no order of their own (the Standard VAE)
+    also the fair control: its groups ordered by their KL on the validation images, the groups not yet kept
+    drawn from the prior."""
     def score(model, s):
         out = evaluate_prefixes(model, test, iw_samples=iw_samples, seed=s, per_image=True)  # for comparisons
-        if isinstance(model, GroupedVAE):
-            kl = model.kl_groups(torch.tensor(evaluate(model, valid, seed=s)["kl_per_dim"]))
-            order = kl.argsort(descending=True).tolist()
+        if not model.ordered_groups:
+            order = model.groups_by_kl(evaluate(model, valid, seed=s)["kl_per_dim"])
             curve = prior_completed_curve(model, test, order, seed=s, per_image=True)  # the ELBO only
             out.update({f"completed_elbo_nats@{g}": c["elbo_nats"] for g, c in enumerate(curve, 1)})
             out.update({f"completed_elbo_nats@{g}_per_image": c["elbo_nats_per_image"] for g, c in enumerate(curve, 1)})
@@ -207,7 +200,7 @@ def scorer(test, valid):
 
 
 # %%
-results = run_trials(trials(models, base, epochs), train, seeds=seeds, score=scorer(test, valid), run=run, key="02",
+results = run_trials(trials(models, epochs), train, seeds=seeds, score=scorer(test, valid), run=run, key="02",
                      valid=valid, retrain=retrain)
 summaries = {n: r.summary for n, r in results.items()}
 trained = {n: r.model for n, r in results.items()}
@@ -430,7 +423,7 @@ for n, c in corr.items():  # the figures' model is the first seed's: its own KL 
 # weight that $\lambda_{\text{cov}} = 1$ would have if the error were averaged over pixels instead.
 
 # %%
-train_g, _, test_g = splits("mnist", "none")
+train_g, _, test_g = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="none")
 
 
 def pcaae_name(w):
@@ -485,10 +478,11 @@ run.savefig(fig, "pcaae_compression")
 
 # %%
 if fashion_models:
-    f_train, f_valid, f_test = splits("fashion_mnist", "dynamic")
+    f_train, f_valid, f_test = splits("fashion_mnist", device=device, train_size=train_size, test_size=test_size,
+                                      binarize="dynamic")
     f_no_latents = marginal_bernoulli_log_likelihood(f_train, f_test)
     run.log("fashion_no_latents", {"test_log_likelihood_nats": f_no_latents})
-    f_results = run_trials(trials(fashion_models, base, fashion_epochs), f_train, seeds=seeds,
+    f_results = run_trials(trials(fashion_models, fashion_epochs), f_train, seeds=seeds,
                            score=scorer(f_test, f_valid), run=run, key="02-fashion", valid=f_valid, retrain=retrain,
                            log_prefix="fashion_")
     f_summaries = {n: r.summary for n, r in f_results.items()}
@@ -520,9 +514,9 @@ if fashion_models:
 
 # %%
 if cb_models:
-    c_train, c_valid, c_test = splits("mnist", "none")
-    cb_base = ProgressiveConfig(**{**base.__dict__, "likelihood": "continuous_bernoulli"})
-    c_results = run_trials(trials(cb_models, cb_base, cb_epochs), c_train, seeds=seeds,
+    c_train, c_valid, c_test = splits("mnist", device=device, train_size=train_size, test_size=test_size,
+                                      binarize="none")
+    c_results = run_trials(trials(cb_models, cb_epochs, likelihood="continuous_bernoulli"), c_train, seeds=seeds,
                            score=lambda m, s: evaluate_prefixes(m, c_test, iw_samples=iw_samples, seed=s), run=run,
                            key="02-cb", valid=c_valid, retrain=retrain, log_prefix="cb_")
     reference = {"standard": 3.287, "rnn": 3.241}

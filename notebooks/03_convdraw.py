@@ -49,7 +49,6 @@ n_show = 8  # test images in the image figures
 retrain = False  # ignore cached checkpoints and train again
 
 # %%
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -59,8 +58,7 @@ import torch
 import c2f
 from c2f import codec, plots
 from c2f.evaluate import describe, effect_consistency, evaluate
-from c2f.experiment import Trial, parameter_count, run_trials, seed_list
-from c2f.experiment import splits as experiment_splits
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch03 as findings
 from c2f.models import VAE, ConvDRAW, ConvDRAWConfig, ProgressiveConfig, VAEConfig
 from c2f.models.progressive import make_variant
@@ -129,11 +127,6 @@ print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} la
 # grey-level model of section 3).
 
 # %%
-def splits(name, binarize=None, n_train=train_size):
-    return experiment_splits(name, device=device, train_size=n_train, test_size=test_size, binarize=binarize,
-                             parts=("train", "test"))
-
-
 def likelihood_score(test):
     """The score of chapter 01's protocol on `test`, plus the KL of every part of the model's code, coarse first,
     as the model orders it (`code_order`: Conv-DRAW's iterations, a VAE's units by KL)."""
@@ -148,7 +141,7 @@ def likelihood_score(test):
 # %%
 likelihood = {}
 for name in likelihood_datasets:
-    train, test = splits(name)
+    train, test = splits(name, device=device, train_size=train_size, test_size=test_size, parts=("train", "test"))
     vaes = {"vae_same": total_latents, "vae_conv": 32}
     trials = [Trial("convdraw", lambda: ConvDRAW(cfg).to(device), train_cfg)] + [
         Trial(b, lambda d=vaes[b]: VAE(VAEConfig(arch="conv", latent_dim=d)).to(device),
@@ -218,7 +211,7 @@ def iteration_figures(model, x, tag):
 
 
 for d, outs in likelihood.items():
-    _, test = splits(d)
+    (test,) = splits(d, device=device, test_size=test_size, parts=("test",))
     iteration_figures(outs["convdraw"].model, test.fixed_binarization(seed).x[:n_show], d)
 
 # %% [markdown]
@@ -242,12 +235,8 @@ for d, outs in likelihood.items():
 # {cite}`townsend2019bitsback` approaches over many images, and the rate a curve drawn from the ELBO shows.
 
 # %%
-def grey_splits(name, n_train=train_size):
-    """8-bit grey images (the Omniglot resize is rounded to 8 bits too)."""
-    return [replace(s, x=(s.x * 255).round() / 255) for s in splits(name, "none", n_train)]
-
-
-grey_train, grey_test = grey_splits("mnist")
+grey_train, grey_test = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="none",
+                               parts=("train", "test"), bits=8)  # 8-bit grey images
 grey_cfg = replace(cfg, likelihood="discretized_logistic")
 grey = run_trials([Trial("convdraw", lambda: ConvDRAW(grey_cfg).to(device), train_cfg)], grey_train, seeds=seeds,
                   score=likelihood_score(grey_test), key="03-mnist_grey", retrain=retrain)["convdraw"]
@@ -268,12 +257,11 @@ print(f"grey-level MNIST: test NLL {grey.summary['test_nll_nats']:.1f} nats (K={
 # %%
 def codec_curves(model, x, tag, deltas=codec_deltas):
     """Every codec on images x (the learned one for each Δ), logged; the rate–distortion figure saved."""
-    learned, classic = codec.codec_curves(model, x, deltas)
+    learned, classic, front = codec.codec_curves(model, x, deltas)
     for name, metrics in codec.curve_metrics(learned, classic, tag).items():
         run.log(name, metrics)
-    fig, front = codec.rd_figure(learned, classic, f"{tag}: rate–distortion on {len(x)} test images "
-                                                   "(every byte counted)")
-    run.savefig(fig, f"rate_distortion_{tag}")
+    run.savefig(plots.rate_distortion(learned, classic, front, f"{tag}: rate–distortion on {len(x)} test images "
+                                      "(every byte counted)"), f"rate_distortion_{tag}")
     return learned, classic, front
 
 
@@ -290,9 +278,9 @@ print(f"learned codec: {sum(len(p) for p in learned.values())} settings × {code
 
 # %%
 def low_rate_gains(front, classic, tag):
+    """The table of :func:`c2f.codec.low_rate_gains`, its finite gains logged."""
     rows = codec.low_rate_gains(front, classic)
-    run.log(f"codec/convdraw/{tag}", {f"psnr_gain_vs_{c}@low": r["PSNR gain (dB)"] for c, r in rows.items()
-                                      if math.isfinite(r["PSNR gain (dB)"])})
+    run.log(f"codec/convdraw/{tag}", codec.gain_metrics(rows))
     return pd.DataFrame(rows).T
 
 
@@ -324,17 +312,7 @@ run.savefig(fig, "equal_rate_mnist")
 # %%
 model_bytes = codec.model_size_bytes(grey.model)
 best = front[-1]
-account = {}
-for c, pts in classic.items():
-    need = codec.bytes_at_psnr(pts, best.psnr)
-    saving = need - best.bytes
-    account[c] = {"bytes at Conv-DRAW's best PSNR": need, "saving per image (bytes)": saving,
-                  "images until the model pays off": model_bytes / saving if saving > 0 else float("inf"),
-                  "encode (ms/image)": np.mean([p.encode_ms for p in pts]),
-                  "decode (ms/image)": np.mean([p.decode_ms for p in pts])}
-account["convdraw"] = {"bytes at Conv-DRAW's best PSNR": best.bytes,
-                       "encode (ms/image)": np.mean([p.encode_ms for p in front]),
-                       "decode (ms/image)": np.mean([p.decode_ms for p in front])}
+account = codec.accounting(front, classic, model_bytes)
 run.log("codec/convdraw", {"model_bytes": model_bytes})
 display(pd.DataFrame(account).T.style.format("{:.1f}", na_rep="–").set_caption(
     f"the model weighs {model_bytes:,} bytes (float32); rates at {best.psnr:.1f} dB PSNR"))
@@ -348,7 +326,7 @@ display(pd.DataFrame(account).T.style.format("{:.1f}", na_rep="–").set_caption
 # %%
 ood = {}
 for d in ood_datasets:
-    _, te = grey_splits(d, n_train=1)
+    (te,) = splits(d, device=device, test_size=test_size, binarize="none", parts=("test",), bits=8)  # Omniglot: rounded
     bpd = evaluate(grey.model, te, seed=seed)["bits_per_dim"]
     _, c_ood, f_ood = codec_curves(grey.model, te.x[:codec_images], d, sorted({p.extra["delta"] for p in front}))
     ood[d] = (f_ood, c_ood, bpd)
@@ -372,7 +350,8 @@ print(f"ELBO bits per pixel of the grey-MNIST model: MNIST {in_bpd:.2f}, "
 # binarized MNIST images) the latent of group $g$, the same way.
 
 # %%
-mnist_train, mnist_test = splits("mnist")
+mnist_train, mnist_test = splits("mnist", device=device, train_size=train_size, test_size=test_size,
+                                 parts=("train", "test"))
 rnn = run_trials([Trial("rnn", lambda: make_variant("rnn", ProgressiveConfig()).to(device),
                         replace(train_cfg, epochs=rnn_epochs, batch_size=128, lr=1e-3))],
                  mnist_train, seeds=seeds[:1], score=lambda m, s: {}, key="03-mnist")["rnn"].model

@@ -63,8 +63,7 @@ import torch
 import c2f
 from c2f import plots, stats
 from c2f.evaluate import class_change_rate, describe, evaluate, layer_report, summarise
-from c2f.experiment import Trial, mnist_classifier, parameter_count, run_trials, seed_list
-from c2f.experiment import splits as experiment_splits
+from c2f.experiment import Trial, mnist_classifier, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch04 as findings
 from c2f.models.factory import hierarchy_model
 from c2f.models.layered import resample_layer, traverse_layer
@@ -90,11 +89,7 @@ if set(ablations) - {"no_warmup", "no_batch_norm", "neither"}:
 # for the traversals, where shape and texture are easier to tell apart than on digits.
 
 # %%
-def splits(name):
-    return experiment_splits(name, device=device, train_size=train_size, test_size=test_size, binarize="dynamic")
-
-
-train, valid, test = splits("mnist")
+train, valid, test = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="dynamic")
 x_show = test.fixed_binarization(seed).x[:n_show]
 print(f"MNIST: {len(train)} training, {len(valid)} validation and {len(test)} test images")
 steps_per_epoch = -(-len(train) // batch_size)
@@ -162,12 +157,8 @@ print(f"budget: every model and ablation trains {epochs} epochs ({epochs * steps
 # about the architecture. The LVAE is also trained without warm-up, without batch norm, and without either.
 
 # %%
-def build(kind, batch_norm=True):
-    return hierarchy_model(kind, run.params, batch_norm=batch_norm)
-
-
 def trial(name, kind, batch_norm=True, warmup=warmup_epochs, n_epochs=epochs):
-    return Trial(name, lambda: build(kind, batch_norm).to(device),
+    return Trial(name, lambda: hierarchy_model(kind, run.params, batch_norm=batch_norm).to(device),
                  TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=warmup))
 
 
@@ -400,7 +391,8 @@ print(findings.redraw_halves(changes, L))
 
 # %%
 if fashion_models:
-    f_train, f_valid, f_test = splits("fashion_mnist")
+    f_train, f_valid, f_test = splits("fashion_mnist", device=device, train_size=train_size, test_size=test_size,
+                                      binarize="dynamic")
     xf = f_test.fixed_binarization(seed).x[:n_show]
     values = torch.linspace(-2.5, 2.5, 9)
     fashion = run_trials([trial(kind, kind, n_epochs=fashion_epochs) for kind in fashion_models], f_train,

@@ -70,7 +70,7 @@ import torch
 import c2f
 from c2f import data, plots
 from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate, kl_active_units
-from c2f.experiment import Trial, run_trials, seed_list
+from c2f.experiment import Trial, parameter_count, run_trials, seed_list
 from c2f.findings import ch08
 from c2f.models.factory import synthesis_model
 from c2f.stats import ranking
@@ -125,15 +125,10 @@ print(f"MNIST, dynamic binarization: {len(train)} training images, {len(test)} t
 # parameters by `c2f.models.factory.synthesis_model`.
 
 # %%
-def build(family):
-    return synthesis_model(family, run.params)
-
-
-# %%
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=kl_warmup_epochs,
                         grad_clip=grad_clip)
-trials = [Trial(f, lambda f=f: build(f).to(device), train_cfg) for f in families]
-n_params = {f: sum(p.numel() for p in build(f).parameters()) for f in families}
+trials = [Trial(f, lambda f=f: synthesis_model(f, run.params).to(device), train_cfg) for f in families]
+n_params = {f: parameter_count(synthesis_model(f, run.params)) for f in families}
 print(", ".join(f"{f} {n:,}" for f, n in n_params.items()) + " parameters")
 print(f"budget of every family, per seed: {len(train):,} training images, {epochs} epochs of batches of "
       f"{batch_size} = {epochs * -(-len(train) // batch_size)} steps (Multiple: for each of its {groups} stages); "

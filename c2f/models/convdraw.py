@@ -101,6 +101,9 @@ class ConvDRAW(nn.Module):
         """All iterations are decoded when none is given."""
         return self.cfg.iterations
 
+    #: the iterations are ordered by construction: each refines the canvas the earlier ones drew
+    ordered_groups = True
+
     # --- the model's distributions -------------------------------------------------------------------
     def likelihood(self, canvas):
         """p(x | r): the pixel distribution whose parameters are the canvas."""

@@ -1,5 +1,5 @@
-"""The model factories of the chapters that compare families: each builds a family's model from the
-chapter's parameters (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
+"""The model factories of the chapters (01's VAEs, 02's progressive variants, 04's hierarchies, 08's
+families): each builds a family's model from the chapter's parameters (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
 the chapter and the GPU sizing (``benchmarks/gpu_sizing.py``) build the same models.
 
 A family's model module is imported only when it is built (through the lazy :mod:`c2f.models`), so a chapter's
@@ -12,9 +12,32 @@ from typing import Any, Mapping
 
 import c2f.models as m
 
+VAE_ARCHS = ("mlp", "conv")
 HIERARCHY_KINDS = ("vae", "hvae", "markov_hvae", "lvae", "vlae", "svae", "msvae")
 SYNTHESIS_FAMILIES = ("vae", "convdraw", "multiple", "single", "rnn", "quotient", "hvae", "lvae", "vlae", "pixelvae",
                       "dvae_st")
+
+
+def vae_model(arch: str, p: Mapping[str, Any], **overrides):
+    """Chapter 01's VAEs from its parameters `p` (``latent_dim``; ``mlp_hidden`` for the MLP, ``conv_channels``
+    and ``conv_features`` for the convolutional one); `overrides` replace fields of the configuration (the 2-D
+    VAE: ``latent_dim=2``)."""
+    if arch == "mlp":
+        cfg = dict(arch="mlp", latent_dim=p["latent_dim"], hidden=tuple(p["mlp_hidden"]))
+    elif arch == "conv":
+        cfg = dict(arch="conv", latent_dim=p["latent_dim"], channels=tuple(p["conv_channels"]),
+                   conv_features=p["conv_features"])
+    else:
+        raise ValueError(f"unknown VAE architecture {arch!r}; choose one of {VAE_ARCHS}")
+    return m.VAE(m.VAEConfig(**{**cfg, **overrides}))
+
+
+def progressive_model(variant: str, p: Mapping[str, Any], **overrides):
+    """Chapter 02's variants (:data:`c2f.models.progressive.VARIANTS`) from its parameters `p` (``groups``,
+    ``group_size``, ``hidden``); `overrides` replace fields of the configuration (e.g. the likelihood)."""
+    from c2f.models.progressive import make_variant
+    return make_variant(variant, m.ProgressiveConfig(groups=p["groups"], group_size=p["group_size"],
+                                                     hidden=tuple(p["hidden"]), **overrides))
 
 
 def hierarchy_model(kind: str, p: Mapping[str, Any], *, batch_norm: bool = True, image_shape=(1, 28, 28)):

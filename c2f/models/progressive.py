@@ -119,6 +119,13 @@ class GroupModel(nn.Module):
         """How many groups are decoded when none is given: all of them."""
         return self.cfg.groups
 
+    #: whether the training orders the groups, coarse first (:class:`c2f.objectives.Progressive`)
+    ordered_groups = True
+
+    def groups_by_kl(self, kl_per_dim) -> list[int]:
+        """The groups (0-based) ordered by their KL, largest first: the order of a model with none of its own."""
+        return self.kl_groups(torch.as_tensor(kl_per_dim)).argsort(descending=True).tolist()
+
     def _check(self, groups):
         g = self.default_groups if groups is None else int(groups)
         if not 1 <= g <= self.cfg.groups:
@@ -229,14 +236,18 @@ class GroupModel(nn.Module):
 
     def code_order(self, kl_per_dim) -> CodeOrder:
         """Groups 1..G' (G' = default_groups), coarse first; a prefix leaves the later groups out, as the model
-        was trained to decode it."""
+        was trained to decode it. A model whose groups have no order of their own (``ordered_groups`` False)
+        takes them by KL, largest first (:meth:`groups_by_kl`), the most favourable order for it."""
         k, n = self.cfg.group_size, self.default_groups
-        cols = [list(range(g * k, (g + 1) * k)) for g in range(n)]
+        order = list(range(n)) if self.ordered_groups else self.groups_by_kl(kl_per_dim)[:n]
+        cols = [list(range(g * k, (g + 1) * k)) for g in order]
 
         def log_px(x, g):
-            zs = self.split_groups(self.latent_means(x))
-            return self.likelihood(self.decode_logits(zs[:g] + [None] * (len(zs) - g))).log_prob(x)
-        return CodeOrder("latent groups 1..G", [f"group {g}" for g in range(1, n + 1)], cols, cols, log_px)
+            zs, keep = self.split_groups(self.latent_means(x)), set(order[:g])
+            return self.likelihood(self.decode_logits([z if i in keep else None for i, z in enumerate(zs)])).log_prob(x)
+        if self.ordered_groups:
+            return CodeOrder("latent groups 1..G", [f"group {g}" for g in range(1, n + 1)], cols, cols, log_px)
+        return CodeOrder("latent groups by KL, largest first", [f"group {g + 1}" for g in order], cols, cols, log_px)
 
     def split_groups(self, z: torch.Tensor) -> list[torch.Tensor]:
         """[..., G*k] -> G tensors [..., k]."""
@@ -276,7 +287,10 @@ class _ModularModel(GroupModel):
         return qs, zs, self.decoder(zs)
 
 class GroupedVAE(_ModularModel):
-    """The standard VAE on the modular backbone: every group trained jointly on the full ELBO."""
+    """The standard VAE on the modular backbone: every group trained jointly on the full ELBO, so its groups
+    have no order of their own."""
+
+    ordered_groups = False
 
     def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
         qs, _, logits = self._run(x, self.cfg.groups)

@@ -333,3 +333,53 @@ def test_no_code_cell_is_longer_than_25_lines(path):
             if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
             and len(c.source.splitlines()) > MAX_CELL_LINES]
     assert not long, f"{path.name}: cells over {MAX_CELL_LINES} lines (lines, first line): {long}"
+
+
+def model_class_tests(source: str) -> list[str]:
+    """The `isinstance` / `issubclass` calls in `source` whose class (or one of a tuple's) is a name from
+    :mod:`c2f.models` (``from c2f.models[.family] import X [as Y]``, ``import c2f.models as m`` then ``m.X``,
+    or ``c2f.models.X``), as the source text of each call."""
+    import ast
+
+    tree, names, modules = ast.parse(source), set(), {"c2f.models"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("c2f.models"):
+            names |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module == "c2f":
+            modules |= {a.asname or a.name for a in node.names if a.name == "models"}
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname for a in node.names if a.asname and a.name.startswith("c2f.models")}
+
+    def dotted(e):
+        return f"{dotted(e.value)}.{e.attr}" if isinstance(e, ast.Attribute) else getattr(e, "id", "?")
+
+    def from_models(e):
+        if isinstance(e, ast.Tuple):
+            return any(from_models(t) for t in e.elts)
+        if isinstance(e, ast.Name):
+            return e.id in names
+        return isinstance(e, ast.Attribute) and (dotted(e.value) in modules or dotted(e.value).startswith("c2f.models"))
+    return [ast.get_source_segment(source, node) for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("isinstance", "issubclass")
+            and len(node.args) == 2 and from_models(node.args[1])]
+
+
+def test_a_model_class_test_is_found_however_the_class_is_imported():
+    source = ("from c2f.models import GroupedVAE as G, VAE\nimport c2f.models as m\nfrom c2f import models\n"
+              "import c2f\nfrom c2f.models.progressive import SingleVAE\n"
+              "isinstance(a, G)\nisinstance(a, (int, VAE))\nisinstance(a, m.DVAE)\nissubclass(t, models.AIR)\n"
+              "isinstance(a, c2f.models.PixelVAE)\nisinstance(a, SingleVAE)\n"
+              "isinstance(a, dict)\nisinstance(a, torch.Tensor)\nmodel.ordered_groups\n")
+    assert model_class_tests(source) == ["isinstance(a, G)", "isinstance(a, (int, VAE))", "isinstance(a, m.DVAE)",
+                                         "issubclass(t, models.AIR)", "isinstance(a, c2f.models.PixelVAE)",
+                                         "isinstance(a, SingleVAE)"]
+
+
+@pytest.mark.parametrize("path", chapter_paths(), ids=lambda p: p.stem)
+def test_no_chapter_tests_a_model_class(path):
+    """Chapters ask the model (its protocols: ``code_order``, ``ordered_groups``, ...) instead of testing its
+    class, so a new family needs no chapter branch (issue 22)."""
+    import jupytext
+
+    source = "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "code")
+    assert not model_class_tests(source), f"{path.name} tests a model's class: {model_class_tests(source)}"

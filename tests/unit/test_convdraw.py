@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from c2f import codec
+from c2f import codec, plots
 from c2f.evaluate import iw_log_likelihood
 from c2f.models.convdraw import ConvDRAW, ConvDRAWConfig
 from c2f.nn import pixel_likelihood
@@ -185,15 +185,40 @@ def test_low_rate_gains_known_answers():
     assert np.isnan(rows["tiny"]["PSNR gain (dB)"]) and np.isnan(rows["tiny"]["bytes where it passes Conv-DRAW's best"])
 
 
+def test_gain_metrics_keep_the_finite_gains():
+    rows = {"jpeg": {"PSNR gain (dB)": 5.0}, "tiny": {"PSNR gain (dB)": float("nan")},
+            "webp": {"PSNR gain (dB)": -1.5}}
+    assert codec.gain_metrics(rows) == {"psnr_gain_vs_jpeg@low": 5.0, "psnr_gain_vs_webp@low": -1.5}
+
+
+def test_accounting_known_answers():
+    """At the learned codec's best PSNR (26 dB at 30 bytes) JPEG needs 35 bytes (halfway from 25 dB at 30 B to
+    27 dB at 40 B): 5 bytes saved per image, so a 1,000-byte model pays off after 200 images; a codec that needs
+    fewer bytes never pays it off, one that never reaches that PSNR gives NaN; times are the mean per image."""
+    P = codec.CodecPoint
+    front = [P("convdraw", 1, 10, 20.0, 0, 1.0, 2.0), P("convdraw", 2, 30, 26.0, 0, 3.0, 4.0)]
+    classic = {"jpeg": [P("jpeg", 1, 30, 25.0, 0, 1.0, 1.0), P("jpeg", 5, 40, 27.0, 0, 3.0, 2.0)],
+               "cheap": [P("cheap", 1, 10, 22.0, 0, 0, 0), P("cheap", 2, 20, 30.0, 0, 0, 0)],
+               "weak": [P("weak", 1, 10, 15.0, 0, 0, 0), P("weak", 2, 20, 18.0, 0, 0, 0)]}
+    rows = codec.accounting(front, classic, 1000)
+    assert rows["jpeg"]["bytes at Conv-DRAW's best PSNR"] == 35.0 and rows["jpeg"]["saving per image (bytes)"] == 5.0
+    assert rows["jpeg"]["images until the model pays off"] == 200.0
+    assert rows["jpeg"]["encode (ms/image)"] == 2.0 and rows["jpeg"]["decode (ms/image)"] == 1.5
+    assert rows["cheap"]["saving per image (bytes)"] < 0
+    assert rows["cheap"]["images until the model pays off"] == float("inf")
+    assert np.isnan(rows["weak"]["bytes at Conv-DRAW's best PSNR"])
+    assert rows["convdraw"] == {"bytes at Conv-DRAW's best PSNR": 30, "encode (ms/image)": 2.0, "decode (ms/image)": 3.0}
+
+
 def test_codec_curves_metrics_figure_and_equal_rate_rows():
     m, x = model("discretized_logistic"), grey(2)
-    learned, classic = codec.codec_curves(m, x, [1.0, 2.0])
+    learned, classic, front = codec.codec_curves(m, x, [1.0, 2.0])
     assert sorted(learned) == [1.0, 2.0] and sorted(classic) == sorted(codec.CLASSIC)
+    assert front == codec.pareto(learned[1.0] + learned[2.0])
     metrics = codec.curve_metrics(learned, classic, "mnist")
     assert metrics["codec/convdraw_d2.0/mnist"]["kl_bits@2"] == learned[2.0][1].extra["kl_bits"]
     assert metrics["codec/jpeg/mnist"][f"bits@{classic['jpeg'][0].setting}"] == classic["jpeg"][0].bits
-    fig, front = codec.rd_figure(learned, classic, "test")
-    assert front == codec.pareto(learned[1.0] + learned[2.0]) and len(fig.axes) == 2
+    assert len(plots.rate_distortion(learned, classic, front, "test").axes) == 2
     rows, labels, target = codec.equal_rate_rows(m, x, front, classic)
     assert len(rows) == len(labels) == 2 + len(codec.CLASSIC) and all(r.shape == x.shape for r in rows)
     assert target == min(p.bits for p in classic["jpeg"]) and labels[0] == "data"

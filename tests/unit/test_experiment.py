@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from c2f.book.records import Run
+from c2f.data import ImageSet
 from c2f.evaluate import evaluate
 from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.models import VAE, VAEConfig
@@ -102,3 +103,16 @@ def test_splits_cut_the_training_split_and_the_others(monkeypatch, make_images):
     train, test = splits("omniglot", device="cpu", test_size=5, parts=("train", "test"))
     assert [p for _, p, _, _ in loaded] == ["train", "test"] and loaded[0][3] is None
     assert (len(train), len(test)) == (40, 5), "0 keeps the whole split"
+
+
+def test_splits_rounds_grey_levels_to_bits(monkeypatch):
+    """`bits` rounds every pixel of every part to the nearest of 2**bits levels (after the cut to size)."""
+    x = torch.tensor([0.0, 0.1, 0.3, 0.49, 0.51, 0.7, 0.9, 1.0]).reshape(2, 1, 2, 2)
+    monkeypatch.setattr("c2f.experiment.datasets.load",
+                        lambda name, split, *, device, binarize: ImageSet(name, split, x.clone(), None, binarize))
+    train, test = splits("mnist", device="cpu", binarize="none", parts=("train", "test"), bits=1)
+    assert train.x.flatten().tolist() == [0, 0, 0, 0, 1, 1, 1, 1] and torch.equal(test.x, train.x)
+    (eight,) = splits("mnist", device="cpu", binarize="none", parts=("test",), test_size=1, bits=8)
+    assert torch.equal(eight.x, (x[:1] * 255).round() / 255) and len(eight) == 1
+    (plain,) = splits("mnist", device="cpu", binarize="none", parts=("test",))
+    assert torch.equal(plain.x, x), "no bits: the images as loaded"

@@ -1,13 +1,15 @@
-"""The chapters' model factories: every family of chapters 04 and 08 is built from the chapter's declared
+"""The chapters' model factories: every family of chapters 01, 02, 04 and 08 is built from the chapter's declared
 parameters, with the sizes the parameters give, and an unknown family is named in the error."""
 
 from __future__ import annotations
 
 import pytest
 
-from c2f.book.chapters import declared_parameters
+from c2f.book.chapters import declared_parameters, resolve_parameters
 from c2f.models import DVAE, MSVAE, PixelVAE
-from c2f.models.factory import HIERARCHY_KINDS, SYNTHESIS_FAMILIES, hierarchy_model, synthesis_model
+from c2f.models.factory import (HIERARCHY_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, hierarchy_model, progressive_model,
+                                synthesis_model, vae_model)
+from c2f.models.progressive import VARIANTS
 from c2f.synthesis import FAMILIES
 
 
@@ -15,6 +17,26 @@ def test_the_factories_know_the_chapters_families():
     assert SYNTHESIS_FAMILIES == tuple(FAMILIES)
     assert set(declared_parameters("08_synthesis")["families"]) <= set(SYNTHESIS_FAMILIES)
     assert set(declared_parameters("04_hierarchical")["models"]) == set(HIERARCHY_KINDS)
+    assert set(declared_parameters("02_progressive")["models"]) <= set(VARIANTS)
+
+
+@pytest.mark.parametrize("profile", ["default", "gpu"])
+def test_vae_models_follow_the_chapter_parameters(profile):
+    p = resolve_parameters("01_vae", profile)
+    mlp, conv = vae_model("mlp", p), vae_model("conv", p)
+    assert (mlp.cfg.arch, mlp.cfg.latent_dim, mlp.cfg.hidden) == ("mlp", p["latent_dim"], tuple(p["mlp_hidden"]))
+    assert (conv.cfg.arch, conv.cfg.channels, conv.cfg.conv_features) == ("conv", tuple(p["conv_channels"]),
+                                                                         p["conv_features"])
+    assert vae_model("mlp", p, latent_dim=2).cfg.latent_dim == 2, "an override replaces a field"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_progressive_models_follow_the_chapter_parameters(variant):
+    p = resolve_parameters("02_progressive", "smoke")
+    model = progressive_model(variant, p)
+    assert (model.num_groups, model.cfg.group_size, model.cfg.hidden) == (p["groups"], p["group_size"],
+                                                                          tuple(p["hidden"]))
+    assert progressive_model(variant, p, likelihood="continuous_bernoulli").cfg.likelihood == "continuous_bernoulli"
 
 
 @pytest.mark.parametrize("family", SYNTHESIS_FAMILIES)
@@ -47,3 +69,6 @@ def test_an_unknown_family_is_named():
         synthesis_model("nope", declared_parameters("08_synthesis"))
     with pytest.raises(ValueError, match="'nope'"):
         hierarchy_model("nope", declared_parameters("04_hierarchical"))
+    with pytest.raises(ValueError, match="'nope'"):
+        vae_model("nope", declared_parameters("01_vae"))
+    assert VAE_ARCHS == ("mlp", "conv")

@@ -121,3 +121,24 @@ def test_variants_of_a_family_share_the_colour_and_differ_in_style():
     jpeg, webp, convdraw, kl = fig.axes[0].lines
     assert jpeg.get_color() == webp.get_color() and jpeg.get_linestyle() != webp.get_linestyle()
     assert convdraw.get_color() == kl.get_color() and kl.get_linestyle() == "--" and convdraw.get_linestyle() == "-"
+
+
+def test_rate_distortion_draws_the_front_the_kl_rate_and_every_classic_codec():
+    """Two panels (PSNR, SSIM) on a log rate axis; the KL curve is the Δ that reaches the highest PSNR, dashed."""
+    from c2f.codec import CodecPoint as P
+
+    learned = {1.0: [P("convdraw", 1, 10, 20.0, 0.5, 0, 0, {"kl_bits": 60}),
+                     P("convdraw", 2, 20, 24.0, 0.6, 0, 0, {"kl_bits": 120})],
+               2.0: [P("convdraw", 1, 5, 18.0, 0.4, 0, 0, {"kl_bits": 30}),
+                     P("convdraw", 2, 12, 21.0, 0.5, 0, 0, {"kl_bits": 70})]}
+    front = [learned[2.0][0], learned[1.0][0], learned[1.0][1]]
+    classic = {"jpeg": [P("jpeg", 5, 30, 22.0, 0.5, 0, 0), P("jpeg", 50, 60, 30.0, 0.8, 0, 0)]}
+    fig = plots.rate_distortion(learned, classic, front, "tiny")
+    psnr, ssim = fig.axes
+    assert psnr.get_xscale() == ssim.get_xscale() == "log" and fig._suptitle.get_text() == "tiny"
+    lines = {line.get_label(): line for line in ssim.get_lines()}
+    assert sorted(lines) == ["convdraw (real bits)", "convdraw KL, Δ=1.0 (theoretical)", "jpeg"]
+    assert list(lines["convdraw (real bits)"].get_xdata()) == [40, 80, 160]
+    assert list(lines["convdraw KL, Δ=1.0 (theoretical)"].get_xdata()) == [60, 120]
+    assert lines["convdraw KL, Δ=1.0 (theoretical)"].get_linestyle() == "--" and psnr.get_legend() is None
+    plt.close(fig)

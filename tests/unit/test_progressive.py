@@ -397,3 +397,30 @@ def test_subset_log_likelihood_of_the_prefix_is_the_mean_path_likelihood(variant
     expected = m.likelihood(torch.logit(m.reconstruct(x, groups=2).double()).float()).log_prob(x).mean()
     torch.testing.assert_close(m.subset_log_likelihood(x, [0, 1]), expected, rtol=1e-4, atol=1e-2)
     assert torch.isfinite(m.subset_log_likelihood(x, [2]))
+
+
+# --- the order of the groups -----------------------------------------------------------------------------
+
+
+def test_only_the_standard_vae_leaves_its_groups_unordered(variant):
+    """Every variant but the standard VAE is trained to order its groups; the standard one says it is not."""
+    assert model(variant).ordered_groups == (variant != "standard")
+
+
+def test_groups_by_kl_sums_each_groups_kl_and_ranks_largest_first():
+    kl_per_dim = [0.1, 0.2, 5.0, 0.0, 1.0, 1.0]  # groups of K = 2: KL 0.3, 5.0, 2.0
+    assert model("standard").groups_by_kl(kl_per_dim) == [1, 2, 0]
+
+
+def test_an_unordered_model_orders_its_code_by_kl_and_a_prefix_decodes_those_groups():
+    """The standard VAE's code_order takes its groups by KL; its prefix g decodes the g groups of largest KL
+    (the rest left out), as subset_log_likelihood does. An ordered model keeps 1..G."""
+    kl_per_dim, x = [0.1, 0.2, 5.0, 0.0, 1.0, 1.0], batch()
+    m = model("standard")
+    code = m.code_order(kl_per_dim)
+    assert code.kl == code.features == [[2, 3], [4, 5], [0, 1]]
+    assert code.labels == ["group 2", "group 3", "group 1"] and code.kind == "latent groups by KL, largest first"
+    for g, subset in ((1, [1]), (2, [1, 2]), (3, [0, 1, 2])):
+        assert torch.allclose(code.log_px(x, g).mean(), m.subset_log_likelihood(x, subset))
+    ordered = model("single").code_order(kl_per_dim)
+    assert ordered.kl == [[0, 1], [2, 3], [4, 5]] and ordered.kind == "latent groups 1..G"
