@@ -53,7 +53,8 @@ from c2f import data
 from c2f.evaluate import active_units, evaluate, kl_active_units, latent_means
 from c2f.experiment import Trial, mnist_classifier, parameter_count, run_trials
 from c2f.models import PixelVAE, PixelVAEConfig
-from c2f.models.pixelvae import GatedLayer, PixelCNNDecoder, _gate, shift_down, shift_right
+from c2f.models.pixelvae import (GatedLayer, PixelCNNDecoder, _gate, receptive_field_rows, shift_down,
+                                 shift_right)
 from c2f.nn import ConvDecoder, mlp
 from c2f.stats import compare, interval
 from c2f.train import TrainConfig, cache_dir
@@ -146,22 +147,46 @@ def settings(p: dict, long_warmup: float, free_bits: float) -> dict:
 
 
 @torch.no_grad()
+def fast_sample(model, z, noise: torch.Tensor) -> torch.Tensor:
+    """:meth:`PixelCNNDecoder.sample` with each step cut to the rows the pixel's conditional can see
+    (:func:`receptive_field_rows` above it, plus one spare): the same images for the same noise (checked by
+    ``--quick``), about 2.5× fewer operations at 28 rows and 3 layers."""
+    dec = model.decoder
+    cond = dec.features(z) if z is not None else None
+    n, _, height, width = noise.shape
+    above = receptive_field_rows(dec.cfg.layers, dec.cfg.kernel_size) + 1
+    x = torch.zeros_like(noise)
+    for r in range(height):
+        lo = max(0, r - above)
+        if cond is None or cond.__class__ is torch.Tensor and cond.dim() == 2:  # no z, or z as a vector
+            c_r = cond
+        elif isinstance(cond, tuple):  # the z-map variant: (z, map)
+            c_r = (cond[0], cond[1][:, :, lo:])
+        else:  # the concatenated map
+            c_r = cond[:, :, lo:]
+        for c in range(width):
+            p = torch.sigmoid(dec(x[:, :, lo:r + 1], c_r)[:, :, -1, c].float())
+            x[:, :, r, c] = (noise[:, :, r, c] < p).float()
+    return x
+
+
+@torch.no_grad()
 def class_kept(model, classifier, n_groups: int, group: int, seed: int, device) -> dict:
     """Share of samples 2..m of a group classified as the group's first sample: z shared (noise redrawn) and
-    noise shared (z redrawn). For a model without z both are the agreement of independent samples."""
+    noise shared (z redrawn), both drawn in one batch. For a model without z both are the agreement of
+    independent samples."""
     gen = torch.Generator(device="cpu").manual_seed(10_000 + seed)
     n, d = n_groups * group, model.cfg.latent_dim
+    z_a = torch.randn(n_groups, d, generator=gen).repeat_interleave(group, 0)  # fixed z, noise redrawn
+    u_a = torch.rand(n, 1, 28, 28, generator=gen)
+    z_b = torch.randn(n, d, generator=gen)  # fixed noise, z redrawn
+    u_b = torch.rand(n_groups, 1, 28, 28, generator=gen).repeat_interleave(group, 0)
+    z = torch.cat([z_a, z_b]).to(device) if d else None
+    x = fast_sample(model, z, torch.cat([u_a, u_b]).to(device))
+    classes = classifier.predict(x).cpu()
     out = {}
-    for what in ("fixed_z", "fixed_noise"):
-        if d:
-            z = torch.randn(n_groups if what == "fixed_z" else n, d, generator=gen)
-            u = torch.rand(n if what == "fixed_z" else n_groups, 1, 28, 28, generator=gen)
-            z = z.repeat_interleave(group, 0) if what == "fixed_z" else z
-            u = u.repeat_interleave(group, 0) if what == "fixed_noise" else u
-            x = model.generate(z.to(device), noise=u.to(device))
-        else:
-            x = model.decoder.sample(None, n, torch.rand(n, 1, 28, 28, generator=gen).to(device))
-        c = classifier.predict(x).view(n_groups, group).cpu()
+    for what, c in (("fixed_z", classes[:n]), ("fixed_noise", classes[n:])):
+        c = c.view(n_groups, group)
         out[f"class_kept_{what}"] = (c[:, 1:] == c[:, :1]).float().mean().item()
         out[f"class_counts_{what}"] = torch.bincount(c.flatten(), minlength=10).tolist()
     return out
@@ -298,7 +323,7 @@ def main():
                                                       "bias_fb", "up_fb", "bias_warm"])
     ap.add_argument("--long-warmup", type=float, default=2.0, help="epochs of the longer KL warm-up (c)")
     ap.add_argument("--free-bits", type=float, default=0.5, help="nats per latent unit (d), (e)")
-    ap.add_argument("--groups", type=int, default=20, help="groups for the class-kept measures")
+    ap.add_argument("--groups", type=int, default=8, help="groups for the class-kept measures")
     ap.add_argument("--group-size", type=int, default=5, help="samples per group")
     ap.add_argument("--out", default="benchmarks/pixelvae_z_use.json")
     ap.add_argument("--retrain", action="store_true")
