@@ -25,8 +25,8 @@ KL-active units (:func:`c2f.evaluate.kl_active_units`, > 0.1 nat), variance-acti
 each epoch and every 50 steps, the training wall time, the parameter count, and the class-kept measures with the
 book's cached MNIST classifier: `n_groups` groups of `group` samples that share z ~ p(z) and redraw the pixels'
 noise — the share of samples 2..m of a group classified as sample 1 (``class_kept_fixed_z``) — and the same with
-one noise field shared and z redrawn (``class_kept_fixed_noise``). For the PixelCNN (no z) both are the class
-agreement of independent samples, the chance level of its own class mix.
+one noise field shared and z redrawn (``class_kept_fixed_noise``). For the PixelCNN (no z) the first is the class
+agreement of independent samples, the chance level of its own class mix (the second is 1: same noise, same image).
 
     PYTHONPATH=$PWD C2F_THREADS=1 python benchmarks/pixelvae_z_use.py --quick      # seconds: checks it runs
     PYTHONPATH=$PWD C2F_THREADS=1 python benchmarks/pixelvae_z_use.py --seeds 0 1 --settings bias zmap_fb
@@ -56,6 +56,7 @@ from c2f.models import PixelVAE, PixelVAEConfig
 from c2f.models.pixelvae import (GatedLayer, PixelCNNDecoder, _gate, receptive_field_rows, shift_down,
                                  shift_right)
 from c2f.nn import ConvDecoder, mlp
+from c2f.objectives import ElboTerms, negative_elbo
 from c2f.stats import compare, interval
 from c2f.train import TrainConfig, cache_dir
 
@@ -124,6 +125,15 @@ class ZMapPixelVAE(PixelVAE):
         self.decoder = ZMapDecoder(cfg, cfg.latent_dim)
 
 
+class ZMapPixelVAETotalFreeBits(ZMapPixelVAE):
+    """:class:`ZMapPixelVAE` whose free bits apply to the KL of the whole z (one group of 16 units) instead of
+    each unit: the loop's `free_bits` λ then means Σ_j KL_j is not penalised below λ."""
+
+    def loss(self, x, kl_weight: float = 1.0, free_bits: float = 0.0):
+        t = self.elbo_terms(x)
+        return negative_elbo(ElboTerms(t.log_px, t.kl_dims.sum(-1, keepdim=True)), kl_weight, free_bits)
+
+
 # --- the settings ------------------------------------------------------------------------------------------
 
 
@@ -140,6 +150,8 @@ def settings(p: dict, long_warmup: float, free_bits: float) -> dict:
         "zmap": ("(b) z-map 1×1 in every layer + bias", ZMapPixelVAE, "upsample", p["latent_dim"], w, 0.0),
         "zmap_warm": (f"(c) z-map + warm-up {lw:g} ep", ZMapPixelVAE, "upsample", p["latent_dim"], lw, 0.0),
         "zmap_fb": (f"(d) z-map + free bits {fb:g}", ZMapPixelVAE, "upsample", p["latent_dim"], w, fb),
+        "zmap_fbt": (f"(d') z-map + free bits {fb * p['latent_dim']:g} on the whole z", ZMapPixelVAETotalFreeBits,
+                     "upsample", p["latent_dim"], w, fb * p["latent_dim"]),
     }
 
 
