@@ -278,6 +278,58 @@ def run(args):
     report(done, args.quick, list(table))
 
 
+# --- the probe: does z hold the class at all? -------------------------------------------------------------
+
+
+@torch.no_grad()
+def probe_accuracy(model, classifier, train, test, seed: int) -> float:
+    """A linear probe (multinomial logistic regression, scikit-learn defaults) from one sample z ~ q(z | x)
+    to the class, fitted on the training images and scored on the test images; the labels are the cached
+    classifier's predictions (Larochelle's binarized MNIST has none; the classifier is 97.9 % accurate on
+    MNIST's test images)."""
+    from sklearn.linear_model import LogisticRegression
+
+    gen = torch.Generator().manual_seed(20_000 + seed)
+
+    def z_of(x):
+        q = model.encode(x)
+        return (q.mean + q.stddev * torch.randn(q.mean.shape, generator=gen)).numpy()
+
+    fit = LogisticRegression(max_iter=2000).fit(z_of(train.x), classifier.predict(train.x).numpy())
+    return float((fit.predict(z_of(test.x)) == classifier.predict(test.x).numpy()).mean())
+
+
+def run_probe(args):
+    """Add ``probe_accuracy`` to every row of the JSON that lacks it: the model is rebuilt and loaded from the
+    checkpoint cache through the same run_trials call (no training when the checkpoint is there)."""
+    torch.set_num_threads(int(os.environ.get("C2F_THREADS", "1")))
+    p = QUICK if args.quick else DEFAULT
+    device = torch.device("cpu")
+    table = settings(p, args.long_warmup, args.free_bits)
+    train = data.load("binarized_mnist", "train", device=device).subset(p["train_size"])
+    test = data.load("binarized_mnist", "test", device=device).subset(p["test_size"], seed=0)
+    classifier, _ = mnist_classifier(device, train_size=2000 if args.quick else 0, epochs=1 if args.quick else 2)
+    out_path = Path(args.out)
+    rows = json.loads(out_path.read_text())
+    for row in rows:
+        if "probe_accuracy" in row or row["quick"] != args.quick or row["setting"] == "pixelcnn":
+            continue
+        name, s = row["setting"], row["seed"]
+        label, cls, cond, zdim, warm, fb = table[name]
+        cfg = PixelVAEConfig(latent_dim=zdim, layers=p["layers"], conditioning=cond, channels=p["channels"],
+                             kernel_size=p["kernel_size"], up_channels=p["up_channels"],
+                             enc_channels=tuple(p["enc_channels"]), conv_features=p["conv_features"])
+        tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kl_warmup_epochs=warm,
+                           free_bits=fb)
+        trial, key = (CHAPTER_NAMES[name], "06") if name in CHAPTER_NAMES and not args.quick else (name, "bench24")
+        out = run_trials([Trial(trial, lambda: cls(cfg).to(device), tcfg)], train, seeds=[s],
+                         score=lambda m, s_: {"probe_accuracy": probe_accuracy(m, classifier, train, test, s_)},
+                         key=key + ("q" if args.quick else ""))[trial]
+        row["probe_accuracy"] = out.runs[0]["probe_accuracy"]
+        out_path.write_text(json.dumps(rows))
+        print(f"{name:10s} seed {s}: linear probe of z ~ q(z|x) for the class: {row['probe_accuracy']:.3f}", flush=True)
+
+
 # --- the report --------------------------------------------------------------------------------------------
 
 
@@ -297,8 +349,9 @@ def report(rows, quick=False, order=None):
     order = [n for n in (order or list(by)) if n in by]
     ref = by.get("pixelcnn", {})
     print("| setting | seeds | steps | params | KL nats | KL-active /16 | var-active /16 | −ELBO | NLL (K) | "
-          "NLL − PixelCNN (paired 95 % CI) | class kept, z fixed | class kept, noise fixed | train s/seed |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "NLL − PixelCNN (paired 95 % CI) | class kept, z fixed | class kept, noise fixed | probe of z for the class | "
+          "train s/seed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in order:
         runs = by[name]
         seeds = sorted(runs)
@@ -317,7 +370,9 @@ def report(rows, quick=False, order=None):
               f"{_ms(col('kl_nats'), 2, np.min)} | {_ms(col('active_units_kl'), 1, np.min)} | "
               f"{_ms(col('active_units_var'), 1, np.min)} | {_ms([-x for x in col('test_elbo_nats')], 2, np.max)} | "
               f"{_ms(col('test_nll_nats'), 2, np.max)} | {diff} | {_ms(col('class_kept_fixed_z'), 2, np.min)} | "
-              f"{_ms(col('class_kept_fixed_noise'), 2, np.max)} | {_ms(col('train_s'), 0)} |")
+              f"{_ms(col('class_kept_fixed_noise'), 2, np.max)} | "
+              f"{_ms([r['probe_accuracy'] for r in rs], 2, np.min) if all('probe_accuracy' in r for r in rs) else '–'} | "
+              f"{_ms(col('train_s'), 0)} |")
     print()
     print("KL (nats, training minibatch mean) at the end of each epoch, per seed:")
     for name in order:
@@ -342,10 +397,15 @@ def main():
     ap.add_argument("--book-cache", default="", help="a book run's checkpoint cache: chapter 06's own pixelcnn, "
                     "pixelvae and pixelvae_up are loaded from it when their cache keys match")
     ap.add_argument("--report", action="store_true", help="only print the tables from --out")
+    ap.add_argument("--probe", action="store_true", help="add the linear probe's class accuracy to --out's rows "
+                    "(models loaded from the cache)")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.groups, args.group_size = args.seeds[:1], 2, 2
         args.out = args.out.replace(".json", "_quick.json")
+    if args.probe:
+        run_probe(args)
+        return
     if args.report:
         report(json.loads(Path(args.out).read_text()), args.quick)
         return
