@@ -70,6 +70,8 @@ SETTINGS = {
     "gauss_0.2": ("Gaussian likelihood, σ² = 0.2 (thesis), no clamp", {"likelihood": "gaussian", "sigma2": 0.2}),
     "gauss_0.09": ("Gaussian likelihood, σ = 0.3 (pyro, addtt), no clamp",
                    {"likelihood": "gaussian", "sigma2": 0.09}),
+    "gauss_0.054": ("Gaussian likelihood, σ² = 0.054: an uncovered ink pixel costs 9.2 nats, as under the clamp, "
+                    "but covering it twice costs as much", {"likelihood": "gaussian", "sigma2": 0.054}),
     "margin_28": ("window 28 px on 20 px digits (scale prior 50/28)", {"window": 28}),
     "margin_24": ("window 24 px on 20 px digits (scale prior 50/24)", {"window": 24}),
     "zwhat_10": ("z_what 10 (thesis)", {"z_what": 10}),
