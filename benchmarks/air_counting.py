@@ -79,6 +79,8 @@ SETTINGS = {
                                                                    "window": 28}),
     "pres_init_0": ("q(z_pres) starts at 0.5 per step (logit 0) instead of 0.88 (logit 2, the thesis's)",
                     {"pres_init_logit": 0.0}),
+    "difference_pres_init_0": ("not vanilla AIR: Difference-AIR with q(z_pres) starting at 0.5 (a side-effect "
+                               "check of the patch)", {"inference": "difference", "pres_init_logit": 0.0}),
     "lr_3e-4": ("Adam lr 3e-4 instead of 1e-3", {"lr": 3e-4}),
     "baseline_2x": ("the chapter's AIR, twice the steps (10 epochs)", {"epochs": 10}),
     "gauss_0.2_2x": ("Gaussian σ² = 0.2, twice the steps (10 epochs)", {"likelihood": "gaussian", "sigma2": 0.2,
@@ -107,7 +109,7 @@ class AblatedAIR(AIR):
         raise ValueError(f"unknown likelihood {self.cfg.likelihood!r}")
 
 
-AIR_FIELDS = {"pres_init_logit", "decoder_bias", "scale_prior_std"}  # AIRConfig fields a setting may set
+AIR_FIELDS = {"pres_init_logit", "decoder_bias", "scale_prior_std", "inference"}  # AIRConfig fields a setting may set
 
 
 def build(p: dict, overrides: dict, device):
