@@ -3,6 +3,7 @@
     python benchmarks/air_counting.py --settings gauss_0.2 margin_28 --seeds 0 1   # train (or load) and score
     python benchmarks/air_counting.py --table                                      # the markdown table
     python benchmarks/air_counting.py --quick                                      # a seconds-long check
+    python benchmarks/air_counting.py --probe --settings baseline --seeds 0 1      # the mechanism probe
 
 Every run uses chapter 07's default profile: the same scenes (16,000 training scenes of 0-2 digits from
 MNIST's training split, seed 0; 1,000 test scenes of 0-2 digits, seed 1; 1,000 of 3 digits, seed 2; 50 px
@@ -154,6 +155,31 @@ def expected_counts(model, scene_set: scenes.SceneSet) -> dict:
     return out
 
 
+@torch.no_grad()
+def probe(model, scene_set: scenes.SceneSet, label: str) -> None:
+    """Print, per true count 1 and 2, q(n), log p(x | the first n objects), each step's KL, window size, the
+    IoU between the steps' windows and of each step's window with its best true digit, and each object's
+    drawn mass against the scene's ink (the numbers of the .md's mechanism paragraph)."""
+    from torchvision.ops import box_iou
+
+    x = scene_set.images.fixed_binarization(0).x
+    inf = model.infer(x, mode=True)
+    q, (log_px, _) = model.count_posterior(inf).probs, model.count_costs(x, inf)
+    boxes, truth = model.boxes(inf.where).float(), scene_set.counts.cpu()
+    for k in (1, 2):
+        sel = (truth == k).nonzero().squeeze(-1)
+        b, tb = boxes[sel], scene_set.boxes[sel, :k].float()
+        pair = [float(torch.stack([box_iou(b[i, a:a + 1], b[i, c:c + 1])[0, 0] for i in range(len(sel))]).mean())
+                for a, c in ((0, 1), (0, 2), (1, 2))]
+        best = [float(torch.stack([box_iou(b[i, j:j + 1], tb[i])[0].max() for i in range(len(sel))]).mean())
+                for j in range(3)]
+        r = lambda v: [round(float(u), 2) for u in v]  # noqa: E731
+        print(f"{label}, {k}-digit scenes: q(n) {r(q[sel].mean(0))}; log p(x | n objects) {r(log_px[sel].mean(0))}; "
+              f"KL per step {r(inf.kl[sel].mean(0))}; window px {r((scene_set.spec.canvas / inf.where[sel, :, 0]).mean(0))}; "
+              f"IoU steps (1,2),(1,3),(2,3) {r(pair)}; best IoU with a digit per step {r(best)}; object mass per "
+              f"step {r(inf.objects[sel].sum((2, 3, 4)).mean(0))} of {float(x[sel].sum((1, 2, 3)).mean()):.1f} ink")
+
+
 def load_results() -> dict:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
@@ -164,6 +190,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--quick", action="store_true", help="tiny data and networks, a throwaway cache")
     parser.add_argument("--table", action="store_true", help="print the markdown table of the stored results")
+    parser.add_argument("--probe", action="store_true", help="print the mechanism probe of each setting and seed "
+                        "(trained or loaded from the cache) instead of storing scores")
     args = parser.parse_args()
     if args.table:
         print(table(load_results()))
@@ -186,6 +214,8 @@ def main() -> None:
         out.update(expected_counts(model, test))
         return out
 
+    if args.probe:
+        score = lambda model, s: probe(model, test, f"{name} seed {s}") or {"count_accuracy": 0.0}  # noqa: E731
     results = load_results()
     for name in args.settings:
         overrides = SETTINGS[name][1]
@@ -197,6 +227,8 @@ def main() -> None:
             start = time.perf_counter()
             out = run_trials([trial], train.images, seeds=[s], score=score,
                              key="07" if chapter_air else "bench23")[trial.name]
+            if args.probe:
+                continue
             run = out.runs[0]
             h = out.history["steps"]
             curve = {int(st): float(c) for st, c in zip(h["step"], h["count"]) if int(st) % 250 == 0}
