@@ -159,6 +159,20 @@ def settings(p: dict, long_warmup: float, free_bits: float) -> dict:
 
 
 @torch.no_grad()
+def setting(name: str, table: dict, p: dict, quick: bool):
+    """A setting's label, model class, model and training configs, trial name and cache key. The chapter's own
+    three models keep the chapter's names and key, so that a finished book run's checkpoints (same code, config,
+    data and seed: the same cache key) are loaded instead of retrained."""
+    label, cls, cond, zdim, warm, fb = table[name]
+    cfg = PixelVAEConfig(latent_dim=zdim, layers=p["layers"], conditioning=cond, channels=p["channels"],
+                         kernel_size=p["kernel_size"], up_channels=p["up_channels"],
+                         enc_channels=tuple(p["enc_channels"]), conv_features=p["conv_features"])
+    tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kl_warmup_epochs=warm,
+                       free_bits=fb)
+    trial, key = (CHAPTER_NAMES[name], "06") if name in CHAPTER_NAMES and not quick else (name, "bench24")
+    return label, cls, cfg, tcfg, trial, key
+
+
 def fast_sample(model, z, noise: torch.Tensor) -> torch.Tensor:
     """:meth:`PixelCNNDecoder.sample` with each step cut to the rows the pixel's conditional can see
     (:func:`receptive_field_rows` above it, plus one spare): the same images for the same noise (checked by
@@ -241,15 +255,7 @@ def run(args):
         for name in args.settings:
             if (name, s, args.quick) in have:
                 continue
-            label, cls, cond, zdim, warm, fb = table[name]
-            cfg = PixelVAEConfig(latent_dim=zdim, layers=p["layers"], conditioning=cond, channels=p["channels"],
-                                 kernel_size=p["kernel_size"], up_channels=p["up_channels"],
-                                 enc_channels=tuple(p["enc_channels"]), conv_features=p["conv_features"])
-            tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kl_warmup_epochs=warm,
-                               free_bits=fb)
-            # the chapter's own three models keep the chapter's names and key, so that a finished book run's
-            # checkpoints (same code, config, data and seed: the same cache key) are loaded instead of retrained
-            trial, key = (CHAPTER_NAMES[name], "06") if name in CHAPTER_NAMES and not args.quick else (name, "bench24")
+            label, cls, cfg, tcfg, trial, key = setting(name, table, p, args.quick)
             if args.book_cache and key == "06":
                 for f in Path(args.book_cache).glob(f"06-{trial}-seed{s}-*.pt"):
                     target = cache_dir() / f.name
@@ -261,7 +267,7 @@ def run(args):
             h = out.history
             row = {"setting": name, "label": label, "seed": s, "quick": args.quick, **out.runs[0],
                    "train_s": out.train_seconds[0], "wall_s": out.wall_seconds[0],
-                   "steps": h["steps"]["step"][-1], "warmup_epochs": warm, "free_bits": fb,
+                   "steps": h["steps"]["step"][-1], "warmup_epochs": tcfg.kl_warmup_epochs, "free_bits": tcfg.free_bits,
                    # loaded from the cache: the seed's wall time is (almost) all scoring, none of it training
                    "loaded": out.wall_seconds[0] - out.runs[0]["eval_s"] - out.runs[0]["sample_s"]
                    < 0.5 * out.train_seconds[0],
@@ -315,13 +321,7 @@ def run_probe(args):
         if "probe_accuracy" in row or row["quick"] != args.quick or row["setting"] == "pixelcnn":
             continue
         name, s = row["setting"], row["seed"]
-        label, cls, cond, zdim, warm, fb = table[name]
-        cfg = PixelVAEConfig(latent_dim=zdim, layers=p["layers"], conditioning=cond, channels=p["channels"],
-                             kernel_size=p["kernel_size"], up_channels=p["up_channels"],
-                             enc_channels=tuple(p["enc_channels"]), conv_features=p["conv_features"])
-        tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kl_warmup_epochs=warm,
-                           free_bits=fb)
-        trial, key = (CHAPTER_NAMES[name], "06") if name in CHAPTER_NAMES and not args.quick else (name, "bench24")
+        label, cls, cfg, tcfg, trial, key = setting(name, table, p, args.quick)
         out = run_trials([Trial(trial, lambda: cls(cfg).to(device), tcfg)], train, seeds=[s],
                          score=lambda m, s_: {"probe_accuracy": probe_accuracy(m, classifier, train, test, s_)},
                          key=key + ("q" if args.quick else ""))[trial]
