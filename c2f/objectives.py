@@ -108,7 +108,14 @@ class CodeOrder:
     """A model's code in parts, coarse first. Part i has the columns ``features[i]`` of ``model.latent_means``
     and ``kl[i]`` of the per-dimension KL (``evaluate(...)["kl_per_dim"]``); ``log_px(x, g)`` is the per-image
     log p(x | first g parts at their posterior means, the rest completed by the model). ``clusters`` says the
-    model is a clustering model (``model.cluster(x)``, its first part): it is also scored by cluster accuracy."""
+    model is a clustering model (``model.cluster(x)``, its first part): it is also scored by cluster accuracy.
+
+    ``sample(x, g, image)`` decodes from a *sample*, by one rule for every model: the first g parts drawn from
+    the posterior q(· | x) (each given the parts before it where the posterior is sequential), the rest drawn
+    from the prior given the parts before them (the conditional prior; N(0, I) for independent units). It
+    returns log p(x | that code) [B] and, with `image`, the decoded image [B, C, H, W] in [0, 1]: the
+    decoder's mean, or one image drawn pixel by pixel where the decoder is autoregressive
+    (``pixel_by_pixel``: H·W decoder passes, so costly). g = 0 decodes a sample of the model."""
 
     kind: str  # how the order is defined, in words
     labels: list[str]  # one per part
@@ -116,6 +123,8 @@ class CodeOrder:
     kl: list[list[int]]
     log_px: Callable[[torch.Tensor, int], torch.Tensor]
     clusters: bool = False
+    sample: Callable[[torch.Tensor, int, bool], tuple[torch.Tensor, torch.Tensor | None]] | None = None
+    pixel_by_pixel: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -141,10 +150,14 @@ def kl_parts(kl_per_dim) -> list[list[int]]:
 
 
 def units_by_kl(kl_per_dim, posterior_mean: Callable[[torch.Tensor], torch.Tensor],
-                log_px_given: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CodeOrder:
-    """The order of a flat latent with no order of its own: its units by KL, largest first (the most favourable
-    order for it), in the parts of :func:`kl_parts`. A prefix is the posterior mean ``posterior_mean(x)``
-    [B, D] with every unit outside it at 0, the prior mean of N(0, I); ``log_px_given(x, z)`` is log p(x | z)."""
+                log_px_given: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                posterior_sample: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                decode_sample: Callable | None = None, pixel_by_pixel: bool = False) -> CodeOrder:
+    """The order of a flat latent with no order of its own: its units by KL, largest first, in the parts of
+    :func:`kl_parts`. A prefix is the posterior mean ``posterior_mean(x)`` [B, D] with every unit outside it at
+    0, the prior mean of N(0, I); ``log_px_given(x, z)`` is log p(x | z). With ``posterior_sample(x)`` (a draw
+    of q(z | x), [B, D]) and ``decode_sample(x, z, image)`` (log p(x | z) and, with `image`, the decoded
+    image) the order also has :attr:`CodeOrder.sample`: the prefix's units drawn from q, the others from N(0, 1)."""
     parts = kl_parts(kl_per_dim)
     flat = [u for p in parts for u in p]
     sizes = [sum(len(p) for p in parts[:i + 1]) for i in range(len(parts))]
@@ -154,8 +167,14 @@ def units_by_kl(kl_per_dim, posterior_mean: Callable[[torch.Tensor], torch.Tenso
         z = torch.zeros_like(z_mean)
         z[:, keep] = z_mean[:, keep]
         return log_px_given(x, z)
+    def sample(x, g, image=True):
+        z, keep = posterior_sample(x), flat[:sizes[g - 1]] if g else []
+        rest = [u for u in range(z.shape[-1]) if u not in set(keep)]
+        z[:, rest] = torch.randn_like(z[:, rest])
+        return decode_sample(x, z, image)
     labels = [f"the {n} unit{'s' if n > 1 else ''} of highest KL" for n in sizes]
-    return CodeOrder("units by KL, largest first", labels, parts, parts, log_px)
+    return CodeOrder("units by KL, largest first", labels, parts, parts, log_px,
+                     sample=sample if posterior_sample is not None else None, pixel_by_pixel=pixel_by_pixel)
 
 
 @runtime_checkable

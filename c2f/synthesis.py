@@ -87,3 +87,108 @@ def accuracy_within(curve: list[dict], nats: float, chance: float) -> float:
     costs more): what a model tells about the class for a given budget of nats."""
     within = [c["probe_accuracy"] for c in curve if c["kl_nats"] <= nats]
     return within[-1] if within else chance
+
+
+# --- the headline measure: the class of an image decoded from a sample of the prefix --------------------
+
+def fano_accuracy_bound(rate: float, classes: int = 10) -> float:
+    """The highest class accuracy Fano's inequality allows from a code that carries at most `rate` nats about
+    a class uniform over `classes`: with H(Y | Z) ≥ log K − I and H(Y | Z) ≤ h(e) + e log(K − 1) for the error
+    e, the accuracy 1 − e is at most 1 − e*, e* the error at which h(e) + e log(K − 1) = log K − I (1 from
+    I = log K on, 1/K at I = 0)."""
+    import math
+
+    from scipy.optimize import brentq
+
+    gap = math.log(classes) - max(float(rate), 0.0)
+    if gap <= 0:
+        return 1.0
+    top = (classes - 1) / classes  # h(e) + e log(K − 1) rises from 0 at e = 0 to log K here
+
+    def f(e):
+        h = 0.0 if e <= 0 else -e * math.log(e) - (1 - e) * math.log1p(-e)
+        return h + e * math.log(classes - 1) - gap
+    return 1.0 - (top if f(top) <= 0 else brentq(f, 0.0, top, xtol=1e-12))
+
+
+def fano_excess(accuracy: float, rate: float, n: int, *, classes: int = 10, z: float = 3.0) -> float:
+    """How far a measured accuracy lies above the Fano bound of its rate, beyond `z` binomial standard errors
+    of an accuracy measured on `n` images (the bound holds for the population; a measure on n images scatters
+    around it): > 0 means the measure breaks the bound."""
+    bound = fano_accuracy_bound(rate, classes)
+    return accuracy - bound - z * (bound * (1 - bound) / max(n, 1)) ** 0.5
+
+
+@torch.no_grad()
+def decoded_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, classifier, *, draws: int = 3,
+                     seed: int = 0, pixel_images: int = 100, batch_size: int = 500) -> list[dict]:
+    """The headline measure, for g = 0..len(order) (g = 0: no code, a sample of the model): decode from a
+    *sample* of the first g parts, the rest drawn from the (conditional) prior (:attr:`CodeOrder.sample`, one
+    rule for every model), `draws` times, on the fixed test images of `test`; ``decoded_accuracy`` is the
+    share of decoded images that `classifier` assigns to the test image's class, ``recon_nats`` the mean
+    −log p(x | that code) and ``kl_nats`` the prefix's test KL (its rate, 0 for g = 0), ``images`` the number
+    of images the accuracy is over (only the first `pixel_images` where the decoder draws pixel by pixel).
+    The draws use their own random stream (`seed`), so the measure does not move the caller's."""
+    was_training = model.training
+    model.eval()
+    kl = torch.as_tensor(kl_per_dim, dtype=torch.float64)
+    fixed = evaluation_images(test)
+    n_img = min(len(fixed), pixel_images) if order.pixel_by_pixel else len(fixed)
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for g in range(len(order) + 1):
+            log_px, hits = 0.0, 0.0
+            for _ in range(draws):
+                for i, (x, y) in enumerate(batches(fixed, batch_size, shuffle=False)):
+                    start = i * batch_size
+                    image = start < n_img
+                    lp, img = order.sample(x, g, image)
+                    log_px += float(lp.double().sum())
+                    if image:
+                        keep = min(len(x), n_img - start)
+                        hits += float((classifier.predict(img[:keep].float()) == y[:keep]).sum())
+            out.append({"kl_nats": float(kl[[c for p in order.kl[:g] for c in p]].sum()) if g else 0.0,
+                        "recon_nats": -log_px / (draws * len(fixed)), "decoded_accuracy": hits / (draws * n_img),
+                        "images": n_img})
+    model.train(was_training)
+    return out
+
+
+def _log_rate(rate):
+    """The rate axis of the summaries: log(1 + R), linear below about a nat and logarithmic above."""
+    import numpy as np
+    return np.log1p(np.maximum(np.asarray(rate, dtype=np.float64), 0.0))
+
+
+def accuracy_at(curve: list[dict], rate: float, key: str = "decoded_accuracy") -> float:
+    """The accuracy of `curve` (points g = 0..G of :func:`decoded_measures`) at `rate` nats, interpolated
+    linearly in log(1 + R) between the points; beyond the whole code's rate the whole code's accuracy (the
+    model has nothing more to spend). Not a step function of the rate."""
+    import numpy as np
+    r, a = _log_rate([c["kl_nats"] for c in curve]), np.array([c[key] for c in curve])
+    r = np.maximum.accumulate(r)  # cumulative KLs: non-decreasing up to rounding
+    return float(np.interp(_log_rate(rate), r, a))
+
+
+def accuracy_area(curve: list[dict], rate: float, key: str = "decoded_accuracy", points: int = 200) -> float:
+    """The mean of :func:`accuracy_at` over rates 0..`rate`, uniformly in log(1 + R): the area under the
+    accuracy–rate curve up to `rate`, as an accuracy."""
+    import numpy as np
+    grid = np.expm1(np.linspace(0.0, float(_log_rate(rate)), points))
+    return float(np.mean([accuracy_at(curve, r, key) for r in grid]))
+
+
+def rate_to_accuracy(curve: list[dict], accuracy: float, key: str = "decoded_accuracy") -> float | None:
+    """The smallest rate (nats) at which the interpolated curve (:func:`accuracy_at`) reaches `accuracy`;
+    None when it never does."""
+    import numpy as np
+    r = np.maximum.accumulate(_log_rate([c["kl_nats"] for c in curve]))
+    a = [c[key] for c in curve]
+    if a[0] >= accuracy:
+        return 0.0
+    for i in range(1, len(a)):
+        if a[i] >= accuracy:
+            t = (accuracy - a[i - 1]) / (a[i] - a[i - 1])
+            return float(np.expm1(r[i - 1] + t * (r[i] - r[i - 1])))
+    return None

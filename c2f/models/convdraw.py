@@ -193,8 +193,12 @@ class ConvDRAW(nn.Module):
         def log_px(x, g):
             choose = lambda t, q, p: q.mean if t < g else p.mean  # noqa: E731 - the rest: the prior's mean
             return self.likelihood(list(self.iterate(x, choose))[-1]["canvas"]).log_prob(x)
+        def sample(x, g, image=True):  # iterations < g from q, the rest from the prior given them
+            canvas = list(self.iterate(x, lambda t, q, p: q.sample() if t < g else p.sample()))[-1]["canvas"]
+            return self.likelihood(canvas).log_prob(x), (self.image(canvas) if image else None)
         return CodeOrder("iterations 1..T", [f"iteration {t}" for t in range(1, t_max + 1)],
-                         [list(range(t * n, (t + 1) * n)) for t in range(t_max)], [[t] for t in range(t_max)], log_px)
+                         [list(range(t * n, (t + 1) * n)) for t in range(t_max)], [[t] for t in range(t_max)], log_px,
+                         sample=sample)
 
     # --- images --------------------------------------------------------------------------------------
     @torch.no_grad()

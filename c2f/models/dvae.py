@@ -252,7 +252,14 @@ class DVAE(nn.Module):
             if self.cfg.transform:
                 t = self.transform_posterior(x).mean if g > 1 else self.transform_prior(len(x)).mean
             return self.decode(F.one_hot(self.cluster(x), k).float(), self.components(t)).log_prob(x)
-        return CodeOrder("class, then transformation", labels, features, kl, log_px, clusters=True)
+        def sample(x, g, image=True):  # the class, then the transformation, from q; the rest from the prior
+            logits = self.class_logits(x) if g >= 1 else torch.zeros(len(x), k, device=x.device)  # p(z) uniform
+            t = None
+            if self.cfg.transform:
+                t = (self.transform_posterior(x) if g > 1 else self.transform_prior(len(x))).sample()
+            p = self.decode(F.one_hot(Categorical(logits=logits).sample(), k).float(), self.components(t))
+            return p.log_prob(x), (p.mean if image else None)
+        return CodeOrder("class, then transformation", labels, features, kl, log_px, clusters=True, sample=sample)
 
     def cluster(self, x) -> torch.Tensor:
         """The cluster of each image: argmax_z q(z | x), [B]."""

@@ -151,7 +151,13 @@ class TopDownVAE(nn.Module):
             means = self.posterior_means(x)
             choose = lambda l, p: means[l] if l >= L - g else p[0]  # noqa: E731 - lower layers: conditional prior mean
             return self.likelihood(self.top_down(len(x), choose, x.device)[2]).log_prob(x)
-        return layers_top_first(self.layer_sizes, log_px)
+
+        def sample(x, g, image=True):  # the top g layers drawn from q, the layers below from the conditional prior
+            zs = self._pass(x)[0]
+            p = self.likelihood(self.top_down(len(x), lambda l, prior: zs[l] if l >= L - g else draw(prior),
+                                              x.device)[2])
+            return p.log_prob(x), (p.mean if image else None)
+        return layers_top_first(self.layer_sizes, log_px, sample)
 
     # --- images --------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -240,7 +240,10 @@ class PixelVAE(nn.Module):
     def code_order(self, kl_per_dim) -> CodeOrder:
         """No order of its own: the units by KL (:func:`c2f.objectives.units_by_kl`); the PixelCNN decoder
         adds the rest."""
-        return units_by_kl(kl_per_dim, lambda x: self.encode(x).mean, lambda x, z: self.decode(x, z).log_prob(x))
+        def decode_sample(x, z, image):  # the image: drawn pixel by pixel (the decoder has no tractable mean)
+            return self.decode(x, z).log_prob(x), (self.generate(z) if image else None)
+        return units_by_kl(kl_per_dim, lambda x: self.encode(x).mean, lambda x, z: self.decode(x, z).log_prob(x),
+                           lambda x: self.encode(x).sample(), decode_sample, pixel_by_pixel=True)
 
     def latent_means(self, x):
         """E_q[z | x] (an empty [B, 0] for the PixelCNN)."""

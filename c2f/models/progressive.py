@@ -245,9 +245,16 @@ class GroupModel(nn.Module):
         def log_px(x, g):
             zs, keep = self.split_groups(self.latent_means(x)), set(order[:g])
             return self.likelihood(self.decode_logits([z if i in keep else None for i, z in enumerate(zs)])).log_prob(x)
+        def sample(x, g, image=True):  # groups of the prefix from q (in sequence), the others from N(0, I)
+            _, zs, _ = self._run(x, n)
+            keep = set(order[:g])
+            logits = self.decode_logits([z if i in keep else torch.randn_like(z) for i, z in enumerate(zs)])
+            return self.likelihood(logits).log_prob(x), (torch.sigmoid(logits) if image else None)
         if self.ordered_groups:
-            return CodeOrder("latent groups 1..G", [f"group {g}" for g in range(1, n + 1)], cols, cols, log_px)
-        return CodeOrder("latent groups by KL, largest first", [f"group {g + 1}" for g in order], cols, cols, log_px)
+            return CodeOrder("latent groups 1..G", [f"group {g}" for g in range(1, n + 1)], cols, cols, log_px,
+                             sample=sample)
+        return CodeOrder("latent groups by KL, largest first", [f"group {g + 1}" for g in order], cols, cols, log_px,
+                         sample=sample)
 
     def split_groups(self, z: torch.Tensor) -> list[torch.Tensor]:
         """[..., G*k] -> G tensors [..., k]."""

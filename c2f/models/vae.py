@@ -90,7 +90,11 @@ class VAE(nn.Module):
 
     def code_order(self, kl_per_dim) -> CodeOrder:
         """No order of its own: the units by KL (:func:`c2f.objectives.units_by_kl`)."""
-        return units_by_kl(kl_per_dim, lambda x: self.encode(x).mean, lambda x, z: self.decode(z).log_prob(x))
+        def decode_sample(x, z, image):
+            p = self.decode(z)
+            return p.log_prob(x), (p.mean if image else None)
+        return units_by_kl(kl_per_dim, lambda x: self.encode(x).mean, lambda x, z: self.decode(z).log_prob(x),
+                           lambda x: self.encode(x).sample(), decode_sample)
 
     def latent_means(self, x):
         """E_q[z | x], used for active units and latent plots."""

@@ -13,7 +13,8 @@ from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, H
                         PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
 from c2f.models.progressive import make_variant
 from c2f.objectives import CoarseToFine, kl_parts
-from c2f.synthesis import FAMILIES, accuracy_within, prefix_measures, probe
+from c2f.synthesis import (FAMILIES, accuracy_area, accuracy_at, accuracy_within, decoded_measures, fano_accuracy_bound,
+                           fano_excess, prefix_measures, probe, rate_to_accuracy)
 
 pytest.importorskip("sklearn")
 
@@ -140,3 +141,92 @@ def test_accuracy_within_a_budget():
 
 def test_the_chapter_offers_exactly_these_families():
     assert declared_choices("08_synthesis")["families"] == list(FAMILIES)
+
+
+# --- the headline measure: decoded from a sample of the prefix --------------------------------------------
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_decodes_a_sampled_prefix_by_the_one_rule(family):
+    """CodeOrder.sample: images in [0, 1] of the data's shape for every prefix g = 0..G; with no code (g = 0)
+    the decoded image does not depend on the input image (everything drawn from the prior; that it does with
+    the code is checked on a trained model below)."""
+    torch.manual_seed(0)
+    model = tiny(family).eval()
+    xa, xb = torch.bernoulli(torch.rand(2, 5, 1, 28, 28))
+    with torch.no_grad():
+        order = model.code_order(model.elbo_terms(xa).kl_dims.mean(0).tolist())
+        assert order.sample is not None and order.pixel_by_pixel == (family == "pixelvae")
+        for g in range(len(order) + 1):
+            log_px, img = order.sample(xa, g, True)
+            assert log_px.shape == (5,) and torch.isfinite(log_px).all()
+            assert img.shape == (5, 1, 28, 28) and 0 <= img.min() and img.max() <= 1
+            assert order.sample(xa, g, False)[1] is None
+
+        def decoded(x, g):
+            torch.manual_seed(1)
+            return order.sample(x, g, True)[1]
+        assert torch.equal(decoded(xa, 0), decoded(xb, 0))
+
+
+def test_fano_bound_against_its_equation():
+    """1/K with no information, 1 from log K nats on, and in between the accuracy a at which
+    h(1 − a) + (1 − a) log(K − 1) = log K − I, computed here independently; rising with the rate."""
+    import math
+    assert fano_accuracy_bound(0.0) == pytest.approx(0.1)
+    assert fano_accuracy_bound(math.log(10)) == 1.0 and fano_accuracy_bound(5.0) == 1.0
+    for rate in (0.05, 0.5, 1.0, 2.0):
+        e = 1 - fano_accuracy_bound(rate)
+        h = -e * math.log(e) - (1 - e) * math.log(1 - e)
+        assert h + e * math.log(9) == pytest.approx(math.log(10) - rate, abs=1e-9)
+    bounds = [fano_accuracy_bound(r) for r in (0.0, 0.1, 0.5, 1.0, 2.0, 2.3)]
+    assert bounds == sorted(bounds)
+    assert fano_accuracy_bound(0.15) == pytest.approx(0.30, abs=0.02)  # the issue's PixelVAE example
+
+
+def test_fano_excess_flags_a_leak():
+    """An accuracy of 1 at a rate of 0.1 nats on 500 images breaks the bound; the chance level at rate 0 does
+    not, nor an accuracy a binomial error above the bound."""
+    assert fano_excess(1.0, 0.1, 500) > 0
+    assert fano_excess(0.1, 0.0, 500) < 0
+    b = fano_accuracy_bound(1.0)
+    assert fano_excess(b + (b * (1 - b) / 500) ** 0.5, 1.0, 500) < 0
+
+
+def test_decoded_measure_of_a_trained_model_respects_fano(make_images):
+    """A VAE and a classifier trained for seconds on ten prototypes: the decoded measure starts at no code
+    (rate 0) near chance, its rates add up to the model's KL, and no point exceeds the Fano bound of its rate."""
+    from c2f.models.classifier import Classifier
+    from c2f.train import TrainConfig, fit
+    torch.manual_seed(0)
+    images = make_images(1300, prototypes=10, flip=0.03)
+    data = ImageSet("toy", "train", images.x[:1000], images.y[:1000], "static")
+    test = ImageSet("toy", "test", images.x[1000:], images.y[1000:], "static")
+    clf = Classifier()
+    fit(clf, data, TrainConfig(epochs=1, batch_size=50, lr=2e-3))
+    assert (clf.predict(test.x) == test.y).float().mean() > 0.95
+    model = VAE(VAEConfig(arch="mlp", latent_dim=4, hidden=(64,)))
+    fit(model, data, TrainConfig(epochs=10, batch_size=50, lr=3e-3))
+    metrics = evaluate(model, test, seed=0)
+    order = model.code_order(metrics["kl_per_dim"])
+    curve = decoded_measures(model, order, metrics["kl_per_dim"], test, clf, draws=2)
+    assert len(curve) == len(order) + 1 and curve[0]["kl_nats"] == 0.0
+    assert curve[-1]["kl_nats"] == pytest.approx(metrics["kl_nats"], rel=1e-5)
+    assert curve[0]["decoded_accuracy"] < 0.25
+    assert curve[-1]["decoded_accuracy"] > 0.5  # the measure reads the class when the code carries it
+    for c in curve:
+        assert fano_excess(c["decoded_accuracy"], c["kl_nats"], c["images"] * 2) <= 0, c
+
+
+def test_accuracy_rate_summaries_interpolate_in_log_rate():
+    """Between two points the accuracy is linear in log(1 + R), not a step; beyond the last point it holds;
+    the area is a mean accuracy; the rate to an accuracy inverts the interpolation."""
+    import math
+    curve = [{"kl_nats": 0.0, "decoded_accuracy": 0.1}, {"kl_nats": math.e - 1, "decoded_accuracy": 0.5},
+             {"kl_nats": math.e ** 2 - 1, "decoded_accuracy": 0.9}]
+    assert accuracy_at(curve, 0.0) == pytest.approx(0.1)
+    assert accuracy_at(curve, math.exp(0.5) - 1) == pytest.approx(0.3)
+    assert accuracy_at(curve, math.exp(1.5) - 1) == pytest.approx(0.7)
+    assert accuracy_at(curve, 1000.0) == pytest.approx(0.9)
+    assert accuracy_area(curve, math.e - 1, points=2001) == pytest.approx(0.3, abs=1e-3)  # mean of a line 0.1..0.5
+    assert rate_to_accuracy(curve, 0.3) == pytest.approx(math.exp(0.5) - 1)
+    assert rate_to_accuracy(curve, 0.05) == 0.0 and rate_to_accuracy(curve, 0.95) is None
