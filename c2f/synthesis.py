@@ -127,13 +127,14 @@ def decoded_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, classi
     rule for every model), `draws` times, on the fixed test images of `test`; ``decoded_accuracy`` is the
     share of decoded images that `classifier` assigns to the test image's class, ``recon_nats`` the mean
     −log p(x | that code) and ``kl_nats`` the prefix's test KL (its rate, 0 for g = 0), ``images`` the number
-    of images the accuracy is over (only the first `pixel_images` where the decoder draws pixel by pixel).
+    of images the accuracy is over (only the first `pixel_images` where the decoder draws pixel by pixel; with
+    none, ``decoded_accuracy`` is None).
     The draws use their own random stream (`seed`), so the measure does not move the caller's."""
     was_training = model.training
     model.eval()
     kl = torch.as_tensor(kl_per_dim, dtype=torch.float64)
     fixed = evaluation_images(test)
-    n_img = min(len(fixed), pixel_images) if order.pixel_by_pixel else len(fixed)
+    n_img = min(len(fixed), pixel_images) if order.pixel_by_pixel else len(fixed)  # 0: accuracy not measured
     out = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -149,7 +150,8 @@ def decoded_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, classi
                         keep = min(len(x), n_img - start)
                         hits += float((classifier.predict(img[:keep].float()) == y[:keep]).sum())
             out.append({"kl_nats": float(kl[[c for p in order.kl[:g] for c in p]].sum()) if g else 0.0,
-                        "recon_nats": -log_px / (draws * len(fixed)), "decoded_accuracy": hits / (draws * n_img),
+                        "recon_nats": -log_px / (draws * len(fixed)),
+                        "decoded_accuracy": hits / (draws * n_img) if n_img else None,
                         "images": n_img})
     model.train(was_training)
     return out
@@ -192,3 +194,17 @@ def rate_to_accuracy(curve: list[dict], accuracy: float, key: str = "decoded_acc
             t = (accuracy - a[i - 1]) / (a[i] - a[i - 1])
             return float(np.expm1(r[i - 1] + t * (r[i] - r[i - 1])))
     return None
+
+
+def shared_budget(cfg, train: ImageSet, stages: int):
+    """The training configuration and images of a model trained in `stages` stages, so that all its stages
+    together take as many optimizer steps as one model trained by `cfg` on `train`: each stage one pass over the
+    first ⌈N · epochs / stages⌉ images, its KL warm-up the same fraction of that pass. Returns (cfg, images),
+    images None (the experiment's) for a model trained in one stage."""
+    import math
+    from dataclasses import replace
+
+    if stages <= 1:
+        return cfg, None
+    n = max(1, math.ceil(len(train) * cfg.epochs / stages))
+    return replace(cfg, epochs=1, kl_warmup_epochs=cfg.kl_warmup_epochs / cfg.epochs), train.subset(min(n, len(train)))

@@ -2,58 +2,84 @@
 
 from __future__ import annotations
 
-from scipy import stats as scipy_stats
+from itertools import combinations
+
+import numpy as np
 
 from c2f.stats import CANNOT_TELL, NO_DIFFERENCE, compare
 
 
-def family_line(family: str, chapter: str, order: str, curve: list[dict], within: float, nats: float,
-                to_90: float) -> str:
-    """One family's code, coarse first: the probe accuracy within `nats`, the first part and the whole code
-    (rate, accuracy, distortion), and the rate at which the probe reaches 90 % of the whole code's accuracy."""
-    first, whole = curve[0], curve[-1]
-    return (f"{family} (chapter {chapter}; {order}): within {nats:g} nats the probe reads {within:.3f}; first "
-            f"part {first['kl_nats']:.2f} nats → accuracy {first['probe_accuracy']:.3f}, distortion "
-            f"{first['recon_nats']:.1f} nats; whole code {whole['kl_nats']:.2f} nats → "
-            f"{whole['probe_accuracy']:.3f}, {whole['recon_nats']:.1f} nats; 90 % of that accuracy at {to_90:.1f} nats")
+def _describe(values) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f} (worst {v.min():.3f})" if len(v) > 1 else "")
 
 
-def against_baseline(early: dict[str, list[float]], baseline: str, nats: float) -> list[str]:
-    """Every family's probe accuracy within `nats` (a value per seed, the same seeds for all) against the
-    `baseline` family's, through :func:`c2f.stats.compare`: one sentence per family, then the families
-    grouped by verdict."""
-    lines, verdicts = [], {}
-    for family, values in early.items():
-        if family == baseline:
-            continue
-        c = compare(values, early[baseline], "probe_accuracy", names=(family, baseline))
-        lines.append(f"within {nats:g} nats, {c.sentence('', 3)}")
-        verdict = {family: "better", baseline: "worse"}.get(c.better, c.verdict)
-        verdicts.setdefault(verdict, []).append(family)
-    groups = [(f"read the class better than {baseline}", "better"), (f"worse than {baseline}", "worse"),
-              (NO_DIFFERENCE, NO_DIFFERENCE), (CANNOT_TELL, CANNOT_TELL)]
-    lines.append(f"at {nats:g} nats, against {baseline}: " + "; ".join(
-        f"{text}: {', '.join(verdicts[key])}" for text, key in groups if key in verdicts))
+def family_line(family: str, chapter: str, order: str, at: dict[float, list[float]],
+                to_accuracy: dict[float, list[float | None]]) -> str:
+    """One family on the common axes: the decoded-image class accuracy at each rate of `at` (a value per
+    seed, mean ± std and the worst seed) and the rate at which it reaches each accuracy of `to_accuracy`
+    (per seed; None where that seed never does)."""
+    parts = [f"{_describe(v)} at {r:g} nats" for r, v in at.items()]
+    reach = []
+    for acc, rates in to_accuracy.items():
+        got = [r for r in rates if r is not None]
+        if len(got) == len(rates):
+            v = np.asarray(got)
+            reach.append(f"{acc:g} at {v.mean():.2f}" + (f" ± {v.std(ddof=1):.2f} nats" if len(v) > 1 else " nats"))
+        else:
+            reach.append(f"{acc:g} not reached in {len(rates) - len(got)} of {len(rates)} seed(s)")
+    return (f"{family} (chapter {chapter}; {order}): decoded-image class accuracy {', '.join(parts)}; "
+            f"reaches {'; '.join(reach)}")
+
+
+def differences(values: dict[str, list[float]], what: str) -> list[str]:
+    """Every pair of families compared on `what` (an accuracy, a value per seed, the same seeds for all)
+    through :func:`c2f.stats.compare`: the differences whose 95 % interval excludes 0, one line each, then
+    how many pairs show no difference at this budget (or cannot be told apart with one seed)."""
+    lines, none, cannot = [], [], []
+    for a, b in combinations(values, 2):
+        c = compare(values[a], values[b], "accuracy", names=(a, b))
+        if c.better is not None:
+            lines.append(f"{what}: {c.sentence('', 3)}")
+        else:
+            (cannot if c.verdict == CANNOT_TELL else none).append(f"{a}–{b}")
+    if none:
+        lines.append(f"{what}: {NO_DIFFERENCE} for the other {len(none)} pair(s)")
+    if cannot:
+        lines.append(f"{what}: {len(cannot)} pair(s) {CANNOT_TELL}")
     return lines
 
 
-def collapse_line(curves: dict[str, list[dict]], below: float = 1.0) -> str:
-    """The families whose whole code costs less than `below` nats (near posterior collapse), and what their
-    posterior means still give the probe."""
-    collapsed = [f for f, cv in curves.items() if cv[-1]["kl_nats"] < below]
-    return (f"codes that cost less than {below:g} nat in all (near posterior collapse): "
-            f"{', '.join(collapsed) or 'none'}"
-            + "".join(f"; {f}: {curves[f][-1]['kl_nats']:.2f} nats, yet its posterior means give the probe "
-                      f"{curves[f][-1]['probe_accuracy']:.3f}" for f in collapsed))
+def one_curve_line(at: dict[str, dict[float, list[float]]], flat: str, grouped: list[str]) -> str:
+    """Whether the `grouped` families (progressive models, 1-D groups) lie on one curve with the `flat`
+    family's KL-sorted units: every family against `flat` at every rate of `at[flat]` through
+    :func:`c2f.stats.compare`. The finding survives when no comparison's interval excludes 0 (with one seed
+    it cannot be told)."""
+    grouped = [g for g in grouped if g in at and g != flat]
+    if flat not in at or not grouped:
+        return f"the one-curve comparison needs {flat} and a progressive family on this page"
+    apart, cannot = [], False
+    for g in grouped:
+        for r in at[flat]:
+            c = compare(at[g][r], at[flat][r], "accuracy", names=(g, flat))
+            cannot |= c.verdict == CANNOT_TELL
+            if c.better is not None:
+                apart.append(f"at {r:g} nats {c.sentence('', 3)}")
+    rates = ", ".join(f"{r:g}" for r in at[flat])
+    if apart:
+        return (f"the progressive models' groups and {flat}'s KL-sorted units do not lie on one curve: "
+                + "; ".join(apart))
+    if cannot:
+        return f"whether {', '.join(grouped)} and {flat} lie on one curve {CANNOT_TELL}"
+    return (f"{', '.join(grouped)} and {flat}'s KL-sorted units lie on one accuracy–rate curve: "
+            f"{NO_DIFFERENCE} at any of {rates} nats")
 
 
-def correlation_line(nll: dict[str, float], early: dict[str, float], nats: float) -> str:
-    """Spearman's rank correlation over families between the test NLL and the probe accuracy within `nats`,
-    with its p-value; a direction is stated only when p < 0.05."""
-    families = list(nll)
-    rho, p = scipy_stats.spearmanr([nll[f] for f in families], [early[f] for f in families])
-    verdict = ("no relation this page can establish" if not p < 0.05 else  # nan (a constant) is no relation
-               "a better (lower) NLL goes with an earlier class" if rho < 0 else
-               "a better (lower) NLL goes with a later class")
-    return (f"Spearman correlation between NLL and the accuracy within {nats:g} nats over {len(families)} "
-            f"families: {rho:+.2f} (p = {p:.2f}): {verdict}")
+def fano_line(points: list[tuple[str, float, float, float]]) -> str:
+    """The check of the headline measure against Fano's bound: `points` are (family, rate, accuracy,
+    excess) with the excess of :func:`c2f.synthesis.fano_excess` (> 0 breaks the bound)."""
+    worst = max(points, key=lambda p: p[3])
+    verdict = "no point exceeds" if worst[3] <= 0 else "SOME POINTS EXCEED"
+    return (f"Fano check over {len(points)} points: {verdict} the bound of its rate (closest: {worst[0]} at "
+            f"{worst[1]:.2f} nats, accuracy {worst[2]:.3f}, {worst[3]:+.3f} from the bound plus three standard "
+            f"errors)")

@@ -4,45 +4,39 @@ from __future__ import annotations
 
 from c2f.findings import ch08
 
-CURVE = [{"kl_nats": 1.45, "probe_accuracy": 0.248, "recon_nats": 202.9},
-         {"kl_nats": 17.71, "probe_accuracy": 0.888, "recon_nats": 107.3}]
+
+def test_family_line_states_accuracies_and_rates_with_seeds():
+    line = ch08.family_line("vae", "01", "units by KL", {2.0: [0.30, 0.32, 0.28], 10.0: [0.8, 0.9, 0.85]},
+                            {0.5: [3.0, 4.0, 5.0], 0.9: [8.0, None, None]})
+    assert line == ("vae (chapter 01; units by KL): decoded-image class accuracy 0.300 ± 0.020 (worst 0.280) at "
+                    "2 nats, 0.850 ± 0.050 (worst 0.800) at 10 nats; reaches 0.5 at 4.00 ± 1.00 nats; 0.9 not "
+                    "reached in 2 of 3 seed(s)")
 
 
-def test_family_line_describes_the_code():
-    assert ch08.family_line("vae", "01", "units by KL", CURVE, 0.813, 10.0, 9.8) == (
-        "vae (chapter 01; units by KL): within 10 nats the probe reads 0.813; first part 1.45 nats → accuracy "
-        "0.248, distortion 202.9 nats; whole code 17.71 nats → 0.888, 107.3 nats; 90 % of that accuracy at 9.8 nats")
+def test_differences_keep_only_those_that_survive_their_interval():
+    lines = ch08.differences({"vae": [0.80, 0.81, 0.79], "convdraw": [0.91, 0.90, 0.92],
+                              "lvae": [0.81, 0.78, 0.82]}, "area to 10 nats")
+    assert lines[0].startswith("area to 10 nats: convdraw is better by 0.110")
+    assert lines[1].startswith("area to 10 nats: convdraw is better by 0.107")
+    assert lines[2] == "area to 10 nats: no difference at this budget for the other 1 pair(s)"
+    assert ch08.differences({"a": [0.1], "b": [0.2]}, "x") == ["x: 1 pair(s) cannot tell (one seed)"]
 
 
-def test_against_the_baseline_groups_the_verdicts():
-    lines = ch08.against_baseline({"vae": [0.80, 0.81, 0.79], "convdraw": [0.91, 0.90, 0.92],
-                                   "vlae": [0.10, 0.15, 0.12], "lvae": [0.81, 0.78, 0.82]}, "vae", 10.0)
-    assert lines[0].startswith("within 10 nats, convdraw is better by 0.110")
-    assert lines[1].startswith("within 10 nats, vae is better by 0.677")
-    assert lines[2].startswith("within 10 nats, no difference between lvae and vae at this budget")
-    assert lines[3] == ("at 10 nats, against vae: read the class better than vae: convdraw; worse than vae: vlae; "
-                        "no difference at this budget: lvae")
+def test_one_curve_survives_or_not():
+    flat = {2.0: [0.30, 0.32, 0.28], 10.0: [0.80, 0.82, 0.78]}
+    close = {2.0: [0.31, 0.30, 0.29], 10.0: [0.79, 0.83, 0.79]}
+    far = {2.0: [0.31, 0.30, 0.29], 10.0: [0.60, 0.62, 0.61]}
+    same = ch08.one_curve_line({"vae": flat, "single": close, "quotient": close}, "vae", ["single", "quotient"])
+    assert same == ("single, quotient and vae's KL-sorted units lie on one accuracy–rate curve: no difference "
+                    "at this budget at any of 2, 10 nats")
+    apart = ch08.one_curve_line({"vae": flat, "single": close, "quotient": far}, "vae", ["single", "quotient"])
+    assert apart.startswith("the progressive models' groups and vae's KL-sorted units do not lie on one curve: "
+                            "at 10 nats vae is better by 0.190")
+    one = ch08.one_curve_line({"vae": {2.0: [0.3]}, "single": {2.0: [0.2]}}, "vae", ["single"])
+    assert "cannot tell" in one
 
 
-def test_one_seed_cannot_tell():
-    lines = ch08.against_baseline({"vae": [0.80], "convdraw": [0.91]}, "vae", 10.0)
-    assert "cannot tell them apart" in lines[0] and "better" not in lines[0]
-    assert lines[1] == "at 10 nats, against vae: cannot tell (one seed): convdraw"
-
-
-def test_collapse_line():
-    curves = {"vae": CURVE, "pixelvae": [{"kl_nats": 0.15, "probe_accuracy": 0.556, "recon_nats": 103.8}]}
-    assert ch08.collapse_line(curves) == ("codes that cost less than 1 nat in all (near posterior collapse): "
-                                          "pixelvae; pixelvae: 0.15 nats, yet its posterior means give the probe "
-                                          "0.556")
-    assert ch08.collapse_line({"vae": CURVE}).endswith("collapse): none")
-
-
-def test_correlation_states_a_direction_only_when_significant():
-    nll = {f"f{i}": 100.0 + i for i in range(8)}
-    assert ch08.correlation_line(nll, {f: -v for f, v in nll.items()}, 10.0).endswith(
-        "a better (lower) NLL goes with an earlier class")
-    assert ch08.correlation_line(nll, {f: v for f, v in nll.items()}, 10.0).endswith(
-        "a better (lower) NLL goes with a later class")
-    noisy = {"f0": 0.5, "f1": 0.1, "f2": 0.9, "f3": 0.3, "f4": 0.6, "f5": 0.2, "f6": 0.8, "f7": 0.4}
-    assert ch08.correlation_line(nll, noisy, 10.0).endswith("no relation this page can establish")
+def test_fano_line_names_the_closest_point():
+    ok = ch08.fano_line([("vae", 0.5, 0.2, -0.1), ("lvae", 1.0, 0.4, -0.02)])
+    assert ok.startswith("Fano check over 2 points: no point exceeds the bound of its rate (closest: lvae at 1.00")
+    assert "SOME POINTS EXCEED" in ch08.fano_line([("vae", 0.1, 0.9, 0.3)])

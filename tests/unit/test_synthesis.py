@@ -14,7 +14,7 @@ from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, H
 from c2f.models.progressive import make_variant
 from c2f.objectives import CoarseToFine, kl_parts
 from c2f.synthesis import (FAMILIES, accuracy_area, accuracy_at, accuracy_within, decoded_measures, fano_accuracy_bound,
-                           fano_excess, prefix_measures, probe, rate_to_accuracy)
+                           fano_excess, prefix_measures, probe, rate_to_accuracy, shared_budget)
 
 pytest.importorskip("sklearn")
 
@@ -230,3 +230,16 @@ def test_accuracy_rate_summaries_interpolate_in_log_rate():
     assert accuracy_area(curve, math.e - 1, points=2001) == pytest.approx(0.3, abs=1e-3)  # mean of a line 0.1..0.5
     assert rate_to_accuracy(curve, 0.3) == pytest.approx(math.exp(0.5) - 1)
     assert rate_to_accuracy(curve, 0.05) == 0.0 and rate_to_accuracy(curve, 0.95) is None
+
+
+def test_a_stage_wise_model_shares_the_budget(make_images):
+    """G stages of one pass over ⌈N·E/G⌉ images take the steps of E epochs over N images (up to rounding)."""
+    import math
+    from c2f.train import TrainConfig
+    train = make_images(7000)
+    cfg = TrainConfig(epochs=2, batch_size=128, kl_warmup_epochs=1.0)
+    assert shared_budget(cfg, train, 1) == (cfg, None)
+    stage_cfg, images = shared_budget(cfg, train, 10)
+    assert stage_cfg.epochs == 1 and stage_cfg.kl_warmup_epochs == 0.5 and len(images) == 1400
+    steps = 10 * math.ceil(len(images) / 128)
+    assert abs(steps - 2 * math.ceil(7000 / 128)) <= 10  # 110 and 110
