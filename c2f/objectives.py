@@ -115,7 +115,9 @@ class CodeOrder:
     from the prior given the parts before them (the conditional prior; N(0, I) for independent units). It
     returns log p(x | that code) [B] and, with `image`, the decoded image [B, C, H, W] in [0, 1]: the
     decoder's mean, or one image drawn pixel by pixel where the decoder is autoregressive
-    (``pixel_by_pixel``: H·W decoder passes, so costly). g = 0 decodes a sample of the model."""
+    (``pixel_by_pixel``: H·W decoder passes, so costly). g = 0 decodes a sample of the model.
+    ``code_sample(x)`` is one draw of the whole code from q(· | x) in the columns of ``model.latent_means``
+    (a class as its one-hot vector)."""
 
     kind: str  # how the order is defined, in words
     labels: list[str]  # one per part
@@ -125,6 +127,7 @@ class CodeOrder:
     clusters: bool = False
     sample: Callable[[torch.Tensor, int, bool], tuple[torch.Tensor, torch.Tensor | None]] | None = None
     pixel_by_pixel: bool = False
+    code_sample: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -174,7 +177,8 @@ def units_by_kl(kl_per_dim, posterior_mean: Callable[[torch.Tensor], torch.Tenso
         return decode_sample(x, z, image)
     labels = [f"the {n} unit{'s' if n > 1 else ''} of highest KL" for n in sizes]
     return CodeOrder("units by KL, largest first", labels, parts, parts, log_px,
-                     sample=sample if posterior_sample is not None else None, pixel_by_pixel=pixel_by_pixel)
+                     sample=sample if posterior_sample is not None else None, pixel_by_pixel=pixel_by_pixel,
+                     code_sample=posterior_sample)
 
 
 @runtime_checkable

@@ -59,10 +59,14 @@ def probe(train_codes, train_labels, test_codes, test_labels, *, max_iter: int =
 
 @torch.no_grad()
 def prefix_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, probe_train: ImageSet, *,
-                    batch_size: int = 500) -> list[dict]:
+                    batch_size: int = 500, samples: bool = True, seed: int = 0) -> list[dict]:
     """For g = 1..len(order): ``kl_nats`` (the prefix's test KL), ``recon_nats`` (−E log p(x | prefix) on the
-    fixed test images of `test`, :func:`c2f.evaluate.evaluation_images`) and ``probe_accuracy`` (a
-    :func:`probe` fitted on the prefix codes of `probe_train`, scored on those of `test`)."""
+    fixed test images of `test`, :func:`c2f.evaluate.evaluation_images`), ``probe_accuracy`` (a :func:`probe`
+    fitted on the prefix codes of `probe_train`, scored on those of `test`), ``features`` (the prefix's number
+    of features) and ``control_accuracy`` (the same probe on a random Gaussian projection of the *whole* code
+    to that many features: what a code of that size gives without the model's order). With `samples` (and
+    :attr:`CodeOrder.code_sample`) the codes are one draw of q(· | x) per image, whose information about the
+    image is bounded by the rate; otherwise the posterior means."""
     was_training = model.training
     model.eval()
     kl = torch.as_tensor(kl_per_dim, dtype=torch.float64)
@@ -71,14 +75,25 @@ def prefix_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, probe_t
     for x, _ in batches(fixed, batch_size, shuffle=False):
         for g in range(1, len(order) + 1):
             sums[g - 1] += order.log_px(x, g).double().sum().cpu()
-    codes_train, codes_test = (latent_means(model, d).cpu() for d in (probe_train, test))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if samples and order.code_sample is not None:
+            codes_train, codes_test = (torch.cat([order.code_sample(x).cpu() for x, _ in
+                                                  batches(evaluation_images(d), batch_size, shuffle=False)])
+                                       for d in (probe_train, test))
+        else:
+            codes_train, codes_test = (latent_means(model, d).cpu() for d in (probe_train, test))
+        projection = torch.randn(codes_train.shape[1], codes_train.shape[1], dtype=torch.float64)
     model.train(was_training)
     out, cols = [], []
     for g in range(1, len(order) + 1):
         cols = cols + order.features[g - 1]
+        proj = projection[:, :len(cols)]
         out.append({"kl_nats": float(kl[[c for p in order.kl[:g] for c in p]].sum()),
-                    "recon_nats": float(-sums[g - 1] / len(fixed)),
-                    "probe_accuracy": probe(codes_train[:, cols], probe_train.y, codes_test[:, cols], fixed.y)})
+                    "recon_nats": float(-sums[g - 1] / len(fixed)), "features": len(cols),
+                    "probe_accuracy": probe(codes_train[:, cols], probe_train.y, codes_test[:, cols], fixed.y),
+                    "control_accuracy": probe(codes_train.double() @ proj, probe_train.y,
+                                              codes_test.double() @ proj, fixed.y)})
     return out
 
 

@@ -198,7 +198,7 @@ class ConvDRAW(nn.Module):
             return self.likelihood(canvas).log_prob(x), (self.image(canvas) if image else None)
         return CodeOrder("iterations 1..T", [f"iteration {t}" for t in range(1, t_max + 1)],
                          [list(range(t * n, (t + 1) * n)) for t in range(t_max)], [[t] for t in range(t_max)], log_px,
-                         sample=sample)
+                         sample=sample, code_sample=lambda x: torch.cat([s["z"] for s in self.iterate(x)], -1))
 
     # --- images --------------------------------------------------------------------------------------
     @torch.no_grad()

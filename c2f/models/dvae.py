@@ -259,7 +259,11 @@ class DVAE(nn.Module):
                 t = (self.transform_posterior(x) if g > 1 else self.transform_prior(len(x))).sample()
             p = self.decode(F.one_hot(Categorical(logits=logits).sample(), k).float(), self.components(t))
             return p.log_prob(x), (p.mean if image else None)
-        return CodeOrder("class, then transformation", labels, features, kl, log_px, clusters=True, sample=sample)
+        def code(x):  # the class drawn from q as a one-hot vector, then the transformation drawn from q
+            z = F.one_hot(Categorical(logits=self.class_logits(x)).sample(), k).float()
+            return torch.cat([z, self.transform_posterior(x).sample()], -1) if self.cfg.transform else z
+        return CodeOrder("class, then transformation", labels, features, kl, log_px, clusters=True, sample=sample,
+                         code_sample=code)
 
     def cluster(self, x) -> torch.Tensor:
         """The cluster of each image: argmax_z q(z | x), [B]."""

@@ -63,7 +63,8 @@ def hierarchy_model(kind: str, p: Mapping[str, Any], *, batch_norm: bool = True,
 
 def synthesis_model(family: str, p: Mapping[str, Any]):
     """Chapter 08's families from its parameters `p`, each at its chapter's architecture (Multiple feeds its
-    residual to each small VAE; the D-VAE-ST has the spatial transformer and the batch-marginal KL)."""
+    residual to each small VAE, whose width is ``multiple_hidden`` so that its G VAEs together stay near the
+    other families' size; the D-VAE-ST has the spatial transformer and the batch-marginal KL)."""
     hier = dict(latent_dims=tuple(p["latent_dims"]), hidden=tuple(p["hier_hidden"]), block_layers=1,
                 activation="elu")
     if family == "vae":
@@ -74,7 +75,8 @@ def synthesis_model(family: str, p: Mapping[str, Any]):
             latent_channels=p["convdraw_latent_channels"], kernel=p["convdraw_kernel"]))
     if family in ("multiple", "single", "rnn", "quotient"):
         from c2f.models.progressive import make_variant
-        base = m.ProgressiveConfig(groups=p["groups"], group_size=1, hidden=tuple(p["progressive_hidden"]))
+        hidden = p["multiple_hidden"] if family == "multiple" else p["progressive_hidden"]  # G small VAEs: narrower
+        base = m.ProgressiveConfig(groups=p["groups"], group_size=1, hidden=tuple(hidden))
         return make_variant("multiple_combined" if family == "multiple" else family, base)
     if family in ("hvae", "lvae"):
         return m.make_hierarchical(family, m.HierarchicalConfig(**hier))

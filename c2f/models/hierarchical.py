@@ -157,7 +157,7 @@ class TopDownVAE(nn.Module):
             p = self.likelihood(self.top_down(len(x), lambda l, prior: zs[l] if l >= L - g else draw(prior),
                                               x.device)[2])
             return p.log_prob(x), (p.mean if image else None)
-        return layers_top_first(self.layer_sizes, log_px, sample)
+        return layers_top_first(self.layer_sizes, log_px, sample, lambda x: torch.cat(self._pass(x)[0], -1))
 
     # --- images --------------------------------------------------------------------------------------
     @torch.no_grad()

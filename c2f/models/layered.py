@@ -125,7 +125,8 @@ class IndependentLatentVAE(nn.Module):
             zs = [draw(q) if l >= L - g else torch.randn_like(q[0]) for l, q in enumerate(self._posteriors(x))]
             p = self.decode_layers(zs)
             return p.log_prob(x), (p.mean if image else None)
-        return layers_top_first(self.layer_sizes, log_px, sample)
+        return layers_top_first(self.layer_sizes, log_px, sample,
+                                lambda x: torch.cat([draw(q) for q in self._posteriors(x)], -1))
 
     def latent_means(self, x):
         return torch.cat(self.posterior_means(x), -1)
@@ -156,13 +157,13 @@ class IndependentLatentVAE(nn.Module):
         return self.generate(zs)
 
 
-def layers_top_first(layer_sizes, log_px, sample=None) -> CodeOrder:
+def layers_top_first(layer_sizes, log_px, sample=None, code_sample=None) -> CodeOrder:
     """The code order of a model with latent layers z_1..z_L (bottom first in ``kl_dims``): the top layer
-    first; ``log_px(x, g)`` decodes the top g layers (``sample``: :attr:`CodeOrder.sample`)."""
+    first; ``log_px(x, g)`` decodes the top g layers (``sample``, ``code_sample``: those of :class:`CodeOrder`)."""
     L, starts = len(layer_sizes), [sum(layer_sizes[:l]) for l in range(len(layer_sizes))]
     cols = [list(range(starts[l], starts[l] + layer_sizes[l])) for l in reversed(range(L))]
     return CodeOrder("latent layers from the top down", [f"layer {l} (of {L})" for l in reversed(range(1, L + 1))],
-                     cols, cols, log_px, sample=sample)
+                     cols, cols, log_px, sample=sample, code_sample=code_sample)
 
 
 def _check_layer(layer: int, num_layers: int) -> None:

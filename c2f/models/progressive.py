@@ -250,11 +250,12 @@ class GroupModel(nn.Module):
             keep = set(order[:g])
             logits = self.decode_logits([z if i in keep else torch.randn_like(z) for i, z in enumerate(zs)])
             return self.likelihood(logits).log_prob(x), (torch.sigmoid(logits) if image else None)
+        code = lambda x: torch.cat(self._run(x, self.cfg.groups)[1], -1)  # noqa: E731 - one draw of all groups
         if self.ordered_groups:
             return CodeOrder("latent groups 1..G", [f"group {g}" for g in range(1, n + 1)], cols, cols, log_px,
-                             sample=sample)
+                             sample=sample, code_sample=code)
         return CodeOrder("latent groups by KL, largest first", [f"group {g + 1}" for g in order], cols, cols, log_px,
-                         sample=sample)
+                         sample=sample, code_sample=code)
 
     def split_groups(self, z: torch.Tensor) -> list[torch.Tensor]:
         """[..., G*k] -> G tensors [..., k]."""

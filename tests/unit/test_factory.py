@@ -51,6 +51,7 @@ def test_synthesis_models_follow_the_chapter_parameters(family):
         assert model.num_groups == p["iterations"]
     if family in ("multiple", "single", "rnn", "quotient"):
         assert model.num_groups == p["groups"]
+        assert list(model.cfg.hidden) == p["multiple_hidden" if family == "multiple" else "progressive_hidden"]
     assert isinstance(model, DVAE) == (family == "dvae_st") and isinstance(model, PixelVAE) == (family == "pixelvae")
 
 
@@ -72,3 +73,12 @@ def test_an_unknown_family_is_named():
     with pytest.raises(ValueError, match="'nope'"):
         vae_model("nope", declared_parameters("01_vae"))
     assert VAE_ARCHS == ("mlp", "conv")
+
+
+def test_synthesis_families_stay_in_the_stated_band():
+    """Chapter 08 states a band of 0.2–2 M parameters for its default families; Conv-DRAW (52 k, its chapter's
+    size) is the one it names outside."""
+    from c2f.experiment import parameter_count
+    p = declared_parameters("08_synthesis")
+    outside = [f for f in p["families"] if not 200_000 <= parameter_count(synthesis_model(f, p)) <= 2_000_000]
+    assert outside == ["convdraw"]

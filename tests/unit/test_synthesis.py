@@ -128,7 +128,8 @@ def test_prefix_measures_of_a_vae():
     assert all(a["kl_nats"] <= b["kl_nats"] for a, b in zip(curve, curve[1:]))
     fixed = images.fixed_binarization(0).x
     assert curve[-1]["recon_nats"] == pytest.approx(-own_log_px(model, fixed).mean().item(), rel=1e-5)
-    assert all(0.0 <= c["probe_accuracy"] <= 1.0 for c in curve)
+    assert all(0.0 <= c["probe_accuracy"] <= 1.0 and 0.0 <= c["control_accuracy"] <= 1.0 for c in curve)
+    assert [c["features"] for c in curve] == [1, 2, 4, 5]
 
 
 def test_accuracy_within_a_budget():
@@ -161,6 +162,8 @@ def test_every_family_decodes_a_sampled_prefix_by_the_one_rule(family):
             assert log_px.shape == (5,) and torch.isfinite(log_px).all()
             assert img.shape == (5, 1, 28, 28) and 0 <= img.min() and img.max() <= 1
             assert order.sample(xa, g, False)[1] is None
+        code = order.code_sample(xa)  # a draw of the whole code, in the columns of the posterior means
+        assert code.shape == model.latent_means(xa).shape and not torch.equal(code, order.code_sample(xa))
 
         def decoded(x, g):
             torch.manual_seed(1)
