@@ -4,17 +4,18 @@ Each model family declares how it orders its code (``model.code_order(kl_per_dim
 :class:`c2f.objectives.CoarseToFine` protocol, a :class:`c2f.objectives.CodeOrder`): the groups of a
 progressive VAE, the iterations of Conv-DRAW, the latent layers of a hierarchy from the top down, the class
 before the transformation in the D-VAE-ST. A flat latent (VAE, PixelVAE) has no order of its own; its units
-are ordered by their KL, largest first (the most favourable order for it), in parts whose cumulative sizes are
-1, 2, 4, ... units (:func:`c2f.objectives.units_by_kl`). :func:`prefix_measures` then gives, for every prefix g
-(the first g parts):
+are ordered by their test KL, largest first, in parts whose cumulative sizes are 1, 2, 4, ... units
+(:func:`c2f.objectives.units_by_kl`).
 
-* ``kl_nats``: the nats the prefix costs, the test KL of its parts (from :func:`c2f.evaluate.evaluate`);
-* ``recon_nats``: −E log p(x | prefix), the image's log-likelihood under the decoder when the prefix is at its
-  posterior mean and the rest of the code is completed the way the model completes a partial code (the
-  (conditional) prior mean; the progressive VAEs leave later groups out, as they were trained to);
-* ``probe_accuracy``: the test accuracy of a linear probe (:func:`probe`, scikit-learn's logistic regression)
-  trained on the prefix's posterior means of training images, i.e. how much *class* information it holds in
-  a linearly readable form.
+The headline measure, :func:`decoded_measures`: for every prefix g = 0..G, decode from a *sample* of the
+prefix, the rest of the code drawn from the (conditional) prior (:attr:`CodeOrder.sample`, one rule for every
+model), and classify the decoded image with the book's MNIST classifier; the accuracy is set against the
+prefix's rate (its test KL), which bounds it through Fano's inequality (:func:`fano_accuracy_bound`). The
+curve is summarised without steps: interpolated in log(1 + R) (:func:`accuracy_at`), its area up to a rate
+(:func:`accuracy_area`) and the rate at which it reaches an accuracy (:func:`rate_to_accuracy`).
+
+The second view, :func:`prefix_measures`: a linear probe (:func:`probe`) on a sample of the prefix's code,
+beside the prefix's size and a dimension-matched control.
 """
 
 from __future__ import annotations
@@ -95,13 +96,6 @@ def prefix_measures(model, order: CodeOrder, kl_per_dim, test: ImageSet, probe_t
                     "control_accuracy": probe(codes_train.double() @ proj, probe_train.y,
                                               codes_test.double() @ proj, fixed.y)})
     return out
-
-
-def accuracy_within(curve: list[dict], nats: float, chance: float) -> float:
-    """The probe accuracy of the longest prefix that costs at most `nats` (`chance` when even the first part
-    costs more): what a model tells about the class for a given budget of nats."""
-    within = [c["probe_accuracy"] for c in curve if c["kl_nats"] <= nats]
-    return within[-1] if within else chance
 
 
 # --- the headline measure: the class of an image decoded from a sample of the prefix --------------------

@@ -237,7 +237,7 @@ class GroupModel(nn.Module):
     def code_order(self, kl_per_dim) -> CodeOrder:
         """Groups 1..G' (G' = default_groups), coarse first; a prefix leaves the later groups out, as the model
         was trained to decode it. A model whose groups have no order of their own (``ordered_groups`` False)
-        takes them by KL, largest first (:meth:`groups_by_kl`), the most favourable order for it."""
+        takes them by KL, largest first (:meth:`groups_by_kl`)."""
         k, n = self.cfg.group_size, self.default_groups
         order = list(range(n)) if self.ordered_groups else self.groups_by_kl(kl_per_dim)[:n]
         cols = [list(range(g * k, (g + 1) * k)) for g in order]

@@ -13,7 +13,7 @@ from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, H
                         PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
 from c2f.models.progressive import make_variant
 from c2f.objectives import CoarseToFine, kl_parts
-from c2f.synthesis import (FAMILIES, accuracy_area, accuracy_at, accuracy_within, decoded_measures, fano_accuracy_bound,
+from c2f.synthesis import (FAMILIES, accuracy_area, accuracy_at, decoded_measures, fano_accuracy_bound,
                            fano_excess, prefix_measures, probe, rate_to_accuracy, shared_budget)
 
 pytest.importorskip("sklearn")
@@ -130,14 +130,6 @@ def test_prefix_measures_of_a_vae():
     assert curve[-1]["recon_nats"] == pytest.approx(-own_log_px(model, fixed).mean().item(), rel=1e-5)
     assert all(0.0 <= c["probe_accuracy"] <= 1.0 and 0.0 <= c["control_accuracy"] <= 1.0 for c in curve)
     assert [c["features"] for c in curve] == [1, 2, 4, 5]
-
-
-def test_accuracy_within_a_budget():
-    curve = [{"kl_nats": 1.0, "probe_accuracy": 0.5}, {"kl_nats": 4.0, "probe_accuracy": 0.8},
-             {"kl_nats": 9.0, "probe_accuracy": 0.9}]
-    assert accuracy_within(curve, 0.5, chance=0.1) == 0.1
-    assert accuracy_within(curve, 4.0, chance=0.1) == 0.8
-    assert accuracy_within(curve, 100.0, chance=0.1) == 0.9
 
 
 def test_the_chapter_offers_exactly_these_families():
