@@ -40,7 +40,7 @@ def differences(values: dict[str, list[float]], what: str) -> list[str]:
     for a, b in combinations(values, 2):
         c = compare(values[a], values[b], "accuracy", names=(a, b))
         if c.better is not None:
-            lines.append(f"{what}: {c.sentence('', 3)}")
+            lines.append(f"{what}, {a} against {b}: {c.sentence('', 3)}")
         else:
             (cannot if c.verdict == CANNOT_TELL else none).append(f"{a}–{b}")
     if none:
@@ -50,22 +50,27 @@ def differences(values: dict[str, list[float]], what: str) -> list[str]:
     return lines
 
 
-def one_curve_line(at: dict[str, dict[float, list[float]]], flat: str, grouped: list[str]) -> str:
+def one_curve_line(at: dict[str, dict[float, list[float]]], flat: str, grouped: list[str],
+                   whole: dict[str, float]) -> str:
     """Whether the `grouped` families (progressive models, 1-D groups) lie on one curve with the `flat`
-    family's KL-sorted units: every family against `flat` at every rate of `at[flat]` through
-    :func:`c2f.stats.compare`. The finding survives when no comparison's interval excludes 0 (with one seed
-    it cannot be told)."""
+    family's KL-sorted units: every family against `flat` through :func:`c2f.stats.compare` at every rate of
+    `at[flat]` that both codes reach (`whole`: each family's whole-code rate, the smallest over seeds; beyond
+    it a curve is only held, not measured). The finding survives when no comparison's interval excludes 0
+    (with one seed it cannot be told)."""
     grouped = [g for g in grouped if g in at and g != flat]
     if flat not in at or not grouped:
         return f"the one-curve comparison needs {flat} and a progressive family on this page"
-    apart, cannot = [], False
+    apart, cannot, used = [], False, set()
     for g in grouped:
-        for r in at[flat]:
+        for r in [r for r in at[flat] if r <= min(whole[g], whole[flat])]:
+            used.add(r)
             c = compare(at[g][r], at[flat][r], "accuracy", names=(g, flat))
             cannot |= c.verdict == CANNOT_TELL
             if c.better is not None:
                 apart.append(f"at {r:g} nats {c.sentence('', 3)}")
-    rates = ", ".join(f"{r:g}" for r in at[flat])
+    if not used:
+        return f"no rate of {', '.join(f'{r:g}' for r in at[flat])} nats lies within both {flat}'s and the progressive codes"
+    rates = ", ".join(f"{r:g}" for r in sorted(used))
     if apart:
         return (f"the progressive models' groups and {flat}'s KL-sorted units do not lie on one curve: "
                 + "; ".join(apart))
