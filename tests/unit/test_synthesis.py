@@ -12,7 +12,7 @@ from c2f.evaluate import evaluate
 from c2f.models import (DVAE, VAE, VLAE, ConvDRAW, ConvDRAWConfig, DVAEConfig, HierarchicalConfig, PixelVAE,
                         PixelVAEConfig, ProgressiveConfig, VAEConfig, VLAEConfig, make_hierarchical)
 from c2f.models.progressive import make_variant
-from c2f.objectives import CoarseToFine, kl_parts
+from c2f.objectives import CoarseToFine, CodeOrder, kl_parts
 from c2f.synthesis import (FAMILIES, accuracy_area, accuracy_at, decoded_measures, fano_accuracy_bound,
                            fano_excess, prefix_measures, probe, rate_to_accuracy, shared_budget)
 
@@ -210,6 +210,11 @@ def test_decoded_measure_of_a_trained_model_respects_fano(make_images):
     assert curve[-1]["decoded_accuracy"] > 0.5  # the measure reads the class when the code carries it
     for c in curve:
         assert fano_excess(c["decoded_accuracy"], c["kl_nats"], c["images"] * 2) <= 0, c
+    # and the check catches a decoder that leaks the image past its code: the true image "decoded" at rate 0
+    leak = CodeOrder("leak", ["all"], [[0]], [[0]], lambda x, g: x.new_zeros(len(x)),
+                     sample=lambda x, g, image: (x.new_zeros(len(x)), x if g else torch.rand_like(x)))
+    cheat = decoded_measures(torch.nn.Linear(1, 1), leak, [0.0], test, clf, draws=1)
+    assert cheat[1]["kl_nats"] == 0.0 and fano_excess(cheat[1]["decoded_accuracy"], 0.0, cheat[1]["images"]) > 0
 
 
 def test_accuracy_rate_summaries_interpolate_in_log_rate():
