@@ -22,8 +22,8 @@
 #
 # No paper in this field compares Conv-DRAW, the progressive VAEs, ladder and hierarchical VAEs, PixelVAE and
 # a discrete clustering model side by side; every number below comes from this page's own runs, so the
-# comparison is between models trained on the same images for the same number of epochs and scored on the
-# same test images.
+# comparison is between models trained on the same images for the same number of optimizer steps and scored
+# on the same test images.
 
 # %% tags=["parameters"]
 profile = "default"  # the parameter profile this run was executed with
@@ -74,7 +74,7 @@ import torch
 
 import c2f
 from c2f import data, plots
-from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate, kl_active_units
+from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evaluate
 from c2f.experiment import Trial, mnist_classifier, parameter_count, run_trials, seed_list
 from c2f.findings import ch08
 from c2f.models.factory import synthesis_model
