@@ -77,7 +77,7 @@ from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evalua
 from c2f.experiment import Trial, run_trials, seed_list
 from c2f.findings import ch05
 from c2f.findings.targets import target_verdict
-from c2f.models import DVAE, DVAEConfig
+from c2f.models.factory import dvae_model
 from c2f.stats import ranking
 from c2f.train import TrainConfig
 
@@ -461,10 +461,10 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
     per seed). With `match_on_train` the clusters are matched to classes on the training images and that map
     is scored on the test images."""
     fit_set = train.subset(n_train)
-    cfg = {**DVAEConfig(num_classes=k, transform=transform, arch=arch, transform_prior_std=transform_prior_std,
-                        marginal_weight=marginal_weight, prototype_init=prototype_init).__dict__, **overrides}
+    kind = "dvae_st" if transform else "dvae"
     score = cluster_score(test, k, iw_samples if transform else 1, fit_set if match_on_train else None)
-    trials = [Trial(f"{tag}-{key}-{e}", lambda e=e: DVAE(DVAEConfig(**{**cfg, "estimator": e})).to(device),
+    trials = [Trial(f"{tag}-{key}-{e}",
+                    lambda e=e: dvae_model(kind, run.params, num_classes=k, estimator=e, **overrides).to(device),
                     TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr)) for e in estimators_]
     outcomes = run_trials(trials, fit_set, seeds=seed_list(seed, seeds), score=score, key="05",
                           retrain=retrain)
