@@ -91,6 +91,26 @@ def merge(results: list[dict]) -> None:
     OUT.write_text(json.dumps(old + results, indent=1) + "\n")
 
 
+def table() -> str:
+    """The markdown tables of the json: per setting, the test accuracy (%) of each seed at each recorded step, and
+    the mean, std and worst seed at the last step."""
+    runs = json.loads(OUT.read_text())
+    out = ["| setting | batch | lr | images | steps | seeds | accuracy at the end (%) | worst (%) | curve: mean "
+           "accuracy (%) at step |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in SETTINGS:
+        for steps in sorted({r["steps"] for r in runs if r["setting"] == name}):
+            rs = sorted((r for r in runs if r["setting"] == name and r["steps"] == steps), key=lambda r: r["seed"])
+            acc = torch.tensor([100 * r["test_accuracy"] for r in rs])
+            std = f" ± {acc.std():.1f}" if len(rs) > 1 else ""
+            points = sorted({c[0] for r in rs for c in r["curve"]})
+            curve = ", ".join(f"{s_}: {sum(c[1] for r in rs for c in r['curve'] if c[0] == s_) * 100 / len(rs):.1f}"
+                              for s_ in points)
+            p = rs[0]["params"]
+            out.append(f"| {name} | {p['batch_size']} | {p['lr']:g} | {rs[0]['train_size']:,} | {steps} | "
+                       f"{', '.join(str(r['seed']) for r in rs)} | {acc.mean():.1f}{std} | {acc.min():.1f} | {curve} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--settings", nargs="*", default=["base"], choices=list(SETTINGS))
@@ -99,7 +119,11 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=200)
     ap.add_argument("--test_size", type=int, default=2000)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
+    if args.table:
+        print(table())
+        return
     if args.quick:
         args.steps, args.every, args.test_size, args.seeds = 20, 10, 200, [0]
     test = data.load("mnist", "test", binarize="dynamic").subset(args.test_size)
