@@ -80,8 +80,10 @@ def run(setting: str, seed: int, steps: int, every: int, test) -> dict:
     model.eval()
     curve.append((counter["step"], score(), time.perf_counter() - t0))
     print(f"{setting} seed {seed}: step {curve[-1][0]}, accuracy {100 * curve[-1][1]:.1f} %", flush=True)
+    clusters, labels = cluster_assignments(model, test)
+    table = torch.zeros(10, 10, dtype=torch.long).index_put_((clusters, labels), torch.tensor(1), accumulate=True)
     return {"setting": setting, "seed": seed, "params": p, "train_size": len(train), "steps": counter["step"],
-            "curve": curve, "test_accuracy": curve[-1][1]}
+            "curve": curve, "test_accuracy": curve[-1][1], "clusters_by_label": table.tolist()}
 
 
 def merge(results: list[dict]) -> None:
