@@ -639,10 +639,10 @@ for key in datasets:
 #
 # ### Where the prototypes start
 #
-# Data seeding was one of the two robustness measures on {2, 6, 9}, where it made no difference next to the
-# marginal KL. On ten classes, k-means++ seeding picks ten images of the first batch, which need not show ten
-# different digits, and in `benchmarks/dvae_st_tenclass.md` random prototypes reached a higher accuracy than
-# seeded ones on each of three seeds after the same steps; so the ten-class runs start from
+# Data seeding was one of the two robustness measures on {2, 6, 9} (its ablation is above). On ten classes,
+# k-means++ seeding picks ten images of the first batch, which need not show ten different digits, and in the
+# benchmark `benchmarks/dvae_st_tenclass.md` random prototypes reached a higher accuracy than seeded ones on
+# each of this page's three seeds after the same steps; so the ten-class runs start from
 # `ten_prototype_init` (random by default). The same D-VAE-ST (the first estimator, same budget and seeds) is
 # retrained here with the other initialisation and compared with the run above on the same seeds (when
 # `ablation` is on).
@@ -779,15 +779,14 @@ for (key, model_name), outcome in omni_out.items():
 # book's target for the D-VAE-ST on ten-class MNIST with our stricter protocol (ten clusters, the **test**
 # split, the posterior mode): the lines below say, for each estimator, whether this run's mean and worst seed
 # reach them. The results on {2, 6, 9} are three-class accuracies and are not comparable with any ten-class
-# number. The `full`
-# profile (a GPU: all training and test images, every estimator, 5 seeds, 30 epochs) targets a mean test
-# accuracy of at least 90 % for the D-VAE-ST on MNIST (met only when the 95 % interval over seeds lies above
-# it). The lines below are computed from this run's record, whatever its profile; the tables after them rank
-# the D-VAE-ST's estimators by mean test accuracy, each with its difference from the best and the 95 %
-# interval of that difference over seeds; the line under each table says which estimators that interval
-# separates from the best. The ten-class tables rest on `ten_seeds` seeds per estimator (the record card gives
-# the number), fewer than on {2, 6, 9}: where their line says that no estimator is separated, the ten-class
-# runs do not rank the estimators.
+# number. The `full` profile (a GPU: all training and test images, every estimator, 5 seeds, 30 epochs)
+# targets a mean test accuracy of at least 90 % for the D-VAE-ST on MNIST (met only when the 95 % interval
+# over seeds lies above it). The lines below are computed from this run's record, whatever its profile; the
+# tables after them rank the D-VAE-ST's estimators by mean test accuracy, each with its difference from the
+# best and the 95 % interval of that difference over seeds; the line under each table says which estimators
+# that interval separates from the best. The ten-class tables rest on `ten_seeds` seeds per estimator (the
+# record card gives the number): where their line says that no estimator is separated, the ten-class runs do
+# not rank the estimators.
 
 # %%
 target_acc = 0.90
@@ -823,26 +822,27 @@ for i, (label, by_estimator) in enumerate(rankings.items()):
     print(ch05.ranking_line(table, label))
 
 # %% [markdown]
-# **What to take from this chapter.** The choice of gradient estimator matters most when the learning signal
-# is weak: on the toy problem, from single samples, the toy section prints how much of the gap to the optimum
-# each estimator leaves and how its variance compares with REINFORCE's; REBAR's control variate has no term
-# for the constant that makes REINFORCE noisy here; and CONCRETE's relaxation optimises a different objective,
-# whose mean gradient at logits that favour the best class points back towards the uniform policy. In the
-# prototype models the learning signal is a log-likelihood of hundreds of nats; the ranking tables above say,
-# with their intervals, how much the estimator matters there, on three classes after short training and on ten
-# after the page's longest (the `full` profile trains long enough to tell whether the gaps close). What the
-# training length buys on ten classes is said by the line of the short-budget section, which compares the
-# page's budget with the short one (`short_epochs` epochs on `short_train_size` images) on the same seeds.
-# Beyond the estimator, the optimisation landscape decides: solutions that use fewer prototypes than classes are local optima of the
-# ELBO itself, reached even with the exact gradient. The ablation and the sweep of the marginal-KL weight show
-# how much of the accuracy that extra term buys, and what it does to the ELBO. The spatial transformer lets
-# each prototype stand for a family of shifted, scaled and slanted digits; the comparisons of the D-VAE-ST
-# with the D-VAE above say whether that gains accuracy on digits (and, in the `gpu` and `full` profiles, on
-# clothes). Omniglot's alphabets, with
-# dozens of classes and eighteen training images each, test the limit of one prototype per class: compare each
-# accuracy above with its chance level $1/K$ rather than with the digits. It is the first step from "which
-# prototype" to "which prototype, where and how"; putting several such objects into one scene is the subject
-# of {doc}`chapter 07 <07_air>`.
+# **What to take from this chapter.** The choice of gradient estimator matters most when the
+# learning signal is weak: on the toy problem, from single samples, the toy section prints how much of the gap
+# to the optimum each estimator leaves and how its variance compares with REINFORCE's; REBAR's control variate
+# has no term for the constant that makes REINFORCE noisy here; and CONCRETE's relaxation optimises a
+# different objective, whose mean gradient at logits that favour the best class points back towards the
+# uniform policy. In the prototype models the learning signal is a log-likelihood of hundreds of nats; the
+# ranking tables above say, with their intervals, how much the estimator matters there, on three classes after
+# short training and on ten after the page's longest (the `full` profile trains long enough to tell whether
+# the gaps close). What the training length buys on ten classes is said by the line of the short-budget
+# section, which compares the page's budget with the short one (`short_epochs` epochs on `short_train_size`
+# images) on the same seeds. On ten classes, the section on where the prototypes start compares seeded and
+# random prototypes. Beyond the estimator, the optimisation landscape decides: solutions that use fewer
+# prototypes than classes are local optima of the ELBO itself, reached even with the exact gradient. The
+# ablation and the sweep of the marginal-KL weight show how much of the accuracy that extra term buys, and
+# what it does to the ELBO. The spatial transformer lets each prototype stand for a family of shifted, scaled
+# and slanted digits; the comparisons of the D-VAE-ST with the D-VAE above say whether that gains accuracy on
+# digits (and, in the `gpu` and `full` profiles, on clothes). Omniglot's alphabets, with dozens of classes and
+# eighteen training images each, test the limit of one prototype per class: compare each accuracy above with
+# its chance level $1/K$ rather than with the digits. It is the first step from "which prototype" to "which
+# prototype, where and how"; putting several such objects into one scene is the subject of
+# {doc}`chapter 07 <07_air>`.
 
 # %%
 record = run.finish()
