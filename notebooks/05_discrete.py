@@ -45,12 +45,15 @@ toy_variance_every = 100  # steps between variance measurements
 estimators = ["exact", "reinforce", "nvil", "concrete", "rebar", "relax"]
 compare_train_size = 5000  # training images for the estimator comparison on digits 2, 6, 9 (0 means all)
 compare_epochs = 3
-datasets = ["mnist", "fashion_mnist"]  # the ten-class data sets
-big_estimators = ["exact", "reinforce", "nvil", "concrete", "rebar", "relax"]  # D-VAE-ST estimators on ten classes
+datasets = ["mnist"]  # the ten-class data sets (FashionMNIST too in the gpu and full profiles)
+big_estimators = ["exact", "relax"]  # D-VAE-ST estimators on ten classes (all six in the gpu and full profiles)
 ten_seeds = 3  # seeds per ten-class setting (every ranking of the page over at least three seeds)
-train_size = 5000  # training images of the ten-class data sets (0 means all 50000)
-epochs = 3  # epochs on the ten-class data sets
-marginal_weights = [0.0, 3.0, 30.0, 100.0]  # marginal-KL weights of the sensitivity sweep (D-VAE-ST, MNIST)
+train_size = 0  # training images of the ten-class data sets (0 means all 50000)
+epochs = 2  # epochs on the ten-class data sets
+ten_prototype_init = "random"  # where the ten-class runs start their prototypes: data (k-means++ seeding) | random
+short_train_size = 5000  # the short ten-class budget (training length, marginal-KL sweep, overclustering): images
+short_epochs = 3  # and epochs of the short budget
+marginal_weights = [0.0, 3.0, 30.0, 100.0]  # marginal-KL weights of the sweep (D-VAE-ST, MNIST, short budget)
 overcluster_extra = [2]  # extra clusters beyond the ten classes for the overclustering runs on MNIST
 test_size = 2000  # first test images of the selected classes used by every evaluation (0 means all)
 omniglot_alphabets = ["Greek"]  # Omniglot background alphabets clustered into their characters ([] to skip)
@@ -77,7 +80,7 @@ from c2f.evaluate import cluster_accuracy, cluster_assignments, describe, evalua
 from c2f.experiment import Trial, run_trials, seed_list
 from c2f.findings import ch05
 from c2f.findings.targets import target_verdict
-from c2f.models import DVAE, DVAEConfig
+from c2f.models.factory import dvae_model
 from c2f.stats import ranking
 from c2f.train import TrainConfig
 
@@ -461,10 +464,10 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
     per seed). With `match_on_train` the clusters are matched to classes on the training images and that map
     is scored on the test images."""
     fit_set = train.subset(n_train)
-    cfg = {**DVAEConfig(num_classes=k, transform=transform, arch=arch, transform_prior_std=transform_prior_std,
-                        marginal_weight=marginal_weight, prototype_init=prototype_init).__dict__, **overrides}
+    kind = "dvae_st" if transform else "dvae"
     score = cluster_score(test, k, iw_samples if transform else 1, fit_set if match_on_train else None)
-    trials = [Trial(f"{tag}-{key}-{e}", lambda e=e: DVAE(DVAEConfig(**{**cfg, "estimator": e})).to(device),
+    trials = [Trial(f"{tag}-{key}-{e}",
+                    lambda e=e: dvae_model(kind, run.params, num_classes=k, estimator=e, **overrides).to(device),
                     TrainConfig(epochs=n_epochs, batch_size=batch_size, lr=lr)) for e in estimators_]
     outcomes = run_trials(trials, fit_set, seeds=seed_list(seed, seeds), score=score, key="05",
                           retrain=retrain)
@@ -591,14 +594,18 @@ if ablation:
     print(*ch05.against(ablated, "both measures"), sep="\n")
 
 # %% [markdown]
-# ## Ten classes: MNIST and FashionMNIST
+# ## Ten classes
 #
-# On the ten-class data sets ($K = 10$) we train the D-VAE-ST with every estimator of `big_estimators`
-# and, as the model without a transformation, the D-VAE with the first of them; on MNIST also the D-VAE-ST
-# with more clusters than classes (overclustering, $K = 10 + $ `overcluster_extra`), for which the
-# one-to-one Hungarian accuracy leaves the extra clusters unmatched and the many-to-one accuracy lets them
-# share a class. To fit every estimator into the CPU budget, each setting here has `ten_seeds` seeds
-# and `train_size` training images for `epochs` epochs.
+# On ten-class MNIST ($K = 10$) we train the D-VAE-ST with every estimator of `big_estimators` and, as the
+# model without a transformation, the D-VAE with the first of them, `ten_seeds` seeds each, for `epochs` epochs
+# on `train_size` training images (0: all 50,000) of `batch_size` images. This is the chapter's longest
+# training: the D-VAE-ST's test accuracy on ten classes was still rising after a thousand steps in the curves
+# of `benchmarks/dvae_st_tenclass.md` (the comparison with a short budget below measures it on this page's
+# seeds), so the CPU budget goes to these runs, with batches of 128 (the thesis's batches of 1000 at a learning
+# rate of 5e-4 learned far less per unit of compute in the same benchmark). The estimators that
+# `big_estimators` leaves out run on ten classes only in the `gpu` and `full` profiles, as does FashionMNIST
+# (`datasets`); on {2, 6, 9} above every estimator ran. Unlike there, the prototypes start at random here
+# (`ten_prototype_init`; the section "Where the prototypes start" below says why and measures it).
 
 # %%
 ten, ten_out, ten_tests = {}, {}, {}
@@ -608,19 +615,11 @@ for key in datasets:
     ten_tests[key] = test_k
     for model_name, transform, names in (("dvae", False, [first]), ("dvae_st", True, big_estimators)):
         outcomes = train_and_score(key, train_k, test_k, estimators_=names, transform=transform, k=10,
-                                   n_train=train_size, n_epochs=epochs, tag=model_name, seeds=ten_seeds)
+                                   n_train=train_size, n_epochs=epochs, tag=model_name, seeds=ten_seeds,
+                                   prototype_init=ten_prototype_init)
         for estimator, outcome in outcomes.items():
             ten[(key, model_name, estimator)], ten_out[(key, model_name, estimator)] = outcome.summary, outcome
             print(f"{LABELS[key]:13s} {model_name:8s} {NAMES[estimator]:10s} {accuracy_text(outcome.summary)}")
-    if key == "mnist":
-        for extra in overcluster_extra:
-            outcome = train_and_score(key, train_k, test_k, estimators_=[first], transform=True, k=10 + extra,
-                                      n_train=train_size, n_epochs=epochs, tag=f"dvae_st_k{10 + extra}",
-                                      seeds=ten_seeds)[first]
-            ten[(key, f"dvae_st_k{10 + extra}", first)], ten_out[(key, f"dvae_st_k{10 + extra}", first)] = \
-                outcome.summary, outcome
-            print(f"{LABELS[key]:13s} K = {10 + extra}: {accuracy_text(outcome.summary)}; many-to-one "
-                  f"{describe(outcome.summary, 'test_many_to_one_accuracy', 1, 100, ' %')}")
 
 # %%
 for key in datasets:
@@ -638,24 +637,60 @@ for key in datasets:
 # have no prototype are the typical failure; digits written in several styles ("1" upright and slanted,
 # "2" with and without a loop) compete for prototypes that the D-VAE-ST can instead share through $t$.
 #
-# ### How much depends on the marginal-KL weight
+# ### Where the prototypes start
 #
-# Every D-VAE result above uses the batch-marginal KL with weight $\lambda$ = `marginal_weight`, a term
-# that is not part of the ELBO. The sweep below retrains the D-VAE-ST on ten-class MNIST (the first
-# estimator, same data, epochs and seeds) with each weight of `marginal_weights`; $\lambda = 0$ is the
-# plain ELBO.
+# Data seeding was one of the two robustness measures on {2, 6, 9} (its ablation is above). On ten classes,
+# k-means++ seeding picks ten images of the first batch, which need not show ten different digits, and in the
+# benchmark `benchmarks/dvae_st_tenclass.md` random prototypes reached a higher accuracy than seeded ones on
+# each of this page's three seeds after the same steps; so the ten-class runs start from
+# `ten_prototype_init` (random by default). The same D-VAE-ST (the first estimator, same budget and seeds) is
+# retrained here with the other initialisation and compared with the run above on the same seeds (when
+# `ablation` is on).
 
 # %%
-sweep_out = {}
+init_out = {}
+if "mnist" in datasets and ablation:
+    train_k, test_k = load("mnist")
+    other = "random" if ten_prototype_init == "data" else "data"
+    init_out = {ten_prototype_init: ten_out[("mnist", "dvae_st", first)], other: train_and_score(
+        "mnist", train_k, test_k, estimators_=[first], transform=True, k=10, n_train=train_size, n_epochs=epochs,
+        tag=f"dvae_st_init_{other}", seeds=ten_seeds, prototype_init=other)[first]}
+    init_names = {"data": "k-means++ seeded prototypes", "random": "random prototypes"}
+    print(f"{init_names[other]}: {accuracy_text(init_out[other].summary)}")
+    print(*ch05.against({init_names[k]: o for k, o in init_out.items()}, init_names[ten_prototype_init]), sep="\n")
+
+# %% [markdown]
+# ### A short budget: how much the training length matters, the marginal-KL weight, overclustering
+#
+# The same D-VAE-ST (the first estimator, $K = 10$, the same seeds) trained with the budget of this chapter's
+# earlier default, `short_epochs` epochs on the first `short_train_size` training images, measures what the
+# longer training above buys. At that short budget we also retrain it with each marginal-KL weight of
+# `marginal_weights` ($\lambda = 0$ is the plain ELBO) and with more clusters than classes (overclustering,
+# $K = 10 + $ `overcluster_extra`), for which the one-to-one Hungarian accuracy leaves the extra clusters
+# unmatched and the many-to-one accuracy lets them share a class. Every comparison of this section is between
+# runs of the same short budget, each a small fraction of the cost of one run above.
+
+# %%
+short, sweep_out, over_out = {}, {}, {}
 if "mnist" in datasets:
     train_k, test_k = load("mnist")
+    budget = dict(estimators_=[first], transform=True, n_train=short_train_size, n_epochs=short_epochs,
+                  seeds=ten_seeds, prototype_init=ten_prototype_init)
+    short = train_and_score("mnist", train_k, test_k, k=10, tag="dvae_st_short", **budget)[first]
+    print(f"short budget: {accuracy_text(short.summary)}")
+    print(ch05.budget_line(ten_out[("mnist", "dvae_st", first)], short, (train_size or len(train_k), epochs),
+                           (short_train_size or len(train_k), short_epochs)))
     for w in marginal_weights:
-        sweep_out[w] = ten_out[("mnist", "dvae_st", first)] if w == marginal_weight else train_and_score(
-            "mnist", train_k, test_k, estimators_=[first], transform=True, k=10, n_train=train_size, n_epochs=epochs,
-            tag=f"dvae_st_marginal{w:g}", seeds=ten_seeds, marginal_weight=w)[first]
+        sweep_out[w] = short if w == marginal_weight else train_and_score(
+            "mnist", train_k, test_k, k=10, tag=f"dvae_st_marginal{w:g}", marginal_weight=w, **budget)[first]
         s_ = sweep_out[w].summary
         print(f"λ = {w:g}: {accuracy_text(s_)}; clusters used {s_['clusters_used']:.1f}, "
               f"ELBO {describe(s_, 'test_elbo_nats', 1)} nats")
+    for extra in overcluster_extra:
+        over_out[10 + extra] = train_and_score("mnist", train_k, test_k, k=10 + extra, tag=f"dvae_st_k{10 + extra}",
+                                               **budget)[first]
+        print(f"K = {10 + extra}: {accuracy_text(over_out[10 + extra].summary)}; many-to-one "
+              f"{describe(over_out[10 + extra].summary, 'test_many_to_one_accuracy', 1, 100, ' %')}")
 
 # %%
 if sweep_out:
@@ -665,17 +700,17 @@ if sweep_out:
         ax.plot([w] * len(accs), accs, "o", color="C0", alpha=0.6)
     ax.plot(list(sweep_out), [100 * o.summary["test_accuracy"] for o in sweep_out.values()], "-", color="C0")
     ax.set(xscale="symlog", xlabel="marginal-KL weight λ", ylabel="test accuracy (%)",
-           title=f"D-VAE-ST ({NAMES[first]}), MNIST, K = 10")
+           title=f"D-VAE-ST ({NAMES[first]}), MNIST, K = 10, short budget")
     fig.tight_layout()
     run.savefig(fig, "marginal_weight_sweep")
     if marginal_weight in sweep_out:
         print(*ch05.sweep_lines(sweep_out, marginal_weight), sep="\n")
 
 # %% [markdown]
-# **Figure: sensitivity to the marginal-KL weight** (dots: seeds; line: mean). The printed lines give the
-# accuracy, the clusters used and the test ELBO per weight; the lines under the figure compare every
-# weight with the one used everywhere else, with the 95 % interval over seeds of each difference. One might
-# expect the extra term to trade ELBO for balanced clusters. Where the plain ELBO (λ = 0) ends in fewer
+# **Figure: sensitivity to the marginal-KL weight** at the short budget (dots: seeds; line: mean). The printed
+# lines give the accuracy, the clusters used and the test ELBO per weight; the lines under the figure compare
+# every weight with the one used everywhere else, with the 95 % interval over seeds of each difference. One
+# might expect the extra term to trade ELBO for balanced clusters. Where the plain ELBO (λ = 0) ends in fewer
 # clusters *and* a test ELBO whose difference lies below zero, the term helps the optimiser out of collapsed
 # local optima rather than pulling it away from the ELBO's optimum.
 
@@ -738,19 +773,20 @@ for (key, model_name), outcome in omni_out.items():
 # Those numbers are therefore not comparable with the ones here, and a best-of-N number is never quoted on
 # its own in this book.
 #
-# The CPU `default` profile trains each model for a few epochs on a subset of the training images and
-# evaluates on the first `test_size` test images, so its ten-class accuracies are those of briefly trained
-# models (here `epochs` epochs on `train_size` images, with `ten_seeds` seeds): they should not be compared
-# with the thesis's ten-class numbers either, which come from 150 epochs on 60,000 images. The results on
-# {2, 6, 9} are three-class accuracies and are not comparable with any ten-class number. The `full`
-# profile (a GPU: all training and test images, every estimator, 5 seeds, 30 epochs) targets a mean test
-# accuracy of at least 90 % for the D-VAE-ST on MNIST (met only when the 95 % interval over seeds lies above
-# it). The lines below are computed from this run's record, whatever its profile; the tables after them rank
-# the D-VAE-ST's estimators by mean test accuracy, each with its difference from the best and the 95 %
-# interval of that difference over seeds; the line under each table says which estimators that interval
-# separates from the best. The ten-class tables rest on `ten_seeds` seeds per estimator (the record card gives
-# the number), fewer than on {2, 6, 9}: where their line says that no estimator is separated, the ten-class
-# runs do not rank the estimators.
+# The CPU `default` profile trains the ten-class models for `epochs` epochs on `train_size` images (0: all
+# 50,000), with `ten_seeds` seeds, and evaluates on the first `test_size` test images; the thesis trained for
+# 150 epochs on 60,000 images with batches of 1000. Its ten-run mean (77.3 %) and worst run (68.5 %) are this
+# book's target for the D-VAE-ST on ten-class MNIST with our stricter protocol (ten clusters, the **test**
+# split, the posterior mode): the lines below say, for each estimator, whether this run's mean and worst seed
+# reach them. The results on {2, 6, 9} are three-class accuracies and are not comparable with any ten-class
+# number. The `full` profile (a GPU: all training and test images, every estimator, 5 seeds, 30 epochs)
+# targets a mean test accuracy of at least 90 % for the D-VAE-ST on MNIST (met only when the 95 % interval
+# over seeds lies above it). The lines below are computed from this run's record, whatever its profile; the
+# tables after them rank the D-VAE-ST's estimators by mean test accuracy, each with its difference from the
+# best and the 95 % interval of that difference over seeds; the line under each table says which estimators
+# that interval separates from the best. The ten-class tables rest on `ten_seeds` seeds per estimator (the
+# record card gives the number): where their line says that no estimator is separated, the ten-class runs do
+# not rank the estimators.
 
 # %%
 target_acc = 0.90
@@ -769,6 +805,8 @@ pairs = {f"{LABELS['mnist269']}, {NAMES[reference_estimator]}": [compare_out[(m,
 pairs |= {f"{LABELS[key]}, {NAMES[first]}": [ten_out[(key, m, first)] for m in ("dvae_st", "dvae")] for key in datasets}
 for label, (st, plain) in pairs.items():
     print(f"{label}: " + ch05.against({"the D-VAE-ST": st, "the D-VAE": plain}, "the D-VAE")[0])
+for e in big_estimators if "mnist" in datasets else []:
+    print(ch05.thesis_line(ten_out[("mnist", "dvae_st", e)], f"D-VAE-ST ({NAMES[e]}) on MNIST"))
 if ("mnist", "dvae_st", first) in ten:
     acc = [r["test_accuracy"] for r in ten_out[("mnist", "dvae_st", first)].runs]
     print(f"D-VAE-ST on MNIST: mean test accuracy {100 * np.mean(acc):.1f} % over {ten_seeds} seeds against the "
@@ -784,23 +822,27 @@ for i, (label, by_estimator) in enumerate(rankings.items()):
     print(ch05.ranking_line(table, label))
 
 # %% [markdown]
-# **What to take from this chapter.** The choice of gradient estimator matters most when the learning signal
-# is weak: on the toy problem, from single samples, the toy section prints how much of the gap to the optimum
-# each estimator leaves and how its variance compares with REINFORCE's; REBAR's control variate has no term
-# for the constant that makes REINFORCE noisy here; and CONCRETE's relaxation optimises a different objective,
-# whose mean gradient at logits that favour the best class points back towards the uniform policy. In the
-# prototype models the learning signal is a log-likelihood of hundreds of nats; the ranking tables above say,
-# with their intervals, how much the estimator matters there after short training, on three and on ten classes
-# (the `full` profile trains long enough to tell whether the gaps close). Beyond the estimator, the
-# optimisation landscape decides: solutions that use fewer prototypes than classes are local optima of the
-# ELBO itself, reached even with the exact gradient. The ablation and the sweep of the marginal-KL weight show
-# how much of the accuracy that extra term buys, and what it does to the ELBO. The spatial transformer lets
-# each prototype stand for a family of shifted, scaled and slanted digits; the comparisons of the D-VAE-ST
-# with the D-VAE above say whether that gains accuracy on digits and on clothes. Omniglot's alphabets, with
-# dozens of classes and eighteen training images each, test the limit of one prototype per class: compare each
-# accuracy above with its chance level $1/K$ rather than with the digits. It is the first step from "which
-# prototype" to "which prototype, where and how"; putting several such objects into one scene is the subject
-# of {doc}`chapter 07 <07_air>`.
+# **What to take from this chapter.** The choice of gradient estimator matters most when the
+# learning signal is weak: on the toy problem, from single samples, the toy section prints how much of the gap
+# to the optimum each estimator leaves and how its variance compares with REINFORCE's; REBAR's control variate
+# has no term for the constant that makes REINFORCE noisy here; and CONCRETE's relaxation optimises a
+# different objective, whose mean gradient at logits that favour the best class points back towards the
+# uniform policy. In the prototype models the learning signal is a log-likelihood of hundreds of nats; the
+# ranking tables above say, with their intervals, how much the estimator matters there, on three classes after
+# short training and on ten after the page's longest (the `full` profile trains long enough to tell whether
+# the gaps close). What the training length buys on ten classes is said by the line of the short-budget
+# section, which compares the page's budget with the short one (`short_epochs` epochs on `short_train_size`
+# images) on the same seeds. On ten classes, the section on where the prototypes start compares seeded and
+# random prototypes. Beyond the estimator, the optimisation landscape decides: solutions that use fewer
+# prototypes than classes are local optima of the ELBO itself, reached even with the exact gradient. The
+# ablation and the sweep of the marginal-KL weight show how much of the accuracy that extra term buys, and
+# what it does to the ELBO. The spatial transformer lets each prototype stand for a family of shifted, scaled
+# and slanted digits; the comparisons of the D-VAE-ST with the D-VAE above say whether that gains accuracy on
+# digits (and, in the `gpu` and `full` profiles, on clothes). Omniglot's alphabets, with dozens of classes and
+# eighteen training images each, test the limit of one prototype per class: compare each accuracy above with
+# its chance level $1/K$ rather than with the digits. It is the first step from "which prototype" to "which
+# prototype, where and how"; putting several such objects into one scene is the subject of
+# {doc}`chapter 07 <07_air>`.
 
 # %%
 record = run.finish()

@@ -62,3 +62,26 @@ def ranking_line(table, label: str) -> str:
                 "these runs do not rank the estimators")
     return (f"{label}: over {over}, {', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse than {best}"
             + (f"; {', '.join(tied)} cannot be told apart from it at this budget" if tied else ""))
+
+
+THESIS_TEN_CLASS = {"mean": 0.773, "worst": 0.685}  # the thesis's D-VAE-ST (RELAX) on MNIST: 10 runs, 150 epochs
+
+
+def budget_line(long, short, long_budget: tuple[int, int], short_budget: tuple[int, int]) -> str:
+    """The D-VAE-ST trained with the page's budget against the same model trained with a shorter one (`long`,
+    `short`: Outcomes with the same seeds; each budget as (training images, epochs)), on the test accuracy
+    through :func:`c2f.stats.compare`."""
+    names = tuple(f"{e} epoch{'s' * (e != 1)} on {n:,} images" for n, e in (long_budget, short_budget))
+    return "training budget: " + compare(long, short, "test_accuracy", names=names).sentence("percentage points", 1, 100)
+
+
+def thesis_line(outcome, label: str) -> str:
+    """The mean and the worst seed's test accuracy of `outcome` (an Outcome) against the thesis's ten-run mean
+    and worst on MNIST (:data:`THESIS_TEN_CLASS`), each said to reach it or to stay below it."""
+    acc = np.array([r["test_accuracy"] for r in outcome.runs])
+    parts = []
+    for what, value in (("mean", acc.mean()), ("worst", acc.min())):
+        ref = THESIS_TEN_CLASS[what]
+        parts.append(f"{what} {100 * value:.1f} % {'reaches' if value >= ref else 'is below'} its {100 * ref:.1f} %")
+    return (f"{label}: over {len(acc)} seed{'s' * (len(acc) != 1)}, against the thesis's ten runs (RELAX, 150 epochs, "
+            f"accuracy on the training split): " + "; ".join(parts))

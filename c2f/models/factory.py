@@ -90,3 +90,17 @@ def synthesis_model(family: str, p: Mapping[str, Any]):
     if family == "dvae_st":
         return m.DVAE(m.DVAEConfig(transform=True, marginal_weight=p["dvae_marginal_weight"]))
     raise ValueError(f"unknown synthesis family {family!r}; choose one of {SYNTHESIS_FAMILIES}")
+
+
+DVAE_KINDS = ("dvae", "dvae_st")
+
+
+def dvae_model(kind: str, p: Mapping[str, Any], **overrides):
+    """Chapter 05's D-VAE (``"dvae"``) or D-VAE-ST (``"dvae_st"``, with the spatial transformer) from its
+    parameters `p` (``arch``, ``transform_prior_std``, ``marginal_weight``, ``prototype_init``); `overrides`
+    replace fields of the configuration (``num_classes``, ``estimator``, and any of the four)."""
+    if kind not in DVAE_KINDS:
+        raise ValueError(f"unknown D-VAE kind {kind!r}; choose one of {DVAE_KINDS}")
+    cfg = dict(transform=kind == "dvae_st", arch=p["arch"], transform_prior_std=p["transform_prior_std"],
+               marginal_weight=p["marginal_weight"], prototype_init=p["prototype_init"])
+    return m.DVAE(m.DVAEConfig(**{**cfg, **overrides}))

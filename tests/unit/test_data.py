@@ -466,6 +466,7 @@ def test_a_loader_waits_while_another_process_prepares_the_folder(tmp_path):
     ("03_convdraw", "train_size", "omniglot", "train", None),  # the smallest training set chapter 03 subsets
     ("05_discrete", "compare_train_size", "mnist", "train", [2, 6, 9]),
     ("05_discrete", "test_size", "mnist", "test", [2, 6, 9]),
+    ("05_discrete", "short_train_size", "mnist", "train", None),
 ])
 def test_a_size_bound_is_the_size_of_the_data_it_names(chapter, parameter, name, split, classes):
     """The schema refuses a size the data cannot give before anything runs, so its bound must be the data's

@@ -1,4 +1,4 @@
-"""The chapters' model factories: every family of chapters 01, 02, 04 and 08 is built from the chapter's declared
+"""The chapters' model factories: every family of chapters 01, 02, 04, 05 and 08 is built from the chapter's declared
 parameters, with the sizes the parameters give, and an unknown family is named in the error."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 
 from c2f.book.chapters import declared_parameters, resolve_parameters
 from c2f.models import DVAE, MSVAE, PixelVAE
-from c2f.models.factory import (HIERARCHY_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, hierarchy_model, progressive_model,
-                                synthesis_model, vae_model)
+from c2f.models.factory import (HIERARCHY_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, dvae_model, hierarchy_model,
+                                progressive_model, synthesis_model, vae_model)
 from c2f.models.progressive import VARIANTS
 from c2f.synthesis import FAMILIES
 
@@ -82,3 +82,17 @@ def test_synthesis_families_stay_in_the_stated_band():
     p = declared_parameters("08_synthesis")
     outside = [f for f in p["families"] if not 200_000 <= parameter_count(synthesis_model(f, p)) <= 2_000_000]
     assert outside == ["convdraw"]
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "gpu"])
+def test_dvae_models_follow_the_chapter_parameters(profile):
+    p = resolve_parameters("05_discrete", profile)
+    plain, st = dvae_model("dvae", p), dvae_model("dvae_st", p, num_classes=12, estimator="relax")
+    assert (plain.cfg.transform, st.cfg.transform) == (False, True)
+    for model in (plain, st):
+        assert (model.cfg.arch, model.cfg.transform_prior_std, model.cfg.marginal_weight, model.cfg.prototype_init) \
+            == (p["arch"], p["transform_prior_std"], p["marginal_weight"], p["prototype_init"])
+    assert (st.cfg.num_classes, st.cfg.estimator) == (12, "relax"), "an override replaces a field"
+    assert hasattr(st, "localiser") and not hasattr(plain, "localiser")
+    with pytest.raises(ValueError, match="'nope'"):
+        dvae_model("nope", p)

@@ -68,3 +68,18 @@ def test_ranking_line_says_when_the_intervals_rank_nothing():
     single = {"Exact": outcome([0.90]), "NVIL": outcome([0.50])}
     line = ch05.ranking_line(ranking(single, "test_accuracy", unit="%", scale=100), "MNIST")
     assert line == "MNIST: one seed, no interval: these runs do not rank the estimators (best mean: Exact)"
+
+
+def test_budget_line_compares_the_two_budgets():
+    line = ch05.budget_line(outcome([0.80, 0.78, 0.84]), outcome([0.57, 0.55, 0.60]), (50000, 3), (5000, 3))
+    assert line.startswith("training budget: 3 epochs on 50,000 images is better by 23.3 percentage points")
+    same = ch05.budget_line(outcome([0.60, 0.50]), outcome([0.55, 0.56]), (50000, 1), (5000, 3))
+    assert "no difference between 1 epoch on 50,000 images and 3 epochs on 5,000 images" in same
+
+
+def test_thesis_line_says_which_of_mean_and_worst_reach_the_thesis():
+    line = ch05.thesis_line(outcome([0.80, 0.70, 0.84]), "D-VAE-ST (Exact)")
+    assert line.endswith("mean 78.0 % reaches its 77.3 %; worst 70.0 % reaches its 68.5 %")
+    assert line.startswith("D-VAE-ST (Exact): over 3 seeds")
+    low = ch05.thesis_line(outcome([0.80, 0.60, 0.84]), "x")
+    assert low.endswith("mean 74.7 % is below its 77.3 %; worst 60.0 % is below its 68.5 %")
