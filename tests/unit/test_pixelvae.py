@@ -17,7 +17,8 @@ from c2f.train import TrainConfig, fit
 
 SMALL = dict(channels=8, kernel_size=3, up_channels=4, enc_channels=(4, 8), conv_features=16)
 VARIANTS = {"pixelcnn": dict(latent_dim=0), "bias": dict(latent_dim=3, conditioning="bias"),
-            "upsample": dict(latent_dim=3, conditioning="upsample")}
+            "upsample": dict(latent_dim=3, conditioning="upsample"),
+            "map": dict(latent_dim=3, conditioning="map")}
 
 
 S = 12  # image side for most tests: 144 sampling steps instead of 784
