@@ -165,19 +165,20 @@ class PixelCNNDecoder(nn.Module):
             return z, self.upsample(z)
         return self.upsample(z) if self.upsample is not None else z
 
-    def forward(self, x, cond=None):
+    def forward(self, x, cond=None, top: int = 0):
         """Logits for every pixel given the image x (teacher forcing) and `cond` = :meth:`features` (z).
 
-        x may be cut to its first rows (a map `cond` is cut to match): the logits of row r only depend on
-        rows ≤ r, which sampling uses to avoid computing rows not yet drawn."""
+        x may be cut to rows top, top + 1, … of the image (a map `cond` is cut to match): the logits of row r
+        only depend on rows r − :func:`receptive_field_rows` … r, which sampling uses to compute only those."""
+        rows = slice(top, top + x.shape[2])
         if self.map_dim:
             z, zmap = cond
             v = h = x
             for layer in self.layers:
-                v, h = layer(v, h, z, zmap[:, :, :x.shape[2]])
+                v, h = layer(v, h, z, zmap[:, :, rows])
             return self.head(h)
         if self.upsample is not None:
-            up = cond[:, :, :x.shape[2]]
+            up = cond[:, :, rows]
             if not self.layers:  # a factorised conv decoder
                 return self.head(up)
             x, cond = torch.cat([x, up], dim=1), None
@@ -189,14 +190,17 @@ class PixelCNNDecoder(nn.Module):
     @torch.no_grad()
     def sample(self, cond, n: int, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Draw n binary images pixel by pixel (H·W steps, the whole batch at once): pixel i is
-        1[u_i < p(x_i = 1 | x_<i, z)] with u uniform noise, fixed when `noise` [n, 1, H, W] is given."""
+        1[u_i < p(x_i = 1 | x_<i, z)] with u uniform noise, fixed when `noise` [n, 1, H, W] is given. Each
+        step computes only the rows the pixel's conditional sees (:func:`receptive_field_rows`), plus one."""
         device = self.head[-1].weight.device
         _, height, width = self.cfg.image_shape
         x = torch.zeros(n, 1, height, width, device=device)
         u = torch.rand_like(x) if noise is None else noise.to(device)
+        above = receptive_field_rows(self.cfg.layers, self.cfg.kernel_size) + 1
         for r in range(height):
+            top = max(0, r - above) if self.cfg.layers else r  # a factorised decoder: row r alone
             for c in range(width):
-                p = torch.sigmoid(self(x[:, :, :r + 1], cond)[:, :, r, c].float())
+                p = torch.sigmoid(self(x[:, :, top:r + 1], cond, top)[:, :, -1, c].float())
                 x[:, :, r, c] = (u[:, :, r, c] < p).float()
         return x
 
