@@ -190,6 +190,7 @@ def z_probe(model, s):
     return probe(z_train, labels_train, z_test, labels_test)
 
 
+# %%
 def score_on(test_set, what_z_holds=False):
     def score(model, s):
         r = evaluate(model, test_set, iw_samples=iw_samples, seed=s, iw_batch=iw_batch, per_image=True)
@@ -206,6 +207,7 @@ def score_on(test_set, what_z_holds=False):
     return score
 
 
+# %%
 def trials(names, train_set, test_set, dataset, key="06", what_z_holds=False):
     """Train and score each model for every seed (cached); log the summary as <model>/<dataset>/<metric>."""
     cfg = {n: replace(train_cfg, free_bits=free_bits if n in with_free_bits else 0.0) for n in names}
