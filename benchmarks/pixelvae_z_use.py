@@ -349,6 +349,14 @@ def _ms(values, digits=2, worst=None):
     return s
 
 
+def chance(row) -> float:
+    """The class agreement of two independent samples of the model, Σ_c p_c², from the classes of all its
+    class-kept samples (both measures): the level both shares reach when neither z nor the noise decides."""
+    counts = np.asarray(row["class_counts_fixed_z"]) + np.asarray(row["class_counts_fixed_noise"])
+    p = counts / counts.sum()
+    return float((p ** 2).sum())
+
+
 def report(rows, quick=False, order=None):
     rows = [r for r in rows if r["quick"] == quick]
     by = {}
@@ -357,9 +365,9 @@ def report(rows, quick=False, order=None):
     order = [n for n in (order or list(by)) if n in by]
     ref = by.get("pixelcnn", {})
     print("| setting | seeds | steps | params | KL nats | KL-active /16 | var-active /16 | −ELBO | NLL (K) | "
-          "NLL − PixelCNN (paired 95 % CI) | class kept, z fixed | class kept, noise fixed | probe of z for the class | "
-          "train s/seed |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "NLL − PixelCNN (paired 95 % CI) | class kept, z fixed | class kept, noise fixed | chance Σ p_c² | "
+          "probe of z for the class | train s/seed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in order:
         runs = by[name]
         seeds = sorted(runs)
@@ -378,7 +386,7 @@ def report(rows, quick=False, order=None):
               f"{_ms(col('kl_nats'), 2, np.min)} | {_ms(col('active_units_kl'), 1, np.min)} | "
               f"{_ms(col('active_units_var'), 1, np.min)} | {_ms([-x for x in col('test_elbo_nats')], 2, np.max)} | "
               f"{_ms(col('test_nll_nats'), 2, np.max)} | {diff} | {_ms(col('class_kept_fixed_z'), 2, np.min)} | "
-              f"{_ms(col('class_kept_fixed_noise'), 2, np.max)} | "
+              f"{_ms(col('class_kept_fixed_noise'), 2, np.max)} | {_ms([chance(r) for r in rs], 2)} | "
               f"{_ms([r['probe_accuracy'] for r in rs], 2, np.min) if all('probe_accuracy' in r for r in rs) else '–'} | "
               f"{_ms(col('train_s'), 0)} |")
     print()

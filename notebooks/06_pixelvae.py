@@ -514,7 +514,9 @@ if dynamic:
 # only the pixels' noise (z fixed) changes fewer pixels than redrawing only $z$; if the decoder's own
 # sampling decides the image, the reverse — the failure Chen et al. {cite}`chen2017lossy` predict for an
 # expressive decoder. The class-kept shares and the probe under experiment 3 ask the same of the class, and
-# the targets under the findings say whether this budget reaches the issue's bar (70 % with $z$ fixed).
+# the targets under the findings say whether this budget reaches the issue's bar (70 % with $z$ fixed);
+# `benchmarks/pixelvae_z_use.md` measures how this share moves with the free-bits floor (per unit and on the
+# whole $z$) and with the decoder's depth, at the same budget.
 #
 # **At what depth does $z$ collapse?** The KL and the KL-active units against the decoder's depth: the paper
 # reports a gradual decline as layers are added.

@@ -72,11 +72,12 @@ def class_kept_lines(outcomes: dict, reference: str) -> list[str]:
         s, w = o.summary, worst_z_use(o.runs)
         if label == reference:
             lines.append(f"{label}: independent samples share the class in {100 * s['class_kept_fixed_z']:.0f} % of "
-                         "pairs (the chance level of its class mix)")
+                         f"pairs (its class mix predicts {100 * s['class_chance']:.0f} %)")
             continue
         z_worst = f", worst seed {100 * w['class_kept_fixed_z_worst']:.0f} %" if w else ""
         n_worst = f", worst seed {100 * w['class_kept_fixed_noise_worst']:.0f} %" if w else ""
-        lines.append(f"{label}: class kept with z fixed {100 * s['class_kept_fixed_z']:.0f} %{z_worst}; with the "
+        lines.append(f"{label}: class kept with z fixed {100 * s['class_kept_fixed_z']:.0f} %{z_worst} (two "
+                     f"independent samples of its class mix: {100 * s['class_chance']:.0f} %); with the "
                      f"pixels' noise fixed and z redrawn {100 * s['class_kept_fixed_noise']:.0f} %{n_worst}; a linear "
                      f"probe of z ~ q(z|x) finds the class in {100 * s['probe_accuracy']:.0f} % of test images; "
                      + ("z decides the class more than the pixels' noise" if s["class_kept_fixed_z"] >

@@ -310,3 +310,11 @@ def test_class_kept_tells_what_decides_the_class():
     # no latent: independent samples for both measures, both near the chance level of 4 equally likely classes
     none = class_kept(_Decides("noise", latent_dim=0), _Decides("noise"), n_groups=200, group=4, seed=1)
     assert abs(none["class_kept_fixed_z"] - 0.25) < 0.06 and abs(none["class_kept_fixed_noise"] - 0.25) < 0.06
+    # the chance level: Σ p_c² of the sampled classes, 1/4 for 4 equally likely classes, 1 for a single class
+    assert abs(none["class_chance"] - 0.25) < 0.02 and abs(by_z["class_chance"] - 0.25) < 0.04
+
+    class One(_Decides):
+        def generate(self, z, noise):
+            return super().generate(z.abs(), noise)  # z_0, z_1 > 0: always class 3
+
+    assert class_kept(One("z"), One("z"), n_groups=5, group=3)["class_chance"] == 1.0

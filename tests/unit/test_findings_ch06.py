@@ -78,7 +78,8 @@ def test_one_seed_with_per_image_values_compares_over_the_test_images():
 
 def z_runs(name, kl, units, kept_z, kept_noise, nll, probe=0.3):
     runs = [{"kl_nats": k, "active_units_kl": u, "class_kept_fixed_z": a, "class_kept_fixed_noise": b,
-             "test_nll_nats": n, "probe_accuracy": probe} for k, u, a, b, n in zip(kl, units, kept_z, kept_noise, nll)]
+             "test_nll_nats": n, "probe_accuracy": probe, "class_chance": 0.15}
+            for k, u, a, b, n in zip(kl, units, kept_z, kept_noise, nll)]
     return Outcome(name, list(range(len(runs))), runs=runs, summary=summarise(runs))
 
 
@@ -109,8 +110,8 @@ def test_class_kept_lines_say_what_decides_the_class():
     by_z = z_runs("pixelvae", [6.0, 6.0], [16, 16], [0.8, 0.6], [0.2, 0.3], [100.0, 101.0], probe=0.9)
     by_noise = z_runs("paper", [0.1, 0.1], [0, 0], [0.1, 0.2], [0.5, 0.4], [100.0, 101.0])
     lines = ch06.class_kept_lines({"CNN": cnn, "VAE": by_z, "paper": by_noise}, "CNN")
-    assert lines[0] == "CNN: independent samples share the class in 13 % of pairs (the chance level of its class mix)"
-    assert "with z fixed 70 %, worst seed 60 %" in lines[1] and "redrawn 25 %, worst seed 30 %" in lines[1]
+    assert lines[0] == "CNN: independent samples share the class in 13 % of pairs (its class mix predicts 15 %)"
+    assert "with z fixed 70 %, worst seed 60 % (two independent samples of its class mix: 15 %)" in lines[1] and "redrawn 25 %, worst seed 30 %" in lines[1]
     assert "in 90 % of test images" in lines[1] and lines[1].endswith("z decides the class more than the pixels' noise")
     assert lines[2].endswith("the pixels' noise decides the class more than z")
 
