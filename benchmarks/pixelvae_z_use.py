@@ -163,10 +163,9 @@ def setting(name: str, table: dict, p: dict, quick: bool):
     """A setting's label, model class, model and training configs, trial name and cache key. The chapter's own
     three models keep the chapter's names and key, so that a finished book run's checkpoints (same code, config,
     data and seed: the same cache key) are loaded instead of retrained."""
-    layers = p["layers"]
-    if name not in table:  # a parametrised setting: zmap_fbt<λ> (λ nats on the whole z), zmap_fbu<λ> (per unit),
-        base, _, depth = name.partition("_L")  # optionally with _L<d> gated layers
-        layers = int(depth) if depth else layers
+    base, _, depth = name.partition("_L")  # a parametrised setting may end in _L<d>: d gated layers
+    layers = int(depth) if depth else p["layers"]
+    if name not in table:  # a parametrised setting: zmap_fbt<λ> (λ nats on the whole z), zmap_fbu<λ> (per unit)
         total, lam = base.startswith("zmap_fbt"), float(base[len("zmap_fbt"):])
         label = f"z-map + free bits {lam:g} {'on the whole z' if total else 'per unit'}, L = {layers}"
         table[name] = (label, ZMapPixelVAETotalFreeBits if total else ZMapPixelVAE, "upsample", p["latent_dim"],
