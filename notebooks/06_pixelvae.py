@@ -311,7 +311,8 @@ for l in layer_sweep:
 
 # %%
 depth = {l: results[sweep_name[l], "binarized_mnist"].summary for l in layer_sweep}
-sweep = pd.DataFrame({l: {"rows seen above": receptive_field_rows(l, kernel_size) if l else "–", "KL": r["kl_nats"],
+sweep = pd.DataFrame({l: {"rows seen above": receptive_field_rows(l, kernel_size) if l else "–",
+                          "parameters": f"{r['parameters']:,.0f}", "KL": r["kl_nats"],
                           "KL std": r.get("kl_nats_std", 0.0), "NLL": r["test_nll_nats"], "−ELBO": -r["test_elbo_nats"],
                           "KL-active units": r["active_units_kl"], "var-active units": r["active_units"]}
                       for l, r in depth.items()}).T
