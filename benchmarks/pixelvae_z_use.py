@@ -163,8 +163,15 @@ def setting(name: str, table: dict, p: dict, quick: bool):
     """A setting's label, model class, model and training configs, trial name and cache key. The chapter's own
     three models keep the chapter's names and key, so that a finished book run's checkpoints (same code, config,
     data and seed: the same cache key) are loaded instead of retrained."""
+    base, _, depth = name.partition("_L")  # a parametrised setting may end in _L<d>: d gated layers
+    layers = int(depth) if depth else p["layers"]
+    if name not in table:  # a parametrised setting: zmap_fbt<λ> (λ nats on the whole z), zmap_fbu<λ> (per unit)
+        total, lam = base.startswith("zmap_fbt"), float(base[len("zmap_fbt"):])
+        label = f"z-map + free bits {lam:g} {'on the whole z' if total else 'per unit'}, L = {layers}"
+        table[name] = (label, ZMapPixelVAETotalFreeBits if total else ZMapPixelVAE, "upsample", p["latent_dim"],
+                       p["kl_warmup_epochs"], lam)
     label, cls, cond, zdim, warm, fb = table[name]
-    cfg = PixelVAEConfig(latent_dim=zdim, layers=p["layers"], conditioning=cond, channels=p["channels"],
+    cfg = PixelVAEConfig(latent_dim=zdim, layers=layers, conditioning=cond, channels=p["channels"],
                          kernel_size=p["kernel_size"], up_channels=p["up_channels"],
                          enc_channels=tuple(p["enc_channels"]), conv_features=p["conv_features"])
     tcfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kl_warmup_epochs=warm,
@@ -341,6 +348,14 @@ def _ms(values, digits=2, worst=None):
     return s
 
 
+def chance(row) -> float:
+    """The class agreement of two independent samples of the model, Σ_c p_c², from the classes of all its
+    class-kept samples (both measures): the level both shares reach when neither z nor the noise decides."""
+    counts = np.asarray(row["class_counts_fixed_z"]) + np.asarray(row["class_counts_fixed_noise"])
+    p = counts / counts.sum()
+    return float((p ** 2).sum())
+
+
 def report(rows, quick=False, order=None):
     rows = [r for r in rows if r["quick"] == quick]
     by = {}
@@ -349,9 +364,9 @@ def report(rows, quick=False, order=None):
     order = [n for n in (order or list(by)) if n in by]
     ref = by.get("pixelcnn", {})
     print("| setting | seeds | steps | params | KL nats | KL-active /16 | var-active /16 | −ELBO | NLL (K) | "
-          "NLL − PixelCNN (paired 95 % CI) | class kept, z fixed | class kept, noise fixed | probe of z for the class | "
-          "train s/seed |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "NLL − PixelCNN (paired 95 % CI) | class kept, z fixed | class kept, noise fixed | chance Σ p_c² | "
+          "probe of z for the class | train s/seed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in order:
         runs = by[name]
         seeds = sorted(runs)
@@ -370,7 +385,7 @@ def report(rows, quick=False, order=None):
               f"{_ms(col('kl_nats'), 2, np.min)} | {_ms(col('active_units_kl'), 1, np.min)} | "
               f"{_ms(col('active_units_var'), 1, np.min)} | {_ms([-x for x in col('test_elbo_nats')], 2, np.max)} | "
               f"{_ms(col('test_nll_nats'), 2, np.max)} | {diff} | {_ms(col('class_kept_fixed_z'), 2, np.min)} | "
-              f"{_ms(col('class_kept_fixed_noise'), 2, np.max)} | "
+              f"{_ms(col('class_kept_fixed_noise'), 2, np.max)} | {_ms([chance(r) for r in rs], 2)} | "
               f"{_ms([r['probe_accuracy'] for r in rs], 2, np.min) if all('probe_accuracy' in r for r in rs) else '–'} | "
               f"{_ms(col('train_s'), 0)} |")
     print()

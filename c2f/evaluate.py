@@ -291,6 +291,34 @@ def class_change_rate(classifier, before: torch.Tensor, after: torch.Tensor) -> 
     return (classifier.predict(before) != classifier.predict(after)).float().mean().item()
 
 
+@torch.no_grad()
+def class_kept(model, classifier, *, n_groups: int = 8, group: int = 5, seed: int = 0) -> dict:
+    """What decides the class of a sample from a model with a latent z ~ N(0, I) and a stochastic decoder
+    (``model.generate(z, noise)``, ``model.cfg.latent_dim``): `n_groups` groups of `group` samples that share
+    one z and redraw the uniforms that decide the pixels, and `n_groups` groups that share one noise field and
+    redraw z. ``class_kept_fixed_z`` / ``class_kept_fixed_noise``: the share of samples 2..m of a group that
+    `classifier` puts in the class of the group's sample 1; ``class_chance``: Σ_c p_c² of the class mix p of all
+    these samples, the agreement of two independent samples (the level both shares reach when neither z nor
+    the noise decides the class). A model without a latent (``latent_dim`` 0)
+    samples independently for both (``model.sample``): the first is then the agreement of independent samples,
+    the chance level of the model's class mix."""
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    d, n, shape = model.cfg.latent_dim, n_groups * group, (1, *model.cfg.image_shape[1:])
+    u = torch.cat([torch.rand(n, *shape, generator=gen),  # noise redrawn per sample, then one field per group
+                   torch.rand(n_groups, *shape, generator=gen).repeat_interleave(group, 0)]).to(model.device)
+    if d:
+        z = torch.cat([torch.randn(n_groups, d, generator=gen).repeat_interleave(group, 0),
+                       torch.randn(n, d, generator=gen)]).to(model.device)
+        x = model.generate(z, noise=u)
+    else:
+        x = model.sample(2 * n, noise=torch.rand(2 * n, *shape, generator=gen).to(model.device))
+    c = classifier.predict(x).view(2, n_groups, group)
+    kept = (c[:, :, 1:] == c[:, :, :1]).float().mean((1, 2))
+    mix = torch.bincount(c.flatten().cpu()).double() / c.numel()
+    return {"class_kept_fixed_z": kept[0].item(), "class_kept_fixed_noise": kept[1].item(),
+            "class_chance": (mix ** 2).sum().item()}
+
+
 def higher_is_better(name: str) -> bool | None:
     """Whether a larger value of metric `name` is better (ELBO, accuracy, PSNR ...), worse (NLL, bits,
     errors, losses), or neither (KL, counts of active units): True, False or None."""

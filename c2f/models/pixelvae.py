@@ -12,7 +12,11 @@ z enters the decoder in one of two ways (the paper's MNIST variants):
 * ``"bias"`` (without upsampling; the official code's ``cond_z_bias``): a linear map of z is added to the
   pre-activations of every gated layer, a per-channel bias shared by all positions;
 * ``"upsample"``: z is decoded by the conv VAE's transposed convolutions to a feature map s(z) of the image's
-  size, concatenated with the image at the input of the first layer.
+  size, concatenated with the image at the input of the first layer (the paper's variant: the mask-A layer
+  then hides pixel i's own entry of s(z), which needs no mask since s(z) depends on z alone);
+* ``"map"``: the same map s(z), added to the pre-activations of *every* gated layer (both stacks) through an
+  unmasked 1 × 1 convolution, together with the per-layer bias of ``"bias"``; only the image enters the
+  mask-A layer (benchmarks/pixelvae_z_use.md).
 
 ``latent_dim = 0`` gives the z-free PixelCNN (an exact likelihood); ``layers = 0`` with upsampling gives a
 factorised conv decoder (a conv VAE). Training uses teacher forcing (the true image is the decoder's input);
@@ -33,7 +37,7 @@ from torch.distributions import kl_divergence
 from c2f.nn import ConvDecoder, ConvEncoder, GaussianHead, ImageConfig, mlp, pixel_likelihood, standard_normal
 from c2f.objectives import CodeOrder, ElboTerms, negative_elbo, units_by_kl
 
-CONDITIONINGS = ("bias", "upsample")
+CONDITIONINGS = ("bias", "upsample", "map")
 
 
 def _gate(h: torch.Tensor) -> torch.Tensor:
@@ -67,10 +71,13 @@ class GatedLayer(nn.Module):
     horizontal stack at (r, c) sees columns ≤ c of its own row (a 1 × (k//2+1) convolution, padded on the
     left); in the first layer (``mask_a``) its input is shifted one column right, which excludes the current
     pixel. Both stacks are gated; the horizontal one has a 1 × 1 output convolution and, after the first
-    layer, a residual connection. `cond_dim` > 0 adds a linear map of a vector z to every pre-activation.
+    layer, a residual connection. `cond_dim` > 0 adds a linear map of a vector z to every pre-activation;
+    `map_channels` > 0 adds a 1 × 1 convolution of a map of z [B, map_channels, H, W] (unmasked: the map at
+    a position depends on z alone).
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, mask_a: bool, cond_dim: int = 0):
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, mask_a: bool, cond_dim: int = 0,
+                 map_channels: int = 0):
         super().__init__()
         if kernel_size < 2:
             raise ValueError(f"kernel_size must be at least 2, got {kernel_size}")
@@ -84,15 +91,21 @@ class GatedLayer(nn.Module):
         self.residual = not mask_a and in_channels == channels
         self.cond_v = nn.Linear(cond_dim, 2 * channels, bias=False) if cond_dim else None
         self.cond_h = nn.Linear(cond_dim, 2 * channels, bias=False) if cond_dim else None
+        self.map_v = nn.Conv2d(map_channels, 2 * channels, 1, bias=False) if map_channels else None
+        self.map_h = nn.Conv2d(map_channels, 2 * channels, 1, bias=False) if map_channels else None
 
-    def forward(self, v, h, z=None):
+    def forward(self, v, h, z=None, zmap=None):
         v_pre = self.v_conv(F.pad(v, self.pad_v))
         if self.cond_v is not None:
             v_pre = v_pre + self.cond_v(z)[:, :, None, None]
+        if self.map_v is not None:
+            v_pre = v_pre + self.map_v(zmap)
         h_in = shift_right(h) if self.mask_a else h
         h_pre = self.h_conv(F.pad(h_in, self.pad_h)) + self.v_to_h(shift_down(v_pre))
         if self.cond_h is not None:
             h_pre = h_pre + self.cond_h(z)[:, :, None, None]
+        if self.map_h is not None:
+            h_pre = h_pre + self.map_h(zmap)
         h_new = self.h_out(_gate(h_pre))
         return _gate(v_pre), h_new + h if self.residual else h_new
 
@@ -103,7 +116,7 @@ class PixelVAEConfig(ImageConfig):
     layers: int = 4  # gated PixelCNN layers in the decoder (0 only with upsampling: a factorised decoder)
     channels: int = 32  # feature maps of each gated layer
     kernel_size: int = 5  # the first layer uses kernel_size + 2, as the official code's 7 × 7 input layer
-    conditioning: str = "bias"  # "bias" (without upsampling) | "upsample"
+    conditioning: str = "bias"  # "bias" (without upsampling) | "upsample" (concatenated) | "map" (every layer)
     up_channels: int = 16  # feature maps of z's upsampled map ("upsample" only)
     enc_channels: tuple[int, ...] = (32, 64)  # conv encoder of chapter 01; the upsampling decoder mirrors it
     conv_features: int = 256
@@ -124,36 +137,48 @@ class PixelCNNDecoder(nn.Module):
         if cfg.layers < 0 or (cfg.layers == 0 and not (cond_dim and cfg.conditioning == "upsample")):
             raise ValueError("layers must be ≥ 1 (0 is allowed only for a PixelVAE with upsampling)")
         self.cfg = cfg
-        self.bias_dim = cond_dim if cfg.conditioning == "bias" else 0
+        self.bias_dim = cond_dim if cfg.conditioning in ("bias", "map") else 0
+        self.map_dim = cfg.up_channels if cond_dim and cfg.conditioning == "map" else 0
         self.upsample = None
         in_channels = c
-        if cond_dim and cfg.conditioning == "upsample":
+        if cond_dim and cfg.conditioning in ("upsample", "map"):
             self.upsample = nn.Sequential(
                 mlp([cond_dim, cfg.conv_features], cfg.activation, last_activation=True),
                 ConvDecoder(cfg.conv_features, (cfg.up_channels, *cfg.image_shape[1:]),
                             tuple(reversed(cfg.enc_channels)), cfg.activation))
-            in_channels += cfg.up_channels
+            in_channels += 0 if self.map_dim else cfg.up_channels
         self.layers = nn.ModuleList(
             GatedLayer(in_channels if i == 0 else cfg.channels, cfg.channels,
-                       cfg.kernel_size + 2 if i == 0 else cfg.kernel_size, mask_a=i == 0, cond_dim=self.bias_dim)
+                       cfg.kernel_size + 2 if i == 0 else cfg.kernel_size, mask_a=i == 0, cond_dim=self.bias_dim,
+                       map_channels=self.map_dim)
             for i in range(cfg.layers))
         head_in = cfg.channels if cfg.layers else cfg.up_channels
         self.head = nn.Sequential(nn.Conv2d(head_in, 2 * cfg.channels, 1), Gate(),  # the official code's output
                                   nn.Conv2d(cfg.channels, 2 * cfg.channels, 1), Gate(), nn.Conv2d(cfg.channels, c, 1))
 
     def features(self, z):
-        """What z contributes: the vector itself, or its upsampled feature map (None for a PixelCNN)."""
+        """What z contributes: the vector itself, its upsampled feature map, or both (``"map"``: a pair; None
+        for a PixelCNN)."""
         if z is None:
             return None
+        if self.map_dim:
+            return z, self.upsample(z)
         return self.upsample(z) if self.upsample is not None else z
 
-    def forward(self, x, cond=None):
+    def forward(self, x, cond=None, top: int = 0):
         """Logits for every pixel given the image x (teacher forcing) and `cond` = :meth:`features` (z).
 
-        x may be cut to its first rows (a map `cond` is cut to match): the logits of row r only depend on
-        rows ≤ r, which sampling uses to avoid computing rows not yet drawn."""
+        x may be cut to rows top, top + 1, … of the image (a map `cond` is cut to match): the logits of row r
+        only depend on rows r − :func:`receptive_field_rows` … r, which sampling uses to compute only those."""
+        rows = slice(top, top + x.shape[2])
+        if self.map_dim:
+            z, zmap = cond
+            v = h = x
+            for layer in self.layers:
+                v, h = layer(v, h, z, zmap[:, :, rows])
+            return self.head(h)
         if self.upsample is not None:
-            up = cond[:, :, :x.shape[2]]
+            up = cond[:, :, rows]
             if not self.layers:  # a factorised conv decoder
                 return self.head(up)
             x, cond = torch.cat([x, up], dim=1), None
@@ -165,14 +190,17 @@ class PixelCNNDecoder(nn.Module):
     @torch.no_grad()
     def sample(self, cond, n: int, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Draw n binary images pixel by pixel (H·W steps, the whole batch at once): pixel i is
-        1[u_i < p(x_i = 1 | x_<i, z)] with u uniform noise, fixed when `noise` [n, 1, H, W] is given."""
+        1[u_i < p(x_i = 1 | x_<i, z)] with u uniform noise, fixed when `noise` [n, 1, H, W] is given. Each
+        step computes only the rows the pixel's conditional sees (:func:`receptive_field_rows`), plus one."""
         device = self.head[-1].weight.device
         _, height, width = self.cfg.image_shape
         x = torch.zeros(n, 1, height, width, device=device)
         u = torch.rand_like(x) if noise is None else noise.to(device)
+        above = receptive_field_rows(self.cfg.layers, self.cfg.kernel_size) + 1
         for r in range(height):
+            top = max(0, r - above) if self.cfg.layers else r  # a factorised decoder: row r alone
             for c in range(width):
-                p = torch.sigmoid(self(x[:, :, :r + 1], cond)[:, :, r, c].float())
+                p = torch.sigmoid(self(x[:, :, top:r + 1], cond, top)[:, :, -1, c].float())
                 x[:, :, r, c] = (u[:, :, r, c] < p).float()
         return x
 

@@ -11,8 +11,8 @@ from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
 from c2f.data import ImageSet
-from c2f.evaluate import (active_units, describe, evaluate, higher_is_better, iw_curve, iw_log_likelihood, latent_means,
-                          summarise)
+from c2f.evaluate import (active_units, class_kept, describe, evaluate, higher_is_better, iw_curve,
+                          iw_log_likelihood, latent_means, summarise)
 from c2f.objectives import ElboTerms
 
 D_Z, D_X, SIGMA = 2, 6, 0.5
@@ -280,3 +280,41 @@ def test_describe_formats_mean_std_and_worst():
     s = summarise([{"test_nll_nats": 90.0}, {"test_nll_nats": 94.0}])
     assert describe(s, "test_nll_nats", digits=1, unit=" nats") == "92.0 ± 2.8 nats (worst 94.0 nats)"
     assert describe({"acc": 0.5}, "acc", digits=1, scale=100, unit=" %") == "50.0 %"
+
+
+class _Decides:
+    """A fake model whose 4 × 4 image is decided by z (the sign of z_0 and z_1: 4 classes) or by the noise (the
+    top-left uniform, 4 bins), and a fake classifier that reads the class back from the image's top row."""
+
+    def __init__(self, by: str, latent_dim: int = 2):
+        self.by, self.device = by, torch.device("cpu")
+        self.cfg = type("cfg", (), {"latent_dim": latent_dim, "image_shape": (1, 4, 4)})()
+
+    def generate(self, z, noise):
+        c = (2 * (z[:, 0] > 0) + (z[:, 1] > 0)) if self.by == "z" else (noise[:, 0, 0, 0] * 4).long()
+        return nn.functional.one_hot(c.long(), 4).float()[:, None, None, :].expand(-1, 1, 4, -1)
+
+    def sample(self, n, noise):
+        return self.generate(None, noise)
+
+    @staticmethod
+    def predict(x):
+        return x[:, 0, 0].argmax(-1)
+
+
+def test_class_kept_tells_what_decides_the_class():
+    by_z = class_kept(_Decides("z"), _Decides("z"), n_groups=50, group=4, seed=1)
+    assert by_z["class_kept_fixed_z"] == 1.0 and by_z["class_kept_fixed_noise"] < 0.4  # chance: 1/4
+    by_noise = class_kept(_Decides("noise"), _Decides("noise"), n_groups=50, group=4, seed=1)
+    assert by_noise["class_kept_fixed_noise"] == 1.0 and by_noise["class_kept_fixed_z"] < 0.4
+    # no latent: independent samples for both measures, both near the chance level of 4 equally likely classes
+    none = class_kept(_Decides("noise", latent_dim=0), _Decides("noise"), n_groups=200, group=4, seed=1)
+    assert abs(none["class_kept_fixed_z"] - 0.25) < 0.06 and abs(none["class_kept_fixed_noise"] - 0.25) < 0.06
+    # the chance level: Σ p_c² of the sampled classes, 1/4 for 4 equally likely classes, 1 for a single class
+    assert abs(none["class_chance"] - 0.25) < 0.02 and abs(by_z["class_chance"] - 0.25) < 0.04
+
+    class One(_Decides):
+        def generate(self, z, noise):
+            return super().generate(z.abs(), noise)  # z_0, z_1 > 0: always class 3
+
+    assert class_kept(One("z"), One("z"), n_groups=5, group=3)["class_chance"] == 1.0

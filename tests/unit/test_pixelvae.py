@@ -17,7 +17,8 @@ from c2f.train import TrainConfig, fit
 
 SMALL = dict(channels=8, kernel_size=3, up_channels=4, enc_channels=(4, 8), conv_features=16)
 VARIANTS = {"pixelcnn": dict(latent_dim=0), "bias": dict(latent_dim=3, conditioning="bias"),
-            "upsample": dict(latent_dim=3, conditioning="upsample")}
+            "upsample": dict(latent_dim=3, conditioning="upsample"),
+            "map": dict(latent_dim=3, conditioning="map")}
 
 
 S = 12  # image side for most tests: 144 sampling steps instead of 784
@@ -135,8 +136,9 @@ def test_loss_decreases(variant, make_images):
     assert model.loss(data.x)[0].item() < before - 10
 
 
-def test_sampling_fixed_noise_and_batch():
-    model = build("bias")
+@pytest.mark.parametrize("variant", ["bias", "upsample", "map"])
+def test_sampling_fixed_noise_and_batch(variant):
+    model = build(variant)
     z = torch.randn(3, 3)
     u = torch.rand(3, 1, S, S)
     a, b = model.generate(z, noise=u), model.generate(z, noise=u)
@@ -183,3 +185,22 @@ def test_evaluate_runs_on_pixelcnn(make_images):
     data = make_images(10, shape=(1, S, S))
     out = evaluate(build("pixelcnn"), data, iw_samples=3)
     assert out["kl_nats"] == 0 and out["nll_nats"] == pytest.approx(-out["elbo_nats"], abs=1e-3)
+
+
+@pytest.mark.parametrize("variant", ["pixelcnn", "bias", "upsample", "map"])
+def test_a_rows_logits_need_exactly_the_receptive_field_rows_above_it(variant):
+    """What sampling's cut relies on: row r's logits computed from rows r − R … r alone (R =
+    receptive_field_rows) equal those of the whole image, and one row fewer changes them."""
+    model = build(variant)
+    torch.manual_seed(1)
+    x = batch(2)
+    cond = model.decoder.features(torch.randn(2, 3)) if model.cfg.latent_dim else None
+    rf = receptive_field_rows(model.cfg.layers, model.cfg.kernel_size)
+    with torch.no_grad():
+        full = model.decoder(x, cond)
+        for r in range(rf, S):
+            cut = model.decoder(x[:, :, r - rf:r + 1], cond, r - rf)[:, :, -1]
+            assert torch.allclose(cut, full[:, :, r], rtol=0, atol=1e-7)
+        short = max((model.decoder(x[:, :, r - rf + 1:r + 1], cond, r - rf + 1)[:, :, -1] - full[:, :, r]).abs().max()
+                    for r in range(rf, S))
+    assert short > 1e-6  # at initialisation the farthest row moves a logit by about 1e-5
