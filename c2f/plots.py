@@ -29,7 +29,7 @@ FAMILY_COLORS = {
 }
 MIN_FAMILY_DISTANCE = 15.0  # ΔE00; the palette's closest pair is 16.8 apart
 VARIANT_OF = {"standard": "vae", "jpeg": "codec", "jpeg2000": "codec", "webp": "codec", "avif": "codec"}
-_TAGS = ("fashion_", "cb_", "omniglot_", "mnist_", "static_", "dynamic_")
+_TAGS = ("fashion_", "cb_", "omniglot_drawers_", "omniglot_", "mnist_", "static_", "dynamic_")
 _TAB = sns.color_palette("tab20", 20)
 
 

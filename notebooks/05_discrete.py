@@ -425,7 +425,7 @@ def load(key: str):
     """Training and test split of a data set, dynamically binarized (FashionMNIST included)."""
     name, classes = DATA[key]
     train = data.load(name, "train", device=device, binarize="dynamic", classes=classes)
-    test = data.load(name, "test", device=device, binarize="dynamic", classes=classes).subset(test_size)
+    test = data.load(name, "test", device=device, binarize="dynamic", classes=classes).subset(test_size, seed=None)
     return train, test
 
 
@@ -460,7 +460,7 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
     estimator (``.summary``: mean, and with several seeds ``_std`` and ``_worst``; ``.runs`` and ``.models``
     per seed). With `match_on_train` the clusters are matched to classes on the training images and that map
     is scored on the test images."""
-    fit_set = train.subset(n_train)
+    fit_set = train.subset(n_train, seed=None)
     cfg = {**DVAEConfig(num_classes=k, transform=transform, arch=arch, transform_prior_std=transform_prior_std,
                         marginal_weight=marginal_weight, prototype_init=prototype_init).__dict__, **overrides}
     score = cluster_score(test, k, iw_samples if transform else 1, fit_set if match_on_train else None)

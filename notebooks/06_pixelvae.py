@@ -87,7 +87,7 @@ seeds = seed_list(seed, n_seeds)
 # of it takes a fixed random choice of `test_size` images, never the first ones.
 
 # %%
-train = data.load("binarized_mnist", "train", device=device).subset(train_size)
+train = data.load("binarized_mnist", "train", device=device).subset(train_size, seed=None)
 test = data.load("binarized_mnist", "test", device=device).subset(test_size, seed=0)  # the split is in class order
 x_show = test.x[:n_show]
 print(f"binarized MNIST (static): {len(train)} training and {len(test)} test images")
@@ -399,8 +399,8 @@ run.savefig(fig, "two_level_resample")
 
 # %%
 if dynamic:
-    d_train = data.load("mnist", "train", device=device, binarize="dynamic").subset(train_size)
-    d_test = data.load("mnist", "test", device=device, binarize="dynamic").subset(test_size)
+    d_train = data.load("mnist", "train", device=device, binarize="dynamic").subset(train_size, seed=None)
+    d_test = data.load("mnist", "test", device=device, binarize="dynamic").subset(test_size, seed=None)
     trials(["vae_conv", "pixelvae"], d_train, d_test, "mnist")
 
 # %% [markdown]
