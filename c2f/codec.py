@@ -12,10 +12,20 @@ stack coder, Duda 2013) under ``QuantizedGaussian(0, 1/Δ)``: exactly the learne
 After t iterations the receiver lets the decoder continue to T from the prior mean (no bits). A bitstream is
 a 2-byte header (t, and Δ in 1/16ths) and the coder's 32-bit words; the model itself is known to both sides.
 
-**Classic codecs.** JPEG (optimised Huffman tables), JPEG 2000 (a raw codestream, no JP2 box), WebP and AVIF,
-all through Pillow, on 8-bit grey images, over their quality ranges. Distortion is measured on 8-bit images
-with scikit-image: PSNR from the mean squared error over all the images (so a perfect image does not give an
-infinite mean) and the mean SSIM.
+**Classic codecs.** JPEG (optimised Huffman tables), JPEG 2000 (a raw codestream, no JP2 box; three
+resolution levels, which a 28×28 image can hold, and one quality layer at a target PSNR: a target compression
+ratio counts the ~160-byte main header, so every ratio a small image allows gives the same file), WebP and
+AVIF, all through Pillow, on 8-bit grey images, over their quality ranges. Distortion is measured on 8-bit
+images with scikit-image: PSNR from the mean squared error over all the images (so a perfect image does not
+give an infinite mean) and the mean SSIM.
+
+**Fair rates.** A 28×28 image is so small that a file format's container (headers, tables, boxes) can cost more
+than the picture: a blank image is 164 B as JPEG and ~300 B as AVIF. Every point therefore carries three rates
+(:data:`RATES`): ``file``, the whole file per image; ``payload``, the container separated, i.e. the file minus
+the same codec's file for a blank image at the same setting (the learned codec: minus its 2-byte header); and
+``mosaic``, the amortised rate of one file holding all the images as a mosaic (10 × 10 digits for 100 images),
+per image, with the PSNR of that mosaic's decoded tiles (the learned codec: one rANS stream for all images).
+:func:`bd_rate` compares two curves at equal PSNR (Bjøntegaard's delta rate).
 """
 
 from __future__ import annotations
@@ -33,14 +43,16 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 SYMBOL_RANGE = 255  # symbols are clipped to [-255, 255]
+RATES = ("file", "payload", "mosaic")  # whole files; the container separated; a mosaic's amortised rate
 HEADER = struct.Struct("<BB")  # iterations sent, Δ × 16
 
 # name -> (Pillow format, quality settings from the lowest to the highest rate, options for one setting)
 CLASSIC = {
     "jpeg": ("JPEG", [1, 2, 5, 10, 20, 30, 50, 70, 90, 95],
              lambda q: {"quality": q, "optimize": True}),
-    "jpeg2000": ("JPEG2000", [400, 200, 100, 60, 40, 25, 15, 10, 6, 3],
-                 lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True, "no_jp2": True}),
+    "jpeg2000": ("JPEG2000", [14, 17, 20, 23, 26, 29, 32, 36, 40, 45, 50],  # target PSNR of its one layer (dB)
+                 lambda db: {"quality_mode": "dB", "quality_layers": [db], "num_resolutions": 3,
+                             "irreversible": True, "no_jp2": True}),
     "webp": ("WEBP", [0, 5, 10, 20, 40, 60, 80, 90, 100], lambda q: {"quality": q, "method": 6}),
     "avif": ("AVIF", [0, 10, 30, 50, 70, 90, 100], lambda q: {"quality": q}),
 }
@@ -156,10 +168,20 @@ class CodecPoint:
     encode_ms: float  # per image
     decode_ms: float
     extra: dict | None = None
+    payload_bytes: float = float("nan")  # the container separated (see RATES)
+    mosaic_bytes: float = float("nan")  # one file for all the images, per image
+    mosaic_psnr: float = float("nan")  # the PSNR of that file's decoded images
 
     @property
     def bits(self) -> float:
         return 8 * self.bytes
+
+    def rate(self, kind: str = "file") -> tuple[float, float]:
+        """(bits per image, PSNR) of this point under one of :data:`RATES`."""
+        if kind not in RATES:
+            raise ValueError(f"unknown rate {kind!r}; choose one of {RATES}")
+        return {"file": (self.bits, self.psnr), "payload": (8 * self.payload_bytes, self.psnr),
+                "mosaic": (8 * self.mosaic_bytes, self.mosaic_psnr)}[kind]
 
 
 @torch.no_grad()
@@ -212,18 +234,45 @@ def classic_decode(data: bytes) -> np.ndarray:
     return np.array(Image.open(io.BytesIO(data)).convert("L"))
 
 
+def blank_bytes(codec: str, setting, shape: tuple[int, int] = (28, 28)) -> int:
+    """The size of a codec's file for a blank (all-black) image of `shape` at one setting: its container."""
+    return len(classic_encode(np.zeros(shape, np.uint8), codec, setting))
+
+
+def mosaic(images: np.ndarray) -> np.ndarray:
+    """Images [N, H, W] tiled row by row into one image of ⌈√N⌉ columns (the last row padded with black)."""
+    n, h, w = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    tiles = np.zeros((rows * cols, h, w), images.dtype)
+    tiles[:n] = images
+    return tiles.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+
+
+def unmosaic(image: np.ndarray, n: int, h: int, w: int) -> np.ndarray:
+    """The first `n` tiles [n, h, w] of :func:`mosaic`'s image."""
+    rows, cols = image.shape[0] // h, image.shape[1] // w
+    return image.reshape(rows, h, cols, w).transpose(0, 2, 1, 3).reshape(rows * cols, h, w)[:n]
+
+
 def classic_curve(images: np.ndarray, codec: str, settings=None) -> list[CodecPoint]:
-    """A classic codec over its settings on 8-bit grey images [N, H, W]: bytes (whole files), distortion, time."""
+    """A classic codec over its settings on 8-bit grey images [N, H, W]: the three rates of :data:`RATES`,
+    distortion and time."""
     points = []
+    n, h, w = images.shape
     for s in settings or CLASSIC[codec][1]:
         start = time.perf_counter()
         files = [classic_encode(im, codec, s) for im in images]
         mid = time.perf_counter()
         decoded = np.stack([classic_decode(f) for f in files])
         end = time.perf_counter()
-        points.append(CodecPoint(codec, s, float(np.mean([len(f) for f in files])), **_scores(images, decoded),
+        whole = classic_encode(mosaic(images), codec, s)
+        size = float(np.mean([len(f) for f in files]))
+        points.append(CodecPoint(codec, s, size, **_scores(images, decoded),
                                  encode_ms=1e3 * (mid - start) / len(images),
-                                 decode_ms=1e3 * (end - mid) / len(images)))
+                                 decode_ms=1e3 * (end - mid) / len(images),
+                                 payload_bytes=size - blank_bytes(codec, s, (h, w)), mosaic_bytes=len(whole) / n,
+                                 mosaic_psnr=distortion(images, unmosaic(classic_decode(whole), n, h, w))["psnr"]))
     return points
 
 
@@ -259,6 +308,41 @@ def pareto(points: list[CodecPoint]) -> list[CodecPoint]:
         if not front or p.psnr > front[-1].psnr:
             front.append(p)
     return front
+
+
+def bd_rate(reference: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
+    """Bjøntegaard's delta rate of `test` against `reference`, each a list of (rate, PSNR) points: the mean
+    relative rate difference at equal PSNR over the PSNR range both curves cover, in percent (negative: `test`
+    needs fewer bits). Each curve is its best points (rate ascending, PSNR strictly rising), log-rate as a
+    piecewise-cubic Hermite (PCHIP) interpolant of PSNR, the form of the BD-rate in current use (JVET's
+    ``bdrate``); the mean of the log-rate difference is exponentiated, so two curves whose rates differ by a
+    constant factor f give exactly 100 (f − 1). NaN when the ranges do not overlap or a curve has under two
+    points."""
+    from scipy.interpolate import PchipInterpolator
+
+    def curve(points):
+        best: list[tuple[float, float]] = []
+        for r, q in sorted((r, q) for r, q in points if r > 0 and math.isfinite(r) and math.isfinite(q)):
+            if not best or q > best[-1][1]:
+                best.append((r, q))
+        return best
+
+    ref, new = curve(reference), curve(test)
+    if len(ref) < 2 or len(new) < 2:
+        return float("nan")
+    lo, hi = max(ref[0][1], new[0][1]), min(ref[-1][1], new[-1][1])
+    if not lo < hi:
+        return float("nan")
+    fits = [PchipInterpolator([q for _, q in c], np.log([r for r, _ in c])) for c in (ref, new)]
+    mean_log_ratio = (fits[1].integrate(lo, hi) - fits[0].integrate(lo, hi)) / (hi - lo)
+    return float(100 * (math.exp(mean_log_ratio) - 1))
+
+
+def bd_rates(front: list[CodecPoint], classic: dict, kinds=RATES) -> dict[str, dict[str, float]]:
+    """The learned codec's best points `front` against each classic codec ({codec: points}): {codec: {rate
+    kind: BD-rate in percent}} (negative: the learned codec needs fewer bits), each rate of :data:`RATES`."""
+    return {c: {k: bd_rate([p.rate(k) for p in pts], [p.rate(k) for p in front]) for k in kinds}
+            for c, pts in classic.items()}
 
 
 def closest_below(points: list[CodecPoint], bits: float) -> CodecPoint:

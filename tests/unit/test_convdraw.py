@@ -130,6 +130,67 @@ def test_classic_codecs_return_sizes_and_images(name):
     assert codec.classic_decode(data).shape == images[0].shape and codec.classic_decode(data).dtype == np.uint8
 
 
+def digits(n=6):
+    """Digit-like 8-bit images: a bright blob on black, so that the codecs' files differ with the setting."""
+    yy, xx = np.mgrid[:28, :28]
+    rng = np.random.default_rng(0)
+    out = [np.clip(255 * np.exp(-((yy - rng.integers(8, 20)) ** 2 + (xx - rng.integers(8, 20)) ** 2) / 30)
+                   + rng.normal(0, 20, (28, 28)), 0, 255) for _ in range(n)]
+    return np.stack(out).round().astype(np.uint8)
+
+
+def test_jpeg2000_settings_give_distinct_files():
+    """Every JPEG 2000 setting is a real point on 28×28 images: distinct sizes and PSNRs rising with the setting
+    (a target compression ratio gave one 173-byte file for every ratio from 6 to 400)."""
+    points = codec.classic_curve(digits(), "jpeg2000")
+    sizes = [p.bytes for p in points]
+    assert len(set(sizes)) >= len(points) - 2 and sizes == sorted(sizes)
+    assert points[-1].psnr > points[0].psnr + 15
+
+
+@pytest.mark.parametrize("name", sorted(codec.CLASSIC))
+def test_fair_rates_of_the_classic_codecs(name):
+    """The payload is the file minus the file of a blank image at the same setting, recomputed here by hand; the
+    mosaic's rate is its one file over the images, its PSNR that of its decoded tiles."""
+    images = digits(4)
+    setting = codec.CLASSIC[name][1][len(codec.CLASSIC[name][1]) // 2]
+    (point,) = codec.classic_curve(images, name, [setting])
+    blank = len(codec.classic_encode(np.zeros((28, 28), np.uint8), name, setting))
+    files = [codec.classic_encode(im, name, setting) for im in images]
+    assert point.payload_bytes == pytest.approx(np.mean([len(f) for f in files]) - blank)
+    whole = codec.classic_encode(codec.mosaic(images), name, setting)
+    assert point.mosaic_bytes == len(whole) / 4 and point.rate("mosaic")[0] == 8 * len(whole) / 4
+    assert point.rate("payload") == (8 * point.payload_bytes, point.psnr)
+    tiles = codec.unmosaic(codec.classic_decode(whole), 4, 28, 28)
+    assert point.mosaic_psnr == codec.distortion(images, tiles)["psnr"]
+    with pytest.raises(ValueError, match="payload"):
+        point.rate("container")
+
+
+def test_mosaic_round_trip():
+    images = digits(5)
+    m = codec.mosaic(images)
+    assert m.shape == (3 * 28, 2 * 28 + 28) or m.shape == (2 * 28, 3 * 28)
+    assert np.array_equal(codec.unmosaic(m, 5, 28, 28), images) and m[-28:, -28:].max() == 0
+
+
+def test_bd_rate_known_answers():
+    """A curve with every rate 0.8 × the reference's at the same PSNRs is exactly −20 %; by hand, two straight
+    lines in log-rate: the reference rises tenfold from 20 to 30 dB (100 → 1000 bits) and the test stays at 100
+    bits, so the mean log10 ratio over 20–30 dB is −0.5 and the BD-rate 100 (10^−0.5 − 1) = −68.38 %; only the
+    common PSNR range counts; disjoint ranges give NaN; the sign flips with the roles."""
+    ref = [(100.0, 20.0), (180.0, 24.0), (400.0, 29.0), (900.0, 33.0), (2000.0, 38.0)]
+    assert codec.bd_rate(ref, [(0.8 * r, q) for r, q in ref]) == pytest.approx(-20.0, abs=1e-9)
+    assert codec.bd_rate([(0.8 * r, q) for r, q in ref], ref) == pytest.approx(25.0, abs=1e-9)
+    line = [(100.0, 20.0), (1000.0, 30.0)]
+    assert codec.bd_rate(line, [(100.0, 20.0 - 1e-9), (100.0 + 1e-7, 30.0)]) == pytest.approx(-68.377, abs=1e-3)
+    assert codec.bd_rate(line, [(50.0, 25.0), (500.0, 35.0)]) == pytest.approx(
+        100 * (10 ** (np.mean(np.log10(50 * 10 ** ((np.linspace(25, 30, 10001) - 25) / 10)) - np.log10(
+            100 * 10 ** ((np.linspace(25, 30, 10001) - 20) / 10)))) - 1), abs=1e-3)  # over 25–30 dB only: −84.2 %
+    assert np.isnan(codec.bd_rate(line, [(10.0, 31.0), (20.0, 40.0)]))
+    assert np.isnan(codec.bd_rate(line, [(10.0, 25.0)]))
+
+
 def test_distortion_known_answers():
     a = np.zeros((2, 28, 28), np.uint8)
     b = a.copy()
