@@ -61,7 +61,7 @@ def train(args) -> None:
     epoch = 0
     while step < args.steps:
         for x, _ in batches(tr, args.batch_size, seed=args.seed + epoch):
-            loss, _ = model.loss(x)
+            loss, _ = model.loss(x, kl_weight=args.kl_weight)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
@@ -77,6 +77,41 @@ def train(args) -> None:
         epoch += 1
 
 
+def rd(args) -> None:
+    """The codec of a saved model on `--images` test images of each data set: the learned codec with the
+    KL-aware quantiser and with the fixed grid (levels 1, no skipping) at each Δ, every classic codec, the
+    BD-rates of the learned codec's best curve (file, payload, mosaic), its rate over its KL and its best PSNR."""
+    model = ConvDRAW(CFG)
+    model.load_state_dict(torch.load(args.model))
+    model.eval()
+    tr, _ = grey(args.train_size, 1, 0)
+    fit_x = tr.x[: args.fit_images]
+    rows = {}
+    for dataset in args.datasets:
+        (te,) = splits(dataset, device="cpu", test_size=args.images, binarize="none", parts=("test",), bits=8,
+                       subset_seed=0)
+        classic = {c: codec.classic_curve(codec.to_uint8(te.x), c) for c in codec.CLASSIC}
+        out = {"classic": {c: [point_row(p) for p in pts] for c, pts in classic.items()}}
+        variants = [(f"kl_aware_skip{k}", {"skip_nats": k}) for k in args.skips]
+        for variant, kw in variants + ([("fixed_grid", {"levels": 1, "skip_nats": 0.0})] if args.fixed else []):
+            learned = [p for d in args.deltas if d <= 2 or "skip" in variant
+                       for p in codec.model_curve(model, te.x, codec.fit_quantiser(model, fit_x, d, **kw))]
+            front = codec.pareto(learned)
+            best = front[-1]
+            out[variant] = {"points": [point_row(p) for p in learned], "bd_rate": codec.bd_rates(front, classic),
+                            "max_psnr": best.psnr, "rate_over_kl_at_best": best.bits / best.extra["kl_bits"],
+                            "payload_over_kl_at_best": best.rate("payload")[0] / best.extra["kl_bits"]}
+            print(dataset, variant, {k: v for k, v in out[variant].items() if k != "points"}, flush=True)
+        rows[dataset] = out
+    merge(f"rd/{args.tag}", {"config": vars(args), **rows})
+
+
+def point_row(p) -> dict:
+    return {"setting": p.setting, "delta": (p.extra or {}).get("delta"), "bytes": p.bytes,
+            "payload_bytes": p.payload_bytes, "mosaic_bytes": p.mosaic_bytes, "psnr": p.psnr,
+            "mosaic_psnr": p.mosaic_psnr, "kl_bits": (p.extra or {}).get("kl_bits")}
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -87,7 +122,18 @@ if __name__ == "__main__":
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--kl-weight", type=float, default=1.0)
     t.add_argument("--tag", default="default")
     t.add_argument("--save", default="/tmp/h03/grey.pt")
+    r = sub.add_parser("rd")
+    r.add_argument("--model", default="/tmp/h03/grey.pt")
+    r.add_argument("--images", type=int, default=100)
+    r.add_argument("--fit-images", type=int, default=500)
+    r.add_argument("--train-size", type=int, default=2000)
+    r.add_argument("--deltas", type=float, nargs="*", default=[0.5, 1.0, 2.0])
+    r.add_argument("--datasets", nargs="*", default=["mnist", "fashion_mnist"])
+    r.add_argument("--skips", type=float, nargs="*", default=[0.05], help="skip_nats of the KL-aware quantisers")
+    r.add_argument("--fixed", type=int, default=1, help="1: the fixed grid too")
+    r.add_argument("--tag", default="default")
     args = p.parse_args()
-    train(args)
+    {"train": train, "rd": rd}[args.cmd](args)
