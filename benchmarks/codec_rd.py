@@ -92,7 +92,8 @@ def rd(args) -> None:
                        subset_seed=0)
         classic = {c: codec.classic_curve(codec.to_uint8(te.x), c) for c in codec.CLASSIC}
         out = {"classic": {c: [point_row(p) for p in pts] for c, pts in classic.items()}}
-        variants = [(f"kl_aware_skip{k}", {"skip_nats": k}) for k in args.skips]
+        variants = [(f"kl_aware_skip{k}" + ("_levels1" if args.levels == 1 else ""), {"skip_nats": k, "levels": args.levels})
+                    for k in args.skips]
         for variant, kw in variants + ([("fixed_grid", {"levels": 1, "skip_nats": 0.0})] if args.fixed else []):
             learned = [p for d in args.deltas if d <= 2 or "skip" in variant
                        for p in codec.model_curve(model, te.x, codec.fit_quantiser(model, fit_x, d, **kw))]
@@ -134,6 +135,7 @@ if __name__ == "__main__":
     r.add_argument("--datasets", nargs="*", default=["mnist", "fashion_mnist"])
     r.add_argument("--skips", type=float, nargs="*", default=[0.05], help="skip_nats of the KL-aware quantisers")
     r.add_argument("--fixed", type=int, default=1, help="1: the fixed grid too")
+    r.add_argument("--levels", type=int, default=6, help="grid levels of the KL-aware quantisers (1: Δ σ_p)")
     r.add_argument("--tag", default="default")
     args = p.parse_args()
     {"train": train, "rd": rd}[args.cmd](args)

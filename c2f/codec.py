@@ -112,8 +112,9 @@ class Quantiser:
 
     @property
     def name(self) -> str:
-        """``d<Δ>`` for the fixed grid, ``d<Δ>_s<skip_nats>`` for a KL-aware quantiser (a record key)."""
-        return f"d{self.delta}" if self.levels == 1 and self.skip_nats == 0 else f"d{self.delta}_s{self.skip_nats}"
+        """``d<Δ>`` for the fixed grid, ``d<Δ>_s<skip_nats>_l<levels>`` for the others (a record key)."""
+        fixed = self.levels == 1 and self.skip_nats == 0
+        return f"d{self.delta}" if fixed else f"d{self.delta}_s{self.skip_nats}_l{self.levels}"
 
     def level_model(self, i: int):
         return constriction.stream.model.Categorical(self.probs[i].astype(np.float64), perfect=False)

@@ -42,10 +42,11 @@ baselines = ["vae_same"]  # VAEs beside Conv-DRAW: vae_same (as many latents), v
 likelihood_datasets = ["omniglot_drawers", "mnist"]  # binarized, Bernoulli likelihood (Omniglot: split by drawers)
 iw_samples = 20  # importance samples K for the test NLL
 codec_images = 100  # grey-level MNIST test images for the rate-distortion curves
-codec_deltas = [1.0, 2.0]  # quantisation steps Δ, in units of the posterior's standard deviation
-codec_skip_nats = [0.05, 0.3, 1.0]  # latents with a KL below this are not sent (the receiver takes the prior mean)
+codec_deltas = [1.0, 2.0]  # quantisation steps: the grid step is Δσ^p (one level) or about Δσ^q (several)
+codec_skip_nats = [0.0, 1.0]  # latents with a KL below this are not sent (the receiver takes the prior mean)
+codec_levels = [1]  # grid levels: 1 is the step Δσ^p for every latent sent, 6 a step following σ^q (costlier here)
 codec_fit_images = 500  # training images that fit the quantiser's level frequencies
-codec_epochs = 30  # the grey-level Conv-DRAW that serves as the codec (1,890 steps; about 190 s a seed)
+codec_epochs = 20  # the grey-level Conv-DRAW that serves as the codec (1,260 steps; about 130 s a seed)
 ood_datasets = ["fashion_mnist", "omniglot_drawers"]  # images unlike the training data for the grey-level MNIST model
 rnn_epochs = 5  # chapter 02's recurrent model, for the latent-meaning comparison
 n_show = 8  # test images in the image figures
@@ -273,17 +274,19 @@ print(f"grey-level MNIST: test NLL {grey.summary['test_nll_nats']:.1f} nats (K={
 # %% [markdown]
 # Every codec now compresses the same `codec_images` grey test images (with several seeds, the first
 # seed's model is the codec). The learned codec runs at $t$ = 1…T for each grid step $\Delta$ in
-# `codec_deltas` and each skip threshold in `codec_skip_nats`; its curve is the best PSNR reached at each rate
-# over those settings (a codec chooses its setting per rate like JPEG's quality). Metrics are named
-# `codec/<codec>/<data set>/bits@<setting>` (and `payload_bits@`, `mosaic_bits@`, `mosaic_psnr@`, `psnr@`,
-# `ssim@`), with the setting $t$ for the learned codec (`convdraw_d<Δ>_s<skip>`; `kl_bits@t` is the KL of what it
-# sent), the quality for JPEG, WebP and AVIF, and the target PSNR for JPEG 2000; the verdicts are
+# `codec_deltas`, each skip threshold in `codec_skip_nats` and each number of grid levels in `codec_levels`
+# (1: the step $\Delta\sigma^p$ for every latent sent; with no skipping, the fixed grid); its curve is the best
+# PSNR reached at each rate over those settings (a codec chooses its setting per rate like JPEG's quality).
+# Metrics are named `codec/<codec>/<data set>/bits@<setting>` (and `payload_bits@`, `mosaic_bits@`,
+# `mosaic_psnr@`, `psnr@`, `ssim@`), with the setting $t$ for the learned codec
+# (`convdraw_d<Δ>_s<skip>_l<levels>`, the fixed grid `convdraw_d<Δ>`; `kl_bits@t` is the KL of what it sent),
+# the quality for JPEG, WebP and AVIF, and the target PSNR for JPEG 2000; the verdicts are
 # `codec/bd_rate_vs_<codec>/<data set>` (container separated; `_file` and `_mosaic` beside it),
 # `codec/rate_over_kl/<data set>` (at the best point) and `codec/max_psnr/<data set>`.
 
 # %%
-quantisers = [codec.fit_quantiser(grey.model, grey_train.x[:codec_fit_images], d, skip_nats=k)
-              for d in codec_deltas for k in codec_skip_nats]  # level frequencies from training images
+quantisers = [codec.fit_quantiser(grey.model, grey_train.x[:codec_fit_images], d, levels=n, skip_nats=k)
+              for d in codec_deltas for k in codec_skip_nats for n in codec_levels]  # frequencies: training images
 
 
 def codec_curves(model, x, tag, quantisers=quantisers):

@@ -330,10 +330,10 @@ def test_codec_curves_metrics_figure_and_equal_rate_rows():
     m, x = model("discretized_logistic"), grey(2)
     quantisers = [quantiser(m, 1.0), quantiser(m, 2.0)]
     learned, classic, front = codec.codec_curves(m, x, quantisers)
-    assert sorted(learned) == ["d1.0_s0.0001", "d2.0_s0.0001"] and sorted(classic) == sorted(codec.CLASSIC)
-    assert front == codec.pareto(learned["d1.0_s0.0001"] + learned["d2.0_s0.0001"])
+    assert sorted(learned) == ["d1.0_s0.0001_l6", "d2.0_s0.0001_l6"] and sorted(classic) == sorted(codec.CLASSIC)
+    assert front == codec.pareto(learned["d1.0_s0.0001_l6"] + learned["d2.0_s0.0001_l6"])
     metrics = codec.curve_metrics(learned, classic, "mnist")
-    assert metrics["codec/convdraw_d2.0_s0.0001/mnist"]["kl_bits@2"] == learned["d2.0_s0.0001"][1].extra["kl_bits"]
+    assert metrics["codec/convdraw_d2.0_s0.0001_l6/mnist"]["kl_bits@2"] == learned["d2.0_s0.0001_l6"][1].extra["kl_bits"]
     assert metrics["codec/webp/mnist"]["payload_bits@0"] == classic["webp"][0].rate("payload")[0]
     summary = codec.summary_metrics(front, classic, "mnist")
     assert summary["codec/max_psnr"] == {"mnist": front[-1].psnr}
