@@ -107,6 +107,45 @@ def rd(args) -> None:
     merge(f"rd/{args.tag}", {"config": vars(args), **rows})
 
 
+def report(args) -> None:
+    """benchmarks/codec_rd.md's tables from the json: the training ceilings, then per run and data set the BD-rates
+    (container separated, whole file, mosaic), best PSNR and rate over KL of each quantiser, and the curves."""
+    data = json.loads(OUT.read_text())
+    lines = ["## Training: the PSNR ceiling (posterior mean, all iterations, no quantisation; 100 test images)", "",
+             "| run | step | PSNR (dB) | test ELBO (nats) | test KL (nats) |", "|---|---|---|---|---|"]
+    for key, run in data.items():
+        if key.startswith("train/"):
+            lines += [f"| {key[6:]} | {r['step']} | {r['psnr_posterior_mean']:.2f} | {r['test_elbo_nats']:.1f} | "
+                      f"{r['test_kl_nats']:.1f} |" for r in run["rows"]]
+    for key, run in data.items():
+        if not key.startswith("rd/"):
+            continue
+        for dataset, out in run.items():
+            if dataset == "config":
+                continue
+            lines += ["", f"## {key[3:]}: {dataset} ({run['config']['images']} test images, seed-0 draw)", "",
+                      "| quantiser | max PSNR | rate/KL at best | " + " | ".join(
+                          f"BD vs {c} (payload / file / mosaic)" for c in codec.CLASSIC) + " |",
+                      "|---|---|---|" + "---|" * len(codec.CLASSIC)]
+            for variant, v in out.items():
+                if variant == "classic":
+                    continue
+                bd = " | ".join(" / ".join("–" if not math.isfinite(v["bd_rate"][c][k]) else f"{v['bd_rate'][c][k]:+.0f} %"
+                                           for k in ("payload", "file", "mosaic")) for c in codec.CLASSIC)
+                lines.append(f"| {variant} | {v['max_psnr']:.2f} | {v['rate_over_kl_at_best']:.2f} | {bd} |")
+            lines += ["", "Curves (bytes per image: file / payload / mosaic; PSNR dB; learned: KL bits of what was sent):",
+                      "", "| codec | setting | file B | payload B | mosaic B | PSNR | mosaic PSNR | KL bits |",
+                      "|---|---|---|---|---|---|---|---|"]
+            rows = [(c, p) for c, pts in out["classic"].items() for p in pts]
+            rows += [(f"{variant} Δ{p['delta']}", p) for variant, v in out.items() if variant != "classic"
+                     for p in v["points"]]
+            lines += [f"| {c} | {p['setting']} | {p['bytes']:.1f} | {p['payload_bytes']:.1f} | {p['mosaic_bytes']:.1f} | "
+                      f"{p['psnr']:.2f} | {p['mosaic_psnr']:.2f} | "
+                      + ("" if p.get("kl_bits") is None else f"{p['kl_bits']:.1f}") + " |" for c, p in rows]
+    head = Path(__file__).with_name("codec_rd_head.md").read_text() if Path(__file__).with_name("codec_rd_head.md").exists() else ""
+    Path(__file__).with_suffix(".md").write_text(head + "\n".join(lines) + "\n")
+
+
 def point_row(p) -> dict:
     return {"setting": p.setting, "delta": (p.extra or {}).get("delta"), "bytes": p.bytes,
             "payload_bytes": p.payload_bytes, "mosaic_bytes": p.mosaic_bytes, "psnr": p.psnr,
@@ -126,6 +165,7 @@ if __name__ == "__main__":
     t.add_argument("--kl-weight", type=float, default=1.0)
     t.add_argument("--tag", default="default")
     t.add_argument("--save", default="/tmp/h03/grey.pt")
+    sub.add_parser("report")
     r = sub.add_parser("rd")
     r.add_argument("--model", default="/tmp/h03/grey.pt")
     r.add_argument("--images", type=int, default=100)
@@ -138,4 +178,4 @@ if __name__ == "__main__":
     r.add_argument("--levels", type=int, default=6, help="grid levels of the KL-aware quantisers (1: Δ σ_p)")
     r.add_argument("--tag", default="default")
     args = p.parse_args()
-    {"train": train, "rd": rd}[args.cmd](args)
+    {"train": train, "rd": rd, "report": report}[args.cmd](args)
