@@ -113,7 +113,7 @@ def side_by_side(device: torch.device, train_size: int, batch_size: int, workers
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    train = data.load("mnist", "train", device=device).subset(train_size)
+    train = data.load("mnist", "train", device=device).subset(train_size, seed=None)
     mnist = datasets.MNIST(root=str(data.data_root()), train=True, download=False, transform=transforms.ToTensor())
     loader = DataLoader(Subset(mnist, range(len(train))), batch_size=batch_size, shuffle=True,
                         num_workers=workers, pin_memory=device.type == "cuda")

@@ -52,7 +52,7 @@ SETTINGS = {  # name: (chapter parameters changed, training images (0: all))
 def run(setting: str, seed: int, steps: int, every: int, test) -> dict:
     changes, n_train = SETTINGS[setting]
     p = {**CHAPTER, **changes}
-    train = data.load("mnist", "train", binarize="dynamic").subset(n_train)
+    train = data.load("mnist", "train", binarize="dynamic").subset(n_train, seed=None)
     steps_per_epoch = -(-len(train) // p["batch_size"])
     epochs = -(-steps // steps_per_epoch)
     torch.manual_seed(seed)
@@ -128,7 +128,7 @@ def main() -> None:
         return
     if args.quick:
         args.steps, args.every, args.test_size, args.seeds = 20, 10, 200, [0]
-    test = data.load("mnist", "test", binarize="dynamic").subset(args.test_size)
+    test = data.load("mnist", "test", binarize="dynamic").subset(args.test_size, seed=None)
     results = [run(s, seed, args.steps, args.every, test) for s in args.settings for seed in args.seeds]
     if not args.quick:
         merge(results)

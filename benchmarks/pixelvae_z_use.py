@@ -250,7 +250,7 @@ def run(args):
     p = QUICK if args.quick else DEFAULT
     device = torch.device("cpu")
     table = settings(p, args.long_warmup, args.free_bits)
-    train = data.load("binarized_mnist", "train", device=device).subset(p["train_size"])
+    train = data.load("binarized_mnist", "train", device=device).subset(p["train_size"], seed=None)
     test = data.load("binarized_mnist", "test", device=device).subset(p["test_size"], seed=0)
     classifier, accuracy = mnist_classifier(device, train_size=2000 if args.quick else 0, epochs=1 if args.quick else 2)
     print(f"classifier test accuracy {accuracy:.4f}")
@@ -319,7 +319,7 @@ def run_probe(args):
     p = QUICK if args.quick else DEFAULT
     device = torch.device("cpu")
     table = settings(p, args.long_warmup, args.free_bits)
-    train = data.load("binarized_mnist", "train", device=device).subset(p["train_size"])
+    train = data.load("binarized_mnist", "train", device=device).subset(p["train_size"], seed=None)
     test = data.load("binarized_mnist", "test", device=device).subset(p["test_size"], seed=0)
     classifier, _ = mnist_classifier(device, train_size=2000 if args.quick else 0, epochs=1 if args.quick else 2)
     out_path = Path(args.out)

@@ -11,7 +11,11 @@ failing torchvision's md5, an unpacked file shorter than its header says, an .np
 a fresh data folder.
 
 Splits: ``train`` and ``valid`` come from the official training set (the last 10,000 images are ``valid``,
-as in Larochelle's static split), ``test`` is the official test set.
+as in Larochelle's static split), ``test`` is the official test set. Omniglot comes in two splits:
+``omniglot`` is Lake et al.'s (background alphabets for ``train``/``valid``, the evaluation alphabets for
+``test``), ``omniglot_drawers`` is Burda et al.'s kind of split, by drawers within each character: all 1,623
+characters of the 50 alphabets, drawers 1-15 of every character in ``train`` (24,345 images) and drawers 16-20
+in ``test`` (8,115), no ``valid``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "omniglot")
+DATASETS = ("mnist", "fashion_mnist", "binarized_mnist", "omniglot", "omniglot_drawers")
 SPLITS = ("train", "valid", "test")
 BINARIZATIONS = ("dynamic", "static", "none")
 VALID_SIZE = 10_000
@@ -81,10 +85,12 @@ class ImageSet:
         spec = {"name": self.name, "split": self.split, "binarize": self.binarize, "n": len(self)}
         return {**spec, "selection": self.selection} if self.selection else spec
 
-    def subset(self, n: int, seed: int | None = None) -> "ImageSet":
-        """The first `n` images (all of them when n is 0); with `seed`, n images drawn at random without
+    def subset(self, n: int, seed: int | None) -> "ImageSet":
+        """`n` images (all of them when n is 0): with an integer `seed`, n images drawn at random without
         replacement, in random order, the same for the same seed: the way to take part of a split stored in class
-        order (Larochelle's binarized MNIST test set runs from the zeros to the nines). Asking for more images
+        order (Larochelle's binarized MNIST test set runs from the zeros to the nines, Omniglot character by
+        character); with ``seed=None``, stated at the call, the first n in stored order. The seed has no default,
+        so that no caller takes the first n images of a sorted split without saying so. Asking for more images
         than the set holds is an error, not a silent "all": the record would keep a size that never ran."""
         if n > len(self):
             kept = f" ({self.selection})" if self.selection else ""
@@ -136,13 +142,13 @@ def load(
         raise ValueError(f"unknown binarization {binarize!r}; choose one of {BINARIZATIONS}")
     if name == "binarized_mnist" and binarize != "static":
         raise ValueError("binarized_mnist is Larochelle's fixed binarization: use binarize='static'")
-    if alphabets is not None and name != "omniglot":
+    if alphabets is not None and not name.startswith("omniglot"):
         raise ValueError(f"alphabets select Omniglot characters; {name} has none")
     root = Path(root) if root is not None else data_root()
 
     x, y = _READERS[name](root, split)
     if alphabets is not None:
-        names = omniglot_alphabets(split, root)
+        names = omniglot_alphabets(split, root, drawers=name == "omniglot_drawers")
         unknown = sorted(set(alphabets) - set(names))
         if unknown:
             raise ValueError(f"unknown Omniglot alphabet(s) {unknown} for split {split!r}; "
@@ -313,9 +319,12 @@ def _binarized_mnist(root: Path, split: str):
     return x, None
 
 
-def omniglot_alphabets(split: str = "train", root: str | Path | None = None) -> list[str]:
+def omniglot_alphabets(split: str = "train", root: str | Path | None = None, drawers: bool = False) -> list[str]:
     """The alphabet of every Omniglot character of a split, indexed by the character label that
-    :func:`load` gives (``train``/``valid``: the 30 background alphabets; ``test``: the 20 evaluation ones)."""
+    :func:`load` gives (``train``/``valid``: the 30 background alphabets; ``test``: the 20 evaluation ones;
+    with `drawers`, the split ``omniglot_drawers``: all 50, background first, in every split)."""
+    if drawers:
+        return omniglot_alphabets("train", root) + omniglot_alphabets("test", root)
     root = Path(root) if root is not None else data_root()
     folder = "images_background" if split != "test" else "images_evaluation"
     ranges = root / "omniglot-npz" / "alphabet_ranges.json"
@@ -333,27 +342,56 @@ def _omniglot_source(root: Path, folder: str) -> str:
     return "npz" if not (root / "omniglot-py" / folder).exists() and npz.exists() else "torchvision"
 
 
+def _omniglot_strokes(root: Path, background: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The strokes [characters, drawers, 105, 105] (True = stroke) and character labels [characters, drawers] of
+    the background or evaluation alphabets: from torchvision's Omniglot folders when they are under the data
+    root, else from the npz copy under ``omniglot-npz/`` (which keeps drawers: ``images[c, k]``), else
+    downloaded by torchvision."""
+    folder = "images_background" if background else "images_evaluation"
+    if _omniglot_source(root, folder) == "npz":
+        strokes = torch.from_numpy(~_load_npz(root / "omniglot-npz" / f"{folder}.npz", "images"))
+        chars, drawers = strokes.shape[:2]
+        return strokes, torch.arange(chars).repeat_interleave(drawers).view(chars, drawers)
+    return _omniglot_torchvision(root, background)
+
+
+def _omniglot_images(strokes: torch.Tensor, labels: torch.Tensor):
+    """Strokes [characters, drawers, 105, 105] as images [N, 1, 28, 28] (area-resized, strokes = 1) and labels."""
+    x = strokes.reshape(-1, 1, 105, 105).float()
+    x = F.interpolate(x, size=(28, 28), mode="area").clamp(0, 1)
+    return x, labels.reshape(-1).long()
+
+
 def _omniglot(root: Path, split: str):
     """Omniglot characters, inverted (strokes = 1) and resized to 28x28 with antialiasing.
 
     ``train``/``valid`` are the background alphabets (drawers 1-18 / 19-20), ``test`` the evaluation
-    alphabets. Labels are character indices. Read from torchvision's Omniglot folders when they are under
-    the data root, else from the npz copy under ``omniglot-npz/``, else downloaded by torchvision.
+    alphabets. Labels are character indices (see :func:`_omniglot_strokes` for the sources).
     """
     background = split != "test"
-    folder = "images_background" if background else "images_evaluation"
-    if _omniglot_source(root, folder) == "npz":
-        strokes = torch.from_numpy(~_load_npz(root / "omniglot-npz" / f"{folder}.npz", "images"))  # True = stroke
-        chars, drawers = strokes.shape[:2]
-        labels = torch.arange(chars).repeat_interleave(drawers).view(chars, drawers)
-    else:
-        strokes, labels = _omniglot_torchvision(root, background)
+    strokes, labels = _omniglot_strokes(root, background)
     if background:
         keep = slice(None, 18) if split == "train" else slice(18, None)
         strokes, labels = strokes[:, keep], labels[:, keep]
-    x = strokes.reshape(-1, 1, 105, 105).float()
-    x = F.interpolate(x, size=(28, 28), mode="area").clamp(0, 1)
-    return x, labels.reshape(-1).long()
+    return _omniglot_images(strokes, labels)
+
+
+DRAWER_SPLIT = 15  # omniglot_drawers: drawers 1-15 of every character train, 16-20 test (Burda et al. 2016)
+
+
+def _omniglot_drawers(root: Path, split: str):
+    """All 1,623 Omniglot characters (background alphabets first, labels 0-1622), split by drawers within each
+    character: drawers 1-15 ``train``, 16-20 ``test`` (the kind of split of Burda et al. 2016, 24,345 / 8,115
+    images). It has no ``valid`` part."""
+    if split == "valid":
+        raise ValueError("omniglot_drawers has no valid split (drawers 1-15 train, 16-20 test); "
+                         "take part of train, or use the omniglot split")
+    parts = [_omniglot_strokes(root, background) for background in (True, False)]
+    drawers = min(s.shape[1] for s, _ in parts)
+    strokes = torch.cat([s[:, :drawers] for s, _ in parts])
+    labels = torch.arange(len(strokes)).repeat_interleave(drawers).view(len(strokes), drawers)
+    keep = slice(None, DRAWER_SPLIT) if split == "train" else slice(DRAWER_SPLIT, None)
+    return _omniglot_images(strokes[:, keep], labels[:, keep])
 
 
 def _torchvision_omniglot(root: Path, background: bool):
@@ -403,5 +441,6 @@ _READERS = {
     "fashion_mnist": _torchvision_mnist("FashionMNIST", "FashionMNIST"),
     "binarized_mnist": _binarized_mnist,
     "omniglot": _omniglot,
+    "omniglot_drawers": _omniglot_drawers,
 }
 

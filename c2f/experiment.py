@@ -87,17 +87,19 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def splits(name: str, *, device, train_size: int = 0, test_size: int = 0, binarize: str | None = None,
-           parts: Sequence[str] = ("train", "valid", "test"), bits: int | None = None) -> tuple[ImageSet, ...]:
+           parts: Sequence[str] = ("train", "valid", "test"), bits: int | None = None,
+           subset_seed: int | None = None) -> tuple[ImageSet, ...]:
     """A chapter's data: the `parts` of data set `name` (see :func:`c2f.data.load`), in that order, the
-    training split cut to its first `train_size` images and every other part to its first `test_size`
-    (0: all of it). With `bits` (grey levels, ``binarize="none"``) every pixel is rounded to the nearest of
+    training split cut to `train_size` images and every other part to `test_size` (0: all of it): the first
+    ones, or with `subset_seed` a random draw seeded by it (see :meth:`c2f.data.ImageSet.subset`; a split
+    stored in class order, such as Omniglot's, needs one). With `bits` (grey levels, ``binarize="none"``) every pixel is rounded to the nearest of
     the 2**bits levels k / (2**bits − 1): ``bits=8`` gives the 8-bit images a codec compresses (a resized
     data set such as Omniglot has levels in between)::
 
         train, valid, test = splits("mnist", device=device, train_size=train_size, test_size=test_size)
     """
     sets = [datasets.load(name, part, device=device, binarize=binarize) for part in parts]
-    sets = [s.subset(train_size if part == "train" else test_size) for part, s in zip(parts, sets)]
+    sets = [s.subset(train_size if part == "train" else test_size, seed=subset_seed) for part, s in zip(parts, sets)]
     if bits is not None:
         top = 2 ** bits - 1
         sets = [replace(s, x=(s.x * top).round() / top) for s in sets]
@@ -158,7 +160,7 @@ def mnist_classifier(device, *, run=None, retrain: bool = False, epochs: int = 2
     ``classifier/test_accuracy``)."""
     from c2f.models.classifier import Classifier, ClassifierConfig  # only the chapters that use it import it
 
-    train = datasets.load("mnist", "train", device=device, binarize="none").subset(train_size)
+    train = datasets.load("mnist", "train", device=device, binarize="none").subset(train_size, seed=None)
     test = datasets.load("mnist", "test", device=device, binarize="none")
     trial = Trial("classifier", lambda: Classifier(ClassifierConfig()).to(device),
                   TrainConfig(epochs=epochs, batch_size=128, lr=1e-3))

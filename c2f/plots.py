@@ -29,7 +29,7 @@ FAMILY_COLORS = {
 }
 MIN_FAMILY_DISTANCE = 15.0  # ΔE00; the palette's closest pair is 16.8 apart
 VARIANT_OF = {"standard": "vae", "jpeg": "codec", "jpeg2000": "codec", "webp": "codec", "avif": "codec"}
-_TAGS = ("fashion_", "cb_", "omniglot_", "mnist_", "static_", "dynamic_")
+_TAGS = ("fashion_", "cb_", "omniglot_drawers_", "omniglot_", "mnist_", "static_", "dynamic_")
 _TAB = sns.color_palette("tab20", 20)
 
 
@@ -316,20 +316,25 @@ def rate_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], xlab
 
 
 def rate_distortion(learned: dict, classic: dict, front: Sequence, title: str):
-    """PSNR and SSIM against real bits per image (log scale) of :func:`c2f.codec.codec_curves`: the learned
-    codec's best curve over Δ (`front`), its theoretical rate (the KL) at the Δ that reaches the highest PSNR,
-    and every classic codec ({codec: points})."""
-    best = max(learned, key=lambda d: max(p.psnr for p in learned[d]))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    for ax, key in zip(axes, ("psnr", "ssim")):
-        curves = {"convdraw (real bits)": ([p.bits for p in front], [getattr(p, key) for p in front]),
-                  f"convdraw KL, Δ={best} (theoretical)": ([p.extra["kl_bits"] for p in learned[best]],
-                                                           [getattr(p, key) for p in learned[best]])}
-        curves.update({c: ([p.bits for p in pts], [getattr(p, key) for p in pts]) for c, pts in classic.items()})
-        rate_curves(curves, "bits per image", key.upper(), ax=ax, dashed=[n for n in curves if "KL" in n])
+    """PSNR against bits per image (log scale) of :func:`c2f.codec.codec_curves`, one panel per rate of
+    :data:`c2f.codec.RATES` (whole files; the container separated; a mosaic's amortised rate): the learned
+    codec's best curve (`front`), every classic codec ({codec: points}) and, dashed, the KL of what the learned
+    codec sent along its best curve (the rate relative-entropy coding of a posterior sample would approach)."""
+    from c2f.codec import RATES
+
+    titles = {"file": "whole files", "payload": "container separated", "mosaic": "one mosaic file"}
+    fig, axes = plt.subplots(1, len(RATES), figsize=(17, 4), sharey=True)
+    for ax, kind in zip(axes, RATES):
+        curves = {"convdraw": tuple(map(list, zip(*[p.rate(kind) for p in front])))}
+        if kind == "payload":
+            curves["convdraw KL of what it sent"] = ([p.extra["kl_bits"] for p in front], [p.psnr for p in front])
+        curves.update({c: tuple(map(list, zip(*[p.rate(kind) for p in pts]))) for c, pts in classic.items()})
+        rate_curves(curves, "bits per image", "PSNR (dB)", ax=ax, dashed=[n for n in curves if "KL" in n])
         ax.set_xscale("log")
+        ax.set_title(titles[kind])
+        if ax is not axes[-1]:
+            ax.get_legend().remove()
     axes[0].set_ylim(top=min(axes[0].get_ylim()[1], 50))  # lossless settings (infinite PSNR) run off the top
-    axes[0].get_legend().remove()
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -216,4 +216,5 @@ def shared_budget(cfg, train: ImageSet, stages: int):
     if stages <= 1:
         return cfg, None
     n = max(1, math.ceil(len(train) * cfg.epochs / stages))
-    return replace(cfg, epochs=1, kl_warmup_epochs=cfg.kl_warmup_epochs / cfg.epochs), train.subset(min(n, len(train)))
+    images = train.subset(min(n, len(train)), seed=None)  # the first n, as every stage of the chapter sees them
+    return replace(cfg, epochs=1, kl_warmup_epochs=cfg.kl_warmup_epochs / cfg.epochs), images

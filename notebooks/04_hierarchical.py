@@ -163,7 +163,7 @@ def trial(name, kind, batch_norm=True, warmup=warmup_epochs, n_epochs=epochs):
 
 
 # %%
-train_eval = train.subset(test_size)  # the first training images: the ELBO on them shows the train–test gap
+train_eval = train.subset(test_size, seed=None)  # the first training images: the ELBO on them shows the train–test gap
 
 
 def score(model, s, test=test, iw_samples=iw_samples, train_eval=train_eval):

@@ -428,7 +428,7 @@ def load(key: str):
     """Training and test split of a data set, dynamically binarized (FashionMNIST included)."""
     name, classes = DATA[key]
     train = data.load(name, "train", device=device, binarize="dynamic", classes=classes)
-    test = data.load(name, "test", device=device, binarize="dynamic", classes=classes).subset(test_size)
+    test = data.load(name, "test", device=device, binarize="dynamic", classes=classes).subset(test_size, seed=None)
     return train, test
 
 
@@ -463,7 +463,7 @@ def train_and_score(key: str, train, test, *, estimators_: list[str], transform:
     estimator (``.summary``: mean, and with several seeds ``_std`` and ``_worst``; ``.runs`` and ``.models``
     per seed). With `match_on_train` the clusters are matched to classes on the training images and that map
     is scored on the test images."""
-    fit_set = train.subset(n_train)
+    fit_set = train.subset(n_train, seed=None)
     kind = "dvae_st" if transform else "dvae"
     score = cluster_score(test, k, iw_samples if transform else 1, fit_set if match_on_train else None)
     trials = [Trial(f"{tag}-{key}-{e}",

@@ -96,7 +96,7 @@ seeds = seed_list(seed, n_seeds)
 # of it takes a fixed random choice of `test_size` images, never the first ones.
 
 # %%
-train = data.load("binarized_mnist", "train", device=device).subset(train_size)
+train = data.load("binarized_mnist", "train", device=device).subset(train_size, seed=None)
 test = data.load("binarized_mnist", "test", device=device).subset(test_size, seed=0)  # the split is in class order
 x_show = test.x[:n_show]
 print(f"binarized MNIST (static): {len(train)} training and {len(test)} test images")
@@ -471,7 +471,7 @@ run.savefig(fig, "two_level_resample")
 
 # %%
 if dynamic:
-    s_train, d_train = (data.load("mnist", "train", device=device, binarize=b).subset(train_size)
+    s_train, d_train = (data.load("mnist", "train", device=device, binarize=b).subset(train_size, seed=None)
                         for b in ("static", "dynamic"))
     d_test = data.load("mnist", "test", device=device, binarize="static").subset(test_size, seed=0)
     trials(["vae_conv", "pixelvae"], s_train, d_test, "static_mnist")

@@ -110,9 +110,9 @@ seeds = seed_list(seed, n_seeds)
 # the smallest, at its chapter's size), and a difference that involves it may be one of size.
 
 # %%
-train = data.load("mnist", "train", device=device).subset(train_size)
-test = data.load("mnist", "test", device=device).subset(test_size)
-probe_train = data.load("mnist", "train", device=device).subset(probe_train_size)
+train = data.load("mnist", "train", device=device).subset(train_size, seed=None)
+test = data.load("mnist", "test", device=device).subset(test_size, seed=None)
+probe_train = data.load("mnist", "train", device=device).subset(probe_train_size, seed=None)
 print(f"MNIST, dynamic binarization: {len(train)} training images, {len(test)} test images (one fixed "
       f"binarization); linear probes fitted on the codes of {len(probe_train)} training images")
 

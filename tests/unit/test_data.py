@@ -126,6 +126,29 @@ def test_omniglot_splits(omniglot):
     assert set(omniglot["test"].y.tolist()) == set(range(659))
 
 
+def test_omniglot_drawer_split():
+    """omniglot_drawers: every one of the 1,623 characters of all 50 alphabets, drawers 1-15 in train and 16-20
+    in test (the same images as drawers 1-15 / 16-20 of Lake's background and evaluation splits), no valid;
+    a seeded subset of the test split covers most alphabets, where the first 300 images cover one."""
+    require("omniglot-npz")
+    train, test = (data.load("omniglot_drawers", s) for s in ("train", "test"))
+    assert len(train) == 1623 * 15 == 24_345 and len(test) == 1623 * 5
+    assert torch.equal(train.y.view(1623, 15)[:, 0], torch.arange(1623))
+    assert torch.equal(test.y.view(1623, 5), torch.arange(1623).repeat_interleave(5).view(1623, 5))
+    lake_train, lake_valid, lake_test = (data.load("omniglot", s) for s in ("train", "valid", "test"))
+    torch.testing.assert_close(train.x.view(1623, 15, 28, 28)[:964], lake_train.x.view(964, 18, 28, 28)[:, :15])
+    torch.testing.assert_close(test.x.view(1623, 5, 28, 28)[:964, 3:], lake_valid.x.view(964, 2, 28, 28))
+    torch.testing.assert_close(test.x.view(1623, 5, 28, 28)[964:], lake_test.x.view(659, 20, 28, 28)[:, 15:])
+    with pytest.raises(ValueError, match="no valid split"):
+        data.load("omniglot_drawers", "valid")
+    names = data.omniglot_alphabets(drawers=True)
+    assert len(names) == 1623 and len(set(names)) == 50
+    assert len({names[c] for c in test.subset(300, seed=0).y.tolist()}) >= 40
+    assert len({names[c] for c in test.subset(300, seed=None).y.tolist()}) <= 2
+    greek = data.load("omniglot_drawers", "test", alphabets=["Greek"])
+    assert len(greek) == 24 * 5
+
+
 def test_omniglot_alphabets_select_characters(omniglot):
     """An alphabet keeps its characters (Greek: 24, drawers 1-18 in train and 19-20 in valid), the same
     characters as the full split; an unknown name is an error that lists the choices; the selection is part
@@ -219,20 +242,41 @@ def test_fixed_binarization_is_repeatable():
 
 def test_subset_and_spec():
     d = grey_set()
-    assert len(d.subset(10)) == 10 and torch.equal(d.subset(10).x, d.x[:10])
-    assert d.subset(0) is d and d.subset(len(d)) is d
+    assert len(d.subset(10, seed=None)) == 10 and torch.equal(d.subset(10, seed=None).x, d.x[:10])
+    assert d.subset(0, seed=None) is d and d.subset(len(d), seed=1) is d
+
+
+def test_subset_needs_a_seed():
+    """An unseeded call is an error: every caller says whether it takes the first n (seed=None) or a draw."""
+    with pytest.raises(TypeError, match="seed"):
+        grey_set().subset(10)
+
+
+def test_every_subset_call_passes_a_seed():
+    """No call of ``.subset`` in the package, the chapters or the benchmarks leaves the seed out (a call that
+    does would fail at run time; this finds it without running the chapter)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    unseeded = []
+    for path in [*root.glob("c2f/**/*.py"), *root.glob("notebooks/*.py"), *root.glob("benchmarks/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "subset"
+                    and len(node.args) < 2 and "seed" not in {k.arg for k in node.keywords}):
+                unseeded.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not unseeded, f"subset called without a seed at {unseeded}"
 
 
 def test_subset_larger_than_the_set_is_an_error_naming_the_sizes():
     d = grey_set()
     with pytest.raises(ValueError, match=r"asked for 101 images of grey train, which holds 100"):
-        d.subset(101)
+        d.subset(101, seed=None)
     with pytest.raises(ValueError, match="holds 100"):
         d.subset(1000, seed=0)
-    assert d.subset(10).spec == {"name": "grey", "split": "train", "binarize": "dynamic", "n": 10}
+    assert d.subset(10, seed=None).spec == {"name": "grey", "split": "train", "binarize": "dynamic", "n": 10}
     r = d.subset(10, seed=3)
     assert len(r) == 10 and torch.equal(r.x, d.subset(10, seed=3).x) and not torch.equal(r.x, d.subset(10, seed=4).x)
-    assert r.spec["selection"] == "random 10 (seed 3)" and r.spec != d.subset(10).spec
+    assert r.spec["selection"] == "random 10 (seed 3)" and r.spec != d.subset(10, seed=None).spec
     assert len({tuple(row.flatten().tolist()) for row in r.x}) == 10  # without replacement
 
 
@@ -463,7 +507,8 @@ def test_a_loader_waits_while_another_process_prepares_the_folder(tmp_path):
 
 
 @pytest.mark.parametrize("chapter, parameter, name, split, classes", [
-    ("03_convdraw", "train_size", "omniglot", "train", None),  # the smallest training set chapter 03 subsets
+    ("03_convdraw", "train_size", "omniglot_drawers", "train", None),  # the smallest training set chapter 03 subsets
+    ("03_convdraw", "test_size", "omniglot_drawers", "test", None),  # and its smallest test set
     ("05_discrete", "compare_train_size", "mnist", "train", [2, 6, 9]),
     ("05_discrete", "test_size", "mnist", "test", [2, 6, 9]),
     ("05_discrete", "short_train_size", "mnist", "train", None),
@@ -475,7 +520,7 @@ def test_a_size_bound_is_the_size_of_the_data_it_names(chapter, parameter, name,
 
     from c2f.book.chapters import chapter_path
 
-    require("omniglot-npz" if name == "omniglot" else "MNIST")
+    require("omniglot-npz" if name.startswith("omniglot") else "MNIST")
     rule = yaml.safe_load(chapter_path(chapter).with_suffix(".yml").read_text())["schema"][parameter]
     n = len(data.load(name, split, classes=classes))
     assert rule["max"] == n and str(n) in rule["data"]

@@ -38,12 +38,31 @@ def test_target_verdicts():
 
 def test_codec_sentences():
     assert "50.0 % of the KL on mnist" in ch03.first_bits({"mnist_convdraw": [3, 1, 1, 1, 1, 1]})
+    text = ch03.first_bits({"omniglot_convdraw": [9, 7, 5, 4, 3, 2], "mnist_convdraw": [6.8, 7.7, 7.6, 6.3, 5.0, 4.3]})
+    assert "falls with t on omniglot and does not on mnist" in text and "38.5 % of the KL on mnist" in text  # 14.5 / 37.7
     gains = pd.DataFrame({"jpeg": {"PSNR gain (dB)": 2.0, "bytes where it passes Conv-DRAW's best": 80.0},
                           "jpeg2000": {"PSNR gain (dB)": -1.0, "bytes where it passes Conv-DRAW's best": math.nan},
                           "webp": {"PSNR gain (dB)": 0.5, "bytes where it passes Conv-DRAW's best": 60.0}}).T
     best = CodecPoint("convdraw", 6, 50.0, 20.0, 0.8, 0, 0, {"kl_bits": 100.0})
     text = ch03.real_bits(True, gains, best, 100)
-    assert "+2.0 and -1.0 dB" in text and "4.0× the KL" in text and "better" not in text
+    assert "+2.0 and -1.0 dB" in text and "4.0× the KL" in text and "above the target of 2×" in text
+    assert "better" not in text
+    assert "1.5× the KL" in ch03.rate_over_kl(1.5) and "within the target" in ch03.rate_over_kl(1.5)
+
+
+def test_fair_rates_sentence():
+    """Each codec's container-separated BD-rate with the whole-file and mosaic figures beside it; a codec without
+    a common PSNR range is named; the target verdict needs both WebP and AVIF at or below −20 %."""
+    summary = {"codec/bd_rate_vs_jpeg": {"mnist": -30.0, "mnist_file": -70.0},
+               "codec/bd_rate_vs_webp": {"mnist": -25.0, "mnist_file": -40.0, "mnist_mosaic": -10.0},
+               "codec/bd_rate_vs_avif": {"mnist": -21.0}, "codec/max_psnr": {"mnist": 31.0}}
+    text = ch03.fair_rates(summary, "mnist")
+    assert "jpeg -30.0 % (-70.0 % whole files)" in text and "webp -25.0 % (-40.0 % whole files, -10.0 % mosaic)" in text
+    assert "jpeg2000: no PSNR range in common" in text and "is met" in text and "31.0 dB" in text
+    summary["codec/bd_rate_vs_avif"] = {"mnist": 15.0}
+    assert "is missed" in ch03.fair_rates(summary, "mnist")
+    summary["codec/bd_rate_vs_avif"] = {}
+    assert "is unmeasured" in ch03.fair_rates(summary, "mnist")
     text = ch03.model_cost(4000, {"jpeg": 100.0, "webp": math.inf}, {"omniglot": -3.0}, 1.5, {"omniglot": 3.0})
     assert "after 100.0 images against jpeg, never against webp" in text and "-3.0 dB on omniglot" in text
     assert "does not rank" in ch03.meaning(0.2, 0.6)

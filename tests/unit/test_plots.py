@@ -124,21 +124,28 @@ def test_variants_of_a_family_share_the_colour_and_differ_in_style():
 
 
 def test_rate_distortion_draws_the_front_the_kl_rate_and_every_classic_codec():
-    """Two panels (PSNR, SSIM) on a log rate axis; the KL curve is the Δ that reaches the highest PSNR, dashed."""
+    """One panel per rate (whole files, container separated, mosaic) on a log rate axis, PSNR up; each draws the
+    learned codec's best curve at that rate and every classic codec; the container-separated panel also draws,
+    dashed, the KL of what the learned codec sent along its best curve."""
     from c2f.codec import CodecPoint as P
 
-    learned = {1.0: [P("convdraw", 1, 10, 20.0, 0.5, 0, 0, {"kl_bits": 60}),
-                     P("convdraw", 2, 20, 24.0, 0.6, 0, 0, {"kl_bits": 120})],
-               2.0: [P("convdraw", 1, 5, 18.0, 0.4, 0, 0, {"kl_bits": 30}),
-                     P("convdraw", 2, 12, 21.0, 0.5, 0, 0, {"kl_bits": 70})]}
-    front = [learned[2.0][0], learned[1.0][0], learned[1.0][1]]
-    classic = {"jpeg": [P("jpeg", 5, 30, 22.0, 0.5, 0, 0), P("jpeg", 50, 60, 30.0, 0.8, 0, 0)]}
+    def point(name, s, b, q, kl=None):
+        return P(name, s, b, q, 0.5, 0, 0, None if kl is None else {"kl_bits": kl}, payload_bytes=b - 2,
+                 mosaic_bytes=b / 2, mosaic_psnr=q - 1)
+
+    learned = {"d1.0": [point("convdraw", 1, 10, 20.0, 60), point("convdraw", 2, 20, 24.0, 120)],
+               "d2.0": [point("convdraw", 1, 5, 18.0, 30), point("convdraw", 2, 12, 21.0, 70)]}
+    front = [learned["d2.0"][0], learned["d1.0"][0], learned["d1.0"][1]]
+    classic = {"jpeg": [point("jpeg", 5, 30, 22.0), point("jpeg", 50, 60, 30.0)]}
     fig = plots.rate_distortion(learned, classic, front, "tiny")
-    psnr, ssim = fig.axes
-    assert psnr.get_xscale() == ssim.get_xscale() == "log" and fig._suptitle.get_text() == "tiny"
-    lines = {line.get_label(): line for line in ssim.get_lines()}
-    assert sorted(lines) == ["convdraw (real bits)", "convdraw KL, Δ=1.0 (theoretical)", "jpeg"]
-    assert list(lines["convdraw (real bits)"].get_xdata()) == [40, 80, 160]
-    assert list(lines["convdraw KL, Δ=1.0 (theoretical)"].get_xdata()) == [60, 120]
-    assert lines["convdraw KL, Δ=1.0 (theoretical)"].get_linestyle() == "--" and psnr.get_legend() is None
+    whole, payload, mosaic = fig.axes
+    assert {ax.get_xscale() for ax in fig.axes} == {"log"} and fig._suptitle.get_text() == "tiny"
+    lines = {line.get_label(): line for line in payload.get_lines()}
+    assert sorted(lines) == ["convdraw", "convdraw KL of what it sent", "jpeg"]
+    assert list(lines["convdraw"].get_xdata()) == [24, 64, 144] and list(lines["jpeg"].get_xdata()) == [224, 464]
+    assert list(lines["convdraw KL of what it sent"].get_xdata()) == [30, 60, 120]
+    assert lines["convdraw KL of what it sent"].get_linestyle() == "--" and whole.get_legend() is None
+    assert [list(line.get_xdata()) for line in whole.get_lines() if line.get_label() == "convdraw"] == [[40, 80, 160]]
+    m = {line.get_label(): line for line in mosaic.get_lines()}
+    assert list(m["convdraw"].get_xdata()) == [20, 40, 80] and list(m["jpeg"].get_ydata()) == [21.0, 29.0]
     plt.close(fig)

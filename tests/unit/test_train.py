@@ -239,8 +239,8 @@ def test_cache_key_changes_with_model_training_data_and_seed(make_images):
         cache_key("m", VAE(VAEConfig(arch="mlp", latent_dim=5, hidden=(32,))), data, cfg, None),
         cache_key("m", new_model(), data, TrainConfig(epochs=2), None),
         cache_key("m", new_model(), data, TrainConfig(epochs=1, seed=1), None),
-        cache_key("m", new_model(), data.subset(32), cfg, None),
-        cache_key("m", new_model(), data, cfg, data.subset(16)),
+        cache_key("m", new_model(), data.subset(32, seed=None), cfg, None),
+        cache_key("m", new_model(), data, cfg, data.subset(16, seed=None)),
     ]
     assert len({base, *others}) == len(others) + 1
 
