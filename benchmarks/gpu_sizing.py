@@ -20,8 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from c2f.book.chapters import declared_parameters, resolve_parameters
 from c2f.models import AIR, AIRConfig
-from c2f.models.factory import (HIERARCHY_KINDS, SYNTHESIS_FAMILIES, dvae_model, hierarchy_model,
-                                progressive_model, synthesis_model, vae_model)
+from c2f.models.factory import (HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, dvae_model, hierarchy_model,
+                                pixelvae_model, progressive_model, synthesis_model, vae_model)
 from c2f.train import TrainConfig, clip_gradients, make_optimizer
 
 US_PER_OP, SYNC_MS, TRAIN_FLOPS, EVAL_FLOPS = 15.0, 0.3, 50e12, 25e12
@@ -38,7 +38,7 @@ class _CountOps(TorchDispatchMode):
 
 
 def models() -> dict:
-    """Chapters 01, 02 and 05 as their factories build them from their `gpu` profiles' parameters, 07 at
+    """Chapters 01, 02, 05 and 06 as their factories build them from their `gpu` profiles' parameters, 07 at
     its `gpu` profile's architecture; chapters 04 and 08 as their own factories build them from their
     declared parameters (which their gpu profiles keep)."""
     p01, p02 = resolve_parameters("01_vae", "gpu"), resolve_parameters("02_progressive", "gpu")
@@ -52,6 +52,8 @@ def models() -> dict:
     p05 = resolve_parameters("05_discrete", "gpu")
     for estimator in ("exact", "reinforce", "nvil", "concrete", "rebar", "relax"):
         out[f"05 dvae_st {estimator}"] = lambda e=estimator: dvae_model("dvae_st", p05, num_classes=10, estimator=e)
+    p06 = resolve_parameters("06_pixelvae", "gpu")
+    out.update({f"06 {kind}": (lambda kind=kind: pixelvae_model(kind, p06)) for kind in PIXEL_KINDS})
     scene = dict(image_shape=(1, 50, 50), where_init_logvar=-7.0)  # chapter 07: 50 x 50 scenes, batch 256
     out["07 air"] = lambda: AIR(AIRConfig(**scene))
     out["07 air_nvil"] = lambda: AIR(AIRConfig(count_estimator="nvil", **scene))

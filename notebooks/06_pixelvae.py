@@ -74,7 +74,7 @@ from c2f.evaluate import (active_units, class_kept, describe, evaluate, kl_activ
                           layer_report)
 from c2f.experiment import Trial, mnist_classifier, parameter_count, run_trials, seed_list
 from c2f.findings import ch06
-from c2f.models import HierarchicalPixelVAE, HierarchicalPixelVAEConfig, PixelVAE, PixelVAEConfig, VAE, VAEConfig
+from c2f.models.factory import pixelvae_model, vae_model
 from c2f.models.pixelvae import receptive_field_rows, timed_sample
 from c2f.synthesis import probe
 from c2f.train import TrainConfig
@@ -142,8 +142,6 @@ print(f"binarized MNIST (static): {len(train)} training and {len(test)} test ima
 # paper's configuration. How far up a pixel's conditional can see is printed below.
 
 # %%
-common = dict(channels=channels, kernel_size=kernel_size, up_channels=up_channels,
-              enc_channels=tuple(enc_channels), conv_features=conv_features)
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, kl_warmup_epochs=kl_warmup_epochs)
 recipe = {"pixelvae": conditioning, "pixelvae_paper": "bias", "pixelvae_up": "upsample"}  # name -> conditioning
 if ablation:  # the other corners of {bias, map} × {plain ELBO, free bits}
@@ -151,16 +149,12 @@ if ablation:  # the other corners of {bias, map} × {plain ELBO, free bits}
 with_free_bits = {"pixelvae", "pixelvae_bias_fb"}  # and the depth sweep's models, which follow the default
 
 
-def pixel_model(n_layers=layers, conditioning=conditioning, z=latent_dim):
-    return lambda: PixelVAE(PixelVAEConfig(latent_dim=z, layers=n_layers, conditioning=conditioning, **common))
+def pixel_model(kind="pixelvae", **overrides):  # chapter 06's factory, with the given fields replaced
+    return lambda: pixelvae_model(kind, run.params, **overrides)
 
 
-def conv_vae():
-    return VAE(VAEConfig(arch="conv", latent_dim=latent_dim, channels=tuple(enc_channels),
-                         conv_features=conv_features))
-
-
-builds = {"vae_conv": conv_vae, "pixelcnn": pixel_model(z=0), **{n: pixel_model(conditioning=c) for n, c in recipe.items()}}
+builds = {"vae_conv": lambda: vae_model("conv", {**run.params, "conv_channels": enc_channels}),
+          "pixelcnn": pixel_model("pixelcnn"), **{n: pixel_model(conditioning=c) for n, c in recipe.items()}}
 print(f"PixelVAE decoder: {layers} gated layers of {channels} channels, kernels {kernel_size + 2} then "
       f"{kernel_size}: each pixel sees {receptive_field_rows(layers, kernel_size)} rows above it")
 
@@ -300,7 +294,7 @@ run.savefig(fig, "samples")
 # %%
 for n_layers in layer_sweep:
     if n_layers not in (0, layers):
-        builds[f"pixelvae_L{n_layers}"] = pixel_model(n_layers)
+        builds[f"pixelvae_L{n_layers}"] = pixel_model(layers=n_layers)
         with_free_bits.add(f"pixelvae_L{n_layers}")
 sweep_name = {l: "vae_conv" if l == 0 else "pixelvae" if l == layers else f"pixelvae_L{l}" for l in layer_sweep}
 trials([n for n in sweep_name.values() if (n, "binarized_mnist") not in results], train, test, "binarized_mnist")
@@ -427,9 +421,7 @@ print(f"(the classifier: {100 * classifier_accuracy:.2f} % on MNIST's grey-level
 # $$
 
 # %%
-builds["pixelvae_2level"] = lambda: HierarchicalPixelVAE(HierarchicalPixelVAEConfig(
-    latent_dims=tuple(hier_latent_dims), hidden=hier_hidden,
-    decoder=PixelVAEConfig(layers=layers, conditioning=conditioning, **common)))
+builds["pixelvae_2level"] = pixel_model("pixelvae_2level")
 
 
 def hier_score(model, s):

@@ -1,5 +1,5 @@
-"""The model factories of the chapters (01's VAEs, 02's progressive variants, 04's hierarchies, 08's
-families): each builds a family's model from the chapter's parameters (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
+"""The model factories of the chapters (01's VAEs, 02's progressive variants, 04's hierarchies, 06's PixelVAEs,
+08's families): each builds a family's model from the chapter's parameters (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
 the chapter and the GPU sizing (``benchmarks/gpu_sizing.py``) build the same models.
 
 A family's model module is imported only when it is built (through the lazy :mod:`c2f.models`), so a chapter's
@@ -8,6 +8,7 @@ record still lists just the model files it used.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 import c2f.models as m
@@ -61,6 +62,28 @@ def hierarchy_model(kind: str, p: Mapping[str, Any], *, batch_norm: bool = True,
     raise ValueError(f"unknown hierarchy kind {kind!r}; choose one of {HIERARCHY_KINDS}")
 
 
+PIXEL_KINDS = ("pixelcnn", "pixelvae", "pixelvae_2level")
+
+
+def pixelvae_model(kind: str, p: Mapping[str, Any], **overrides):
+    """Chapter 06's models from its parameters `p` (``latent_dim``, ``layers``, ``channels``, ``kernel_size``,
+    ``up_channels``, ``enc_channels``, ``conv_features``, ``conditioning``; the two-level model also
+    ``hier_latent_dims`` and ``hier_hidden``): the PixelCNN (no latent), the PixelVAE, the two-level PixelVAE.
+    `overrides` replace fields of the PixelVAE's (or the two-level model's decoder's) configuration, e.g.
+    ``layers`` for the depth sweep or the paper's ``conditioning="bias"``."""
+    sizes = {k: p[k] for k in ("latent_dim", "layers", "channels", "kernel_size", "up_channels", "conv_features",
+                                "conditioning") if k in p}
+    cfg = m.PixelVAEConfig(**{**sizes, "enc_channels": tuple(p["enc_channels"]), **overrides})
+    if kind == "pixelcnn":
+        return m.PixelVAE(replace(cfg, latent_dim=0))
+    if kind == "pixelvae":
+        return m.PixelVAE(cfg)
+    if kind == "pixelvae_2level":
+        return m.HierarchicalPixelVAE(m.HierarchicalPixelVAEConfig(
+            latent_dims=tuple(p["hier_latent_dims"]), hidden=p["hier_hidden"], decoder=cfg))
+    raise ValueError(f"unknown PixelVAE kind {kind!r}; choose one of {PIXEL_KINDS}")
+
+
 def synthesis_model(family: str, p: Mapping[str, Any]):
     """Chapter 08's families from its parameters `p`, each at its chapter's architecture (Multiple feeds its
     residual to each small VAE, whose width is ``multiple_hidden`` so that its G VAEs together stay near the
@@ -83,10 +106,8 @@ def synthesis_model(family: str, p: Mapping[str, Any]):
     if family == "vlae":
         return m.VLAE(m.VLAEConfig(**hier))
     if family == "pixelvae":
-        return m.PixelVAE(m.PixelVAEConfig(
-            latent_dim=p["pixel_latent_dim"], layers=p["pixel_layers"], channels=p["pixel_channels"],
-            kernel_size=p["pixel_kernel_size"], enc_channels=tuple(p["pixel_enc_channels"]),
-            conv_features=p["pixel_conv_features"]))
+        return pixelvae_model("pixelvae", {k[len("pixel_"):]: v for k, v in p.items() if k.startswith("pixel_")},
+                              conditioning="bias")
     if family == "dvae_st":
         return m.DVAE(m.DVAEConfig(transform=True, marginal_weight=p["dvae_marginal_weight"]))
     raise ValueError(f"unknown synthesis family {family!r}; choose one of {SYNTHESIS_FAMILIES}")

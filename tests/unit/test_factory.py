@@ -1,4 +1,4 @@
-"""The chapters' model factories: every family of chapters 01, 02, 04, 05 and 08 is built from the chapter's declared
+"""The chapters' model factories: every family of chapters 01, 02, 04, 05, 06 and 08 is built from the chapter's declared
 parameters, with the sizes the parameters give, and an unknown family is named in the error."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 
 from c2f.book.chapters import declared_parameters, resolve_parameters
 from c2f.models import DVAE, MSVAE, PixelVAE
-from c2f.models.factory import (HIERARCHY_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, dvae_model, hierarchy_model,
-                                progressive_model, synthesis_model, vae_model)
+from c2f.models.factory import (HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, dvae_model,
+                                hierarchy_model, pixelvae_model, progressive_model, synthesis_model, vae_model)
 from c2f.models.progressive import VARIANTS
 from c2f.synthesis import FAMILIES
 
@@ -96,3 +96,22 @@ def test_dvae_models_follow_the_chapter_parameters(profile):
     assert hasattr(st, "localiser") and not hasattr(plain, "localiser")
     with pytest.raises(ValueError, match="'nope'"):
         dvae_model("nope", p)
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "full"])
+def test_pixelvae_models_follow_the_chapter_parameters(profile):
+    """Chapter 06's factory: the PixelCNN has no latent, the PixelVAE the chapter's sizes and conditioning, the
+    two-level model the same decoder under z_1; chapter 08's PixelVAE is the same factory at 08's sizes."""
+    p = resolve_parameters("06_pixelvae", profile)
+    cnn, vae, two = (pixelvae_model(k, p) for k in PIXEL_KINDS)
+    assert cnn.cfg.latent_dim == 0 and vae.cfg.latent_dim == p["latent_dim"]
+    for cfg in (cnn.cfg, vae.cfg, two.cfg.decoder):
+        assert (cfg.layers, cfg.channels, cfg.kernel_size, cfg.conditioning, cfg.enc_channels) == \
+            (p["layers"], p["channels"], p["kernel_size"], p["conditioning"], tuple(p["enc_channels"]))
+    assert two.cfg.latent_dims == tuple(p["hier_latent_dims"]) and two.cfg.decoder.latent_dim == p["hier_latent_dims"][0]
+    assert pixelvae_model("pixelvae", p, layers=1, conditioning="bias").cfg.layers == 1
+    p08 = declared_parameters("08_synthesis")
+    pv08 = synthesis_model("pixelvae", p08)
+    assert (pv08.cfg.latent_dim, pv08.cfg.layers, pv08.cfg.conditioning) == (p08["pixel_latent_dim"], p08["pixel_layers"], "bias")
+    with pytest.raises(ValueError, match="'nope'"):
+        pixelvae_model("nope", p)
