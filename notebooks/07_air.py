@@ -53,6 +53,10 @@ z_what = 50
 hidden = 256  # LSTM state
 features = 256  # image features fed to the LSTM
 pres_prior = 0.01  # prior probability that another object is present
+pres_init_logit = 0.0  # q(z_pres)'s logit at initialisation: 0.5 per step (benchmarks/air_counting.md)
+thesis_pres_init_logit = 2.0  # the thesis's: 0.88 per step, q(n = T) = 0.68 at step 0
+likelihood = "bernoulli"  # AIR's pixel likelihood: bernoulli (clamped canvas) | gaussian (the thesis's)
+pixel_var = 0.2  # the Gaussian's fixed variance (the thesis: 0.2)
 where_init_logvar = -7.0  # log-variance of q(z_where) at initialisation (the thesis: -3)
 thesis_init_logvar = -3.0
 count_estimators = ["exact", "nvil"]  # estimators of the count compared in the robustness study
@@ -142,6 +146,7 @@ run.savefig(fig, "scenes")
 # %%
 common = dict(image_shape=(1, canvas, canvas), max_steps=max_steps, z_what=z_what, hidden=hidden,
               features=features, pres_prior=pres_prior, scale_prior=canvas / digit_size,
+              pres_init_logit=pres_init_logit, likelihood=likelihood, pixel_var=pixel_var,
               num_classes=num_classes, class_estimator=dair_class_estimator,
               class_marginal_weight=dair_marginal_weight)
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=10.0)
@@ -186,7 +191,9 @@ print(f"budget per run: {len(train)} scenes, {epochs} epochs of batches of {batc
 # %%
 variants = {"air": air(), "air_difference": air(inference="difference"),
             **{f"air_{e}": air(count_estimator=e) for e in count_estimators if e != "exact"},
-            "air_thesis_init": air(where_init_logvar=thesis_init_logvar)}
+            "air_thesis_init": air(where_init_logvar=thesis_init_logvar),
+            "air_thesis_pres_init": air(pres_init_logit=thesis_pres_init_logit),
+            "air_gaussian": air(likelihood="gaussian", pres_init_logit=thesis_pres_init_logit)}
 trials = [Trial(name, build, train_cfg) for name, build in variants.items()]
 runs = {t.name: seeds if t.name in ("air", "air_difference") else seeds[:ablation_seeds] for t in trials}
 results = {}
@@ -196,7 +203,9 @@ for t in trials:
 
 # %%
 labels = {"air": "AIR (exact count)", "air_difference": "Difference-AIR", "air_nvil": "AIR, NVIL count",
-          "air_thesis_init": "AIR, thesis init", "dair": "DAIR"}
+          "air_thesis_init": "AIR, thesis init",
+          "air_thesis_pres_init": "AIR, q(z_pres) starts at 0.88 (thesis)",
+          "air_gaussian": "AIR, Gaussian σ² = 0.2, q(z_pres) at 0.88 (thesis)", "dair": "DAIR"}
 table = pd.DataFrame({labels.get(n, n): {
     "seeds": len(o.seeds), "count accuracy": describe(o.summary, "count_accuracy", 1, 100, " %"),
     "learned to count": f"{sum(r['count_accuracy'] >= success_threshold for r in o.runs)}/{len(o.runs)}",

@@ -197,3 +197,33 @@ def test_sampled_scenes_follow_the_count_prior(what):
     assert blank == pytest.approx(p0, abs=4 * math.sqrt(p0 * (1 - p0) / n))
     full = small(what=what, pres_prior=1 - 1e-6, max_steps=2, shift_prior_std=0.1).sample(200)
     assert (full.flatten(1).sum(-1) > 2).all()
+
+
+def test_pixel_likelihoods_match_their_formulas_written_out():
+    """Bernoulli: Σ x log p + (1 − x) log(1 − p) with p the canvas clamped into [EPS, 1 − EPS]; Gaussian: the
+    canvas is the mean, not clamped, with the fixed variance `pixel_var` (the thesis's σ² = 0.2)."""
+    from c2f.models.air import EPS
+
+    x = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
+    canvas = torch.tensor([[[[1.7, 0.0], [0.25, 0.5]]]])  # an overshoot, an empty pixel, two partial ones
+    p = [1 - EPS, EPS, 0.25, 0.5]
+    bern = math.log(p[0]) + math.log(1 - p[1]) + math.log(p[2]) + math.log(p[3])
+    assert small(image_shape=(1, 2, 2), window=2).log_likelihood(x, canvas).item() == pytest.approx(bern, rel=1e-5)
+    var = 0.2
+    sq = (1 - 1.7) ** 2 + 0 + (1 - 0.25) ** 2 + (1 - 0.5) ** 2
+    gauss = -0.5 * sq / var - 2 * math.log(2 * math.pi * var)
+    model = small(image_shape=(1, 2, 2), window=2, likelihood="gaussian", pixel_var=var)
+    assert model.log_likelihood(x, canvas).item() == pytest.approx(gauss, rel=1e-5)
+    with pytest.raises(ValueError, match="likelihood"):
+        small(likelihood="poisson")
+
+
+def test_presence_starts_at_its_configured_logit():
+    """q(z_pres) at initialisation is sigmoid(pres_init_logit) at every step, whatever the image: logit 0 gives
+    q(n) = (1/2, 1/4, 1/8, 1/8) for T = 3; the thesis's logit 2 puts q(n = 3) = sigmoid(2)³ ≈ 0.68."""
+    x = scenes_batch()
+    q0 = small(pres_init_logit=0.0).eval().count_posterior(small(pres_init_logit=0.0).eval().infer(x)).probs
+    torch.testing.assert_close(q0, torch.tensor([0.5, 0.25, 0.125, 0.125]).expand(B, 4))
+    model = small(pres_init_logit=2.0).eval()
+    q2 = model.count_posterior(model.infer(x)).probs
+    assert q2[:, 3].mean().item() == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item() ** 3, rel=1e-5)
