@@ -76,6 +76,13 @@ class SceneSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def head(self, n: int) -> "SceneSet":
+        """The first `n` scenes (0: all; more than the set holds is an error, as in ``ImageSet.subset``)."""
+        from dataclasses import replace
+
+        return replace(self, images=self.images.subset(n), classes=self.classes[:n], boxes=self.boxes[:n],
+                       sources=self.sources[:n])
+
 
 def _place(rng: np.random.Generator, k: int, free: int, size: int, max_overlap: float,
            tries: int = 1000) -> list[tuple[int, int]]:
@@ -158,8 +165,9 @@ def score_detections(scenes: SceneSet, count: torch.Tensor, present: torch.Tenso
     detected objects are matched to the true digits by the Hungarian method on box IoU (torchvision's
     ``box_iou``; scipy's ``linear_sum_assignment``), and a pair counts when its IoU is at least `min_iou`.
     Returns ``count_accuracy``, ``count_accuracy_<k>`` per true count k, ``box_iou`` (mean IoU of the
-    matched pairs), ``recall`` (true digits matched) and, with `classes`, ``class_accuracy``: the one-to-one
-    (Hungarian) map of clusters to digit classes over the matched pairs."""
+    matched pairs), ``recall`` (true digits matched), ``precision`` (detected objects matched), ``f1`` (their
+    harmonic mean) and, with `classes`, ``class_accuracy``: the one-to-one (Hungarian) map of clusters to digit
+    classes over the matched pairs."""
     from scipy.optimize import linear_sum_assignment
     from torchvision.ops import box_iou
 
@@ -187,18 +195,24 @@ def score_detections(scenes: SceneSet, count: torch.Tensor, present: torch.Tenso
                     labels.append(int(scenes.classes[i, c]))
     out["box_iou"] = sum(ious) / len(ious) if ious else 0.0
     out["recall"] = matched / max(1, int(truth.sum()))
+    out["precision"] = matched / max(1, int(present.sum()))
+    total = out["recall"] + out["precision"]
+    out["f1"] = 2 * out["recall"] * out["precision"] / total if total else 0.0
     if classes is not None:
         out["class_accuracy"] = cluster_accuracy(torch.tensor(clusters), torch.tensor(labels)) if labels else 0.0
     return out
 
 
 @torch.no_grad()
-def evaluate_scenes(model, scenes: SceneSet, *, seed: int = 0, batch_size: int = 500) -> dict:
+def evaluate_scenes(model, scenes: SceneSet, *, seed: int = 0, batch_size: int = 500, steps: int | None = None) -> dict:
     """A model's objects on one fixed binarization of `scenes` (drawn with `seed`): :func:`score_detections`
     of its posterior modes (``model.detect``), plus ``sampled_count_accuracy``, the accuracy of one count
-    drawn from q(n | x) per scene (the thesis's metric)."""
+    drawn from q(n | x) per scene (the thesis's metric). With `steps`, the model runs that many inference
+    steps (``model.with_steps``; the extrapolation test lets it report more objects than it was trained with)."""
     from c2f.data import batches
 
+    if steps is not None:
+        model = model.with_steps(steps)
     was_training = model.training
     model.eval()
     data = scenes.images.fixed_binarization(seed)

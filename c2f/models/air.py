@@ -438,6 +438,18 @@ class AIR(nn.Module):
             out["classes"] = inf.class_logits.argmax(-1)
         return out
 
+    def with_steps(self, steps: int) -> "AIR":
+        """The same network (its parameters shared, not copied) run for `steps` inference steps instead of T:
+        a model trained with T steps tested on scenes that may need more (the extrapolation test)."""
+        import copy
+        from dataclasses import replace
+
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        clone = copy.copy(self)
+        clone.cfg = replace(self.cfg, max_steps=steps)
+        return clone
+
     @torch.no_grad()
     def sampled_count(self, x: torch.Tensor) -> torch.Tensor:
         """A count drawn from q(n | x) (the thesis's single-sample metric)."""

@@ -227,3 +227,43 @@ def test_presence_starts_at_its_configured_logit():
     model = small(pres_init_logit=2.0).eval()
     q2 = model.count_posterior(model.infer(x)).probs
     assert q2[:, 3].mean().item() == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item() ** 3, rel=1e-5)
+
+
+def test_precision_recall_and_f1_on_a_hand_computed_configuration():
+    """Two scenes. Scene 0 holds digits at (0, 0, 20, 20) and (30, 30, 50, 50) and gets three detections: the
+    first box shifted 4 px (IoU 320 / 480 = 2/3), the first box exactly (IoU 1) and a box shifted 10 px from
+    the second (IoU 100 / 700 = 1/7). The Hungarian assignment maximises the summed IoU: exact ↔ first digit
+    (1), shifted-10 ↔ second (1/7, below 0.5, so not a match); the 4-px copy is left over. Scene 1: one digit at
+    (10, 10, 30, 30), one detection shifted 5 px down (IoU 300 / 500 = 0.6). So 2 of 3 digits found (recall
+    2/3), 2 of 4 detections right (precision 1/2), F1 = 4/7, mean matched IoU 0.8, one count of two right."""
+    from dataclasses import replace
+
+    base = scenes.generate(scenes.SceneSpec(n=2, counts=(2,), seed=0), torch.zeros(3, 1, 28, 28), torch.arange(3))
+    truth = replace(base, images=replace(base.images, y=torch.tensor([2, 1])),
+                    classes=torch.tensor([[0, 1], [2, -1]]),
+                    boxes=torch.tensor([[[0, 0, 20, 20], [30, 30, 50, 50]], [[10, 10, 30, 30], [-1, -1, -1, -1]]]))
+    found = torch.tensor([[[4, 0, 24, 20], [0, 0, 20, 20], [40, 40, 60, 60]],
+                          [[10, 15, 30, 35], [0, 0, 1, 1], [0, 0, 1, 1]]], dtype=torch.float)
+    present = torch.tensor([[True, True, True], [True, False, False]])
+    r = scenes.score_detections(truth, torch.tensor([3, 1]), present, found)
+    assert r["recall"] == pytest.approx(2 / 3) and r["precision"] == pytest.approx(1 / 2)
+    assert r["f1"] == pytest.approx(4 / 7) and r["box_iou"] == pytest.approx(0.8)
+    assert r["count_accuracy"] == 0.5 and r["count_accuracy_2"] == 0 and r["count_accuracy_1"] == 1
+    nothing = scenes.score_detections(truth, torch.tensor([0, 0]), torch.zeros(2, 3, dtype=torch.bool), found)
+    assert nothing["precision"] == 0 and nothing["recall"] == 0 and nothing["f1"] == 0
+
+
+def test_more_steps_at_test_time_share_the_trained_network():
+    """with_steps(T + 1) runs the same parameters one step further: the first T steps are unchanged, q(n)
+    gains a value, and the original model keeps its T."""
+    model = small(max_steps=2).eval()
+    longer = model.with_steps(3)
+    assert model.cfg.max_steps == 2 and longer.cfg.max_steps == 3
+    assert all(a is b for a, b in zip(model.parameters(), longer.parameters()))
+    x = scenes_batch()
+    short, long = model.infer(x, mode=True), longer.infer(x, mode=True)
+    torch.testing.assert_close(long.where[:, :2], short.where)
+    assert long.where.shape[1] == 3 and longer.count_posterior(long).probs.shape == (B, 4)
+    assert longer.detect(x)["present"].shape == (B, 3)
+    with pytest.raises(ValueError, match="steps"):
+        model.with_steps(0)

@@ -72,3 +72,25 @@ def test_an_unknown_family_is_named():
     with pytest.raises(ValueError, match="'nope'"):
         vae_model("nope", declared_parameters("01_vae"))
     assert VAE_ARCHS == ("mlp", "conv")
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke"])
+def test_air_models_follow_the_chapter_parameters(profile):
+    """Chapter 07's three models: the same scene geometry, presence init and likelihood; only the inference
+    input (image or residual) and the what (Gaussian code or prototypes) differ."""
+    from c2f.models.factory import AIR_KINDS, air_model
+
+    p = resolve_parameters("07_air", profile)
+    models = {k: air_model(k, p) for k in AIR_KINDS}
+    for model in models.values():
+        c = model.cfg
+        assert c.image_shape == (1, p["canvas"], p["canvas"]) and c.max_steps == p["max_steps"]
+        assert c.scale_prior == pytest.approx(p["canvas"] / p["digit_size"]) and c.window == p["digit_size"]
+        assert (c.pres_init_logit, c.likelihood, c.z_what, c.hidden) == (p["pres_init_logit"], p["likelihood"],
+                                                                         p["z_what"], p["hidden"])
+    assert [(m.cfg.inference, m.cfg.what) for m in models.values()] == [
+        ("air", "gaussian"), ("difference", "gaussian"), ("air", "prototypes")]
+    assert models["dair"].cfg.num_classes == p["num_classes"]
+    assert air_model("air", p, pres_init_logit=2.0).cfg.pres_init_logit == 2.0, "an override replaces a field"
+    with pytest.raises(ValueError, match="dvae"):
+        air_model("dvae", p)
