@@ -267,3 +267,35 @@ def test_more_steps_at_test_time_share_the_trained_network():
     assert longer.detect(x)["present"].shape == (B, 3)
     with pytest.raises(ValueError, match="steps"):
         model.with_steps(0)
+
+
+def test_over_and_under_counts_and_the_first_objects_ink():
+    """over_count / under_count are the shares of scenes given more / fewer objects than digits; a model whose
+    first object draws exactly the scene draws all of its ink, one that draws half of it draws 1/2."""
+    base = scenes.generate(scenes.SceneSpec(n=4, counts=(1,), seed=0), torch.ones(3, 1, 28, 28), torch.arange(3))
+    r = scenes.score_detections(base, torch.tensor([1, 2, 0, 3]), torch.zeros(4, 1, dtype=torch.bool),
+                                torch.zeros(4, 1, 4))
+    assert (r["count_accuracy"], r["over_count"], r["under_count"]) == (0.25, 0.5, 0.25)
+
+    class Copy(torch.nn.Module):  # the first object is `share` times the scene
+        def __init__(self, share):
+            super().__init__()
+            self.share = share
+
+        def infer(self, x, mode=True):
+            return type("Inference", (), {"objects": (self.share * x).unsqueeze(1)})
+
+    assert scenes.first_object_ink(Copy(1.0), base) == pytest.approx(1.0)
+    assert scenes.first_object_ink(Copy(0.5), base) == pytest.approx(0.5)
+
+
+def test_patch_ink_share_counts_the_ink_inside_the_central_patch(monkeypatch):
+    """A uniformly inked 28 x 28 image keeps 400 / 784 of its ink in the central 20 x 20 patch; one inked only
+    in its corner keeps none; the share is their mean."""
+    from c2f import data
+
+    x = torch.zeros(2, 1, 28, 28)
+    x[0] = 1.0
+    x[1, 0, 0, 0] = 1.0
+    monkeypatch.setattr(data, "load", lambda *a, **k: type("Set", (), {"x": x})())
+    assert scenes.patch_ink_share("test", 20) == pytest.approx((400 / 784 + 0) / 2)
