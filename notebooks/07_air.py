@@ -33,7 +33,7 @@
 # residual between the image and what has been drawn so far. The thesis reports AIR's count accuracy as best
 # 98.4 %, mean 85.1 % and worst 57.9 % over ten seeds (its protocol: training scenes, one sampled count), and
 # DAIR far lower; public re-implementations reach about 98 %, but "about 80 % of runs succeed". Robustness is
-# the central problem: this chapter measures it, and finds one initialisation that decides it.
+# the central problem: this chapter measures it, and tests what decides it.
 
 # %% tags=["parameters"]
 profile = "default"  # the parameter profile this run was executed with
