@@ -304,7 +304,8 @@ def test_patch_ink_share_counts_the_ink_inside_the_central_patch(monkeypatch):
 def test_head_keeps_the_first_scenes_with_their_truth():
     full = scenes.generate(scenes.SceneSpec(n=6, counts=(0, 1, 2), seed=3), torch.ones(3, 1, 28, 28), torch.arange(3))
     part = full.head(4)
-    assert len(part) == 4 and torch.equal(part.counts, full.counts[:4]) and torch.equal(part.images.x, full.images.x[:4])
+    assert len(part) == 4 and torch.equal(part.counts, full.counts[:4])
+    assert torch.equal(part.images.x, full.images.x[:4])
     assert torch.equal(part.boxes, full.boxes[:4]) and torch.equal(part.classes, full.classes[:4])
     with pytest.raises(ValueError):
         full.head(7)
