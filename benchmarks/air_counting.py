@@ -84,7 +84,7 @@ SETTINGS = {
     "baseline_2x": ("the chapter's AIR, twice the steps (10 epochs)", {"epochs": 10}),
     "gauss_0.2_2x": ("Gaussian σ² = 0.2, twice the steps (10 epochs)", {"likelihood": "gaussian", "sigma2": 0.2,
                                                                         "epochs": 10}),
-    "pres_init_0_4ep": ("the new default (logit 0) at 4 epochs = 1,000 steps (the page's shrunk budget)",
+    "pres_init_0_4ep": ("the new default (logit 0) at 4 epochs = 1,000 steps (a first shrunk budget)",
                         {"pres_init_logit": 0.0, "epochs": 4}),
     "pres_init_0_15k": ("the chapter's default since: logit 0, 4 epochs of 15,000 scenes = 940 steps",
                         {"pres_init_logit": 0.0, "epochs": 4, "train_scenes": 15000}),
