@@ -90,6 +90,8 @@ SETTINGS = {
                         {"pres_init_logit": 0.0, "epochs": 4, "train_scenes": 15000}),
     "dair_pres_init_0_15k": ("not vanilla AIR: DAIR at the chapter's default (logit 0, 940 steps of 15,000 scenes)",
                              {"what": "prototypes", "pres_init_logit": 0.0, "epochs": 4, "train_scenes": 15000}),
+    "dair_pres_init_2_15k": ("not vanilla AIR: DAIR with the thesis's start (logit 2), 940 steps of 15,000 scenes",
+                             {"what": "prototypes", "pres_init_logit": 2.0, "epochs": 4, "train_scenes": 15000}),
     "dair_pres_init_0_4ep": ("not vanilla AIR: DAIR with logit 0 at 4 epochs = 1,000 steps",
                              {"what": "prototypes", "pres_init_logit": 0.0, "epochs": 4}),
 }

@@ -322,8 +322,9 @@ run.savefig(fig, "reconstructions")
 # initialised by k-means++ on the first batch's windows; (5) the prototypes are free parameters, where the
 # thesis decoded a one-hot class through a 10 → 800 → 784 network; (6) the pixel likelihood is the clamped
 # Bernoulli of the rest of the chapter, where the thesis used a Gaussian with σ² = 0.3. DAIR also shares AIR's
-# presence start (logit 0), which was chosen on vanilla AIR alone: `benchmarks/air_counting.md` records a
-# check of DAIR with it at 1,000 steps that counted on one of two seeds, so its seeds below may disagree.
+# presence start (logit 0), which was chosen on vanilla AIR alone: `benchmarks/air_counting.md` records
+# checks of DAIR at this page's budget with either start, neither of which counted on every seed, so DAIR's
+# seeds below may disagree.
 
 # %%
 dair = results["dair"]
