@@ -39,14 +39,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -86,31 +84,20 @@ SETTINGS = {
     "baseline_2x": ("the chapter's AIR, twice the steps (10 epochs)", {"epochs": 10}),
     "gauss_0.2_2x": ("Gaussian σ² = 0.2, twice the steps (10 epochs)", {"likelihood": "gaussian", "sigma2": 0.2,
                                                                         "epochs": 10}),
+    "pres_init_0_4ep": ("the new default (logit 0) at 4 epochs = 1,000 steps (a first shrunk budget)",
+                        {"pres_init_logit": 0.0, "epochs": 4}),
+    "pres_init_0_15k": ("the chapter's default since: logit 0, 4 epochs of 15,000 scenes = 940 steps",
+                        {"pres_init_logit": 0.0, "epochs": 4, "train_scenes": 15000}),
+    "dair_pres_init_0_15k": ("not vanilla AIR: DAIR at the chapter's default (logit 0, 940 steps of 15,000 scenes)",
+                             {"what": "prototypes", "pres_init_logit": 0.0, "epochs": 4, "train_scenes": 15000}),
+    "dair_pres_init_2_15k": ("not vanilla AIR: DAIR with the thesis's start (logit 2), 940 steps of 15,000 scenes",
+                             {"what": "prototypes", "pres_init_logit": 2.0, "epochs": 4, "train_scenes": 15000}),
+    "dair_pres_init_0_4ep": ("not vanilla AIR: DAIR with logit 0 at 4 epochs = 1,000 steps",
+                             {"what": "prototypes", "pres_init_logit": 0.0, "epochs": 4}),
 }
 
 
-@dataclass
-class AblatedAIRConfig(AIRConfig):
-    likelihood: str = "bernoulli"  # bernoulli: the chapter's clamped Bernoulli; gaussian: N(Σ objects, σ²)
-    sigma2: float = 0.2  # the Gaussian's fixed pixel variance
-
-
-class AblatedAIR(AIR):
-    """Chapter 07's AIR with the pixel likelihood as a choice. With ``likelihood="gaussian"`` the additive
-    canvas is the mean of a Gaussian of fixed variance (the thesis's and pyro's likelihood); it is not
-    clamped, so covering an ink pixel twice costs as much as missing it."""
-
-    def log_likelihood(self, x: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
-        if self.cfg.likelihood == "bernoulli":
-            return AIR.log_likelihood(x, canvas)
-        if self.cfg.likelihood == "gaussian":
-            var = self.cfg.sigma2
-            ll = -0.5 * ((x - canvas.float()) ** 2 / var + math.log(2 * math.pi * var))
-            return ll.flatten(-3).sum(-1)
-        raise ValueError(f"unknown likelihood {self.cfg.likelihood!r}")
-
-
-AIR_FIELDS = {"pres_init_logit", "decoder_bias", "scale_prior_std", "inference"}  # AIRConfig fields a setting may set
+AIR_FIELDS = {"pres_init_logit", "decoder_bias", "scale_prior_std", "inference", "what", "likelihood"}  # AIRConfig fields a setting may set
 
 
 def build(p: dict, overrides: dict, device):
@@ -122,12 +109,10 @@ def build(p: dict, overrides: dict, device):
                   class_estimator=p["dair_class_estimator"], class_marginal_weight=p["dair_marginal_weight"],
                   where_init_logvar=p["where_init_logvar"], window=window)
     common.update({k: v for k, v in overrides.items() if k in AIR_FIELDS})
-    model_keys = {"likelihood", "sigma2"} & overrides.keys()
-    if not model_keys:
-        cfg = AIRConfig(**common)
-        return lambda: AIR(cfg).to(device)
-    cfg = AblatedAIRConfig(**common, **{k: overrides[k] for k in model_keys})
-    return lambda: AblatedAIR(cfg).to(device)
+    if "sigma2" in overrides:  # the Gaussian likelihood's pixel variance (AIRConfig.pixel_var)
+        common["pixel_var"] = overrides["sigma2"]
+    cfg = AIRConfig(**common)
+    return lambda: AIR(cfg).to(device)
 
 
 @torch.no_grad()
@@ -223,9 +208,12 @@ def main() -> None:
                                 lr=overrides.get("lr", p["lr"]), grad_clip=10.0)
         chapter_air = not overrides
         trial = Trial("air" if chapter_air else name, build(p, overrides, device), train_cfg)
+        n_train = overrides.get("train_scenes", p["train_scenes"])
+        data = train if n_train == p["train_scenes"] else scenes.load(
+            scenes.SceneSpec(split="train", n=n_train, seed=seed, **spec), device=device)
         for s in args.seeds:
             start = time.perf_counter()
-            out = run_trials([trial], train.images, seeds=[s], score=score,
+            out = run_trials([trial], data.images, seeds=[s], score=score,
                              key="07" if chapter_air else "bench23")[trial.name]
             if args.probe:
                 continue

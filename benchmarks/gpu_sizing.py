@@ -19,9 +19,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from c2f.book.chapters import declared_parameters, resolve_parameters
-from c2f.models import AIR, AIRConfig
-from c2f.models.factory import (HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, dvae_model, hierarchy_model,
-                                pixelvae_model, progressive_model, synthesis_model, vae_model)
+from c2f.models.factory import (AIR_KINDS, HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, air_model,
+                                dvae_model, hierarchy_model, pixelvae_model, progressive_model,
+                                synthesis_model, vae_model)
 from c2f.train import TrainConfig, clip_gradients, make_optimizer
 
 US_PER_OP, SYNC_MS, TRAIN_FLOPS, EVAL_FLOPS = 15.0, 0.3, 50e12, 25e12
@@ -38,9 +38,9 @@ class _CountOps(TorchDispatchMode):
 
 
 def models() -> dict:
-    """Chapters 01, 02, 05 and 06 as their factories build them from their `gpu` profiles' parameters, 07 at
-    its `gpu` profile's architecture; chapters 04 and 08 as their own factories build them from their
-    declared parameters (which their gpu profiles keep)."""
+    """Chapters 01, 02, 05, 06 and 07 as their factories build them from their `gpu` profiles' parameters;
+    chapters 04 and 08 as their own factories build them from their declared parameters (which their gpu
+    profiles keep)."""
     p01, p02 = resolve_parameters("01_vae", "gpu"), resolve_parameters("02_progressive", "gpu")
     out = {f"01 vae_{arch}": (lambda arch=arch: vae_model(arch, p01)) for arch in ("mlp", "conv")}
     for name in ("standard", "single", "single_steps", "multiple_combined", "rnn", "rnn_nor", "quotient"):
@@ -54,11 +54,10 @@ def models() -> dict:
         out[f"05 dvae_st {estimator}"] = lambda e=estimator: dvae_model("dvae_st", p05, num_classes=10, estimator=e)
     p06 = resolve_parameters("06_pixelvae", "gpu")
     out.update({f"06 {kind}": (lambda kind=kind: pixelvae_model(kind, p06)) for kind in PIXEL_KINDS})
-    scene = dict(image_shape=(1, 50, 50), where_init_logvar=-7.0)  # chapter 07: 50 x 50 scenes, batch 256
-    out["07 air"] = lambda: AIR(AIRConfig(**scene))
-    out["07 air_nvil"] = lambda: AIR(AIRConfig(count_estimator="nvil", **scene))
-    out["07 air_difference"] = lambda: AIR(AIRConfig(inference="difference", **scene))
-    out["07 dair"] = lambda: AIR(AIRConfig(what="prototypes", **scene))
+    p07 = resolve_parameters("07_air", "gpu")  # chapter 07: 50 x 50 scenes, batch 256
+    for kind in AIR_KINDS:
+        out[f"07 {kind}"] = lambda kind=kind: air_model(kind, p07)
+    out["07 air_nvil"] = lambda: air_model("air", p07, count_estimator="nvil")
     p08 = declared_parameters("08_synthesis")
     out.update({f"08 {f}": (lambda f=f: synthesis_model(f, p08)) for f in SYNTHESIS_FAMILIES})
     return out

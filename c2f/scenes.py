@@ -1,7 +1,8 @@
 """Multi-object MNIST: generated, seeded scenes of several digits with the ground truth of every digit.
 
 Each scene is a `canvas` x `canvas` grey image holding 0..`max_digits` MNIST digits (the central
-`digit_size` x `digit_size` patch of the 28 x 28 image, where MNIST keeps the digit's 20 x 20 bounding box),
+`digit_size` x `digit_size` patch of the 28 x 28 image; MNIST fits each digit into a 20 x 20 box and centres it by
+its centre of mass, not its box, so a central 20 x 20 patch drops some ink: :func:`patch_ink_share` measures it),
 pasted at uniformly drawn positions that keep the patch inside the canvas. Overlapping pixels take the
 maximum, so the image stays in [0, 1]. For every digit the scene keeps its class, its box (x0, y0, x1, y1 in
 pixels, exclusive ends) and the index of its MNIST image; the count is the number of digits.
@@ -75,6 +76,13 @@ class SceneSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def head(self, n: int) -> "SceneSet":
+        """The first `n` scenes (0: all; more than the set holds is an error, as in ``ImageSet.subset``)."""
+        from dataclasses import replace
+
+        return replace(self, images=self.images.subset(n, seed=None), classes=self.classes[:n], boxes=self.boxes[:n],
+                       sources=self.sources[:n])
 
 
 def _place(rng: np.random.Generator, k: int, free: int, size: int, max_overlap: float,
@@ -157,9 +165,11 @@ def score_detections(scenes: SceneSet, count: torch.Tensor, present: torch.Tenso
     their boxes in pixels, `classes` [N, T] their cluster (e.g. DAIR's class code). In every scene the
     detected objects are matched to the true digits by the Hungarian method on box IoU (torchvision's
     ``box_iou``; scipy's ``linear_sum_assignment``), and a pair counts when its IoU is at least `min_iou`.
-    Returns ``count_accuracy``, ``count_accuracy_<k>`` per true count k, ``box_iou`` (mean IoU of the
-    matched pairs), ``recall`` (true digits matched) and, with `classes`, ``class_accuracy``: the one-to-one
-    (Hungarian) map of clusters to digit classes over the matched pairs."""
+    Returns ``count_accuracy``, ``count_accuracy_<k>`` per true count k, ``over_count`` and ``under_count`` (the
+    shares of scenes given more or fewer objects than digits), ``box_iou`` (mean IoU of the
+    matched pairs), ``recall`` (true digits matched), ``precision`` (detected objects matched), ``f1`` (their
+    harmonic mean) and, with `classes`, ``class_accuracy``: the one-to-one (Hungarian) map of clusters to digit
+    classes over the matched pairs."""
     from scipy.optimize import linear_sum_assignment
     from torchvision.ops import box_iou
 
@@ -167,7 +177,8 @@ def score_detections(scenes: SceneSet, count: torch.Tensor, present: torch.Tenso
 
     truth = scenes.counts.cpu()
     count, present, boxes = count.cpu(), present.cpu(), boxes.cpu().float()
-    out = {"count_accuracy": float((count == truth).double().mean())}
+    out = {"count_accuracy": float((count == truth).double().mean()),
+           "over_count": float((count > truth).double().mean()), "under_count": float((count < truth).double().mean())}
     for k in truth.unique().tolist():
         out[f"count_accuracy_{k}"] = float((count[truth == k] == k).double().mean())
     ious, clusters, labels, matched = [], [], [], 0
@@ -187,18 +198,24 @@ def score_detections(scenes: SceneSet, count: torch.Tensor, present: torch.Tenso
                     labels.append(int(scenes.classes[i, c]))
     out["box_iou"] = sum(ious) / len(ious) if ious else 0.0
     out["recall"] = matched / max(1, int(truth.sum()))
+    out["precision"] = matched / max(1, int(present.sum()))
+    total = out["recall"] + out["precision"]
+    out["f1"] = 2 * out["recall"] * out["precision"] / total if total else 0.0
     if classes is not None:
         out["class_accuracy"] = cluster_accuracy(torch.tensor(clusters), torch.tensor(labels)) if labels else 0.0
     return out
 
 
 @torch.no_grad()
-def evaluate_scenes(model, scenes: SceneSet, *, seed: int = 0, batch_size: int = 500) -> dict:
+def evaluate_scenes(model, scenes: SceneSet, *, seed: int = 0, batch_size: int = 500, steps: int | None = None) -> dict:
     """A model's objects on one fixed binarization of `scenes` (drawn with `seed`): :func:`score_detections`
     of its posterior modes (``model.detect``), plus ``sampled_count_accuracy``, the accuracy of one count
-    drawn from q(n | x) per scene (the thesis's metric)."""
+    drawn from q(n | x) per scene (the thesis's metric). With `steps`, the model runs that many inference
+    steps (``model.with_steps``; the extrapolation test lets it report more objects than it was trained with)."""
     from c2f.data import batches
 
+    if steps is not None:
+        model = model.with_steps(steps)
     was_training = model.training
     model.eval()
     data = scenes.images.fixed_binarization(seed)
@@ -216,6 +233,30 @@ def evaluate_scenes(model, scenes: SceneSet, *, seed: int = 0, batch_size: int =
     scores = score_detections(scenes, out["count"], out["present"], out["boxes"], out.get("classes"))
     scores["sampled_count_accuracy"] = float((out["sampled"] == scenes.counts.cpu()).double().mean())
     return scores
+
+
+def patch_ink_share(split: str = "test", digit_size: int = 20) -> float:
+    """The mean share of an MNIST digit's ink (grey levels summed) inside the central `digit_size` x
+    `digit_size` patch that :func:`generate` pastes, over the digits of `split`."""
+    x = datasets.load("mnist", split, binarize="none").x.float()
+    lo = (28 - digit_size) // 2
+    inside = x[:, :, lo:lo + digit_size, lo:lo + digit_size].sum((1, 2, 3))
+    return float((inside / x.sum((1, 2, 3)).clamp_min(1e-8)).mean())
+
+
+@torch.no_grad()
+def first_object_ink(model, scenes: SceneSet, *, seed: int = 0) -> float:
+    """On the one-digit scenes of `scenes` (binarization `seed`): the ink drawn by the model's first object
+    (posterior means) as a share of the scene's ink, mean over scenes of the summed pixels. Near 1: the first
+    object draws the whole digit; near 1/2: the digit is split among objects."""
+    x = scenes.images.fixed_binarization(seed).x[scenes.counts == 1]
+    if len(x) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    drawn = torch.cat([model.infer(b, mode=True).objects[:, 0].sum((1, 2, 3)) for b in x.split(500)])
+    model.train(was_training)
+    return float(drawn.mean() / x.sum((1, 2, 3)).mean())
 
 
 def show(rows: list[torch.Tensor], labels: list[str], boxes: list[torch.Tensor | None] | None = None,

@@ -13,8 +13,9 @@ A scene is explained by at most T objects, inferred one per step. Step i has thr
   **Discrete AIR (DAIR)**: chapter 05's D-VAE-ST on the window, a class c_i ~ Cat(1/K) choosing one of K
   prototypes and an affine transformation t_i ~ N(identity, σ₀² I) that warps it.
 
-The image is x ~ Bernoulli(clamp(Σ_{i ≤ n} paste(object_i, z_where,i))): objects are added, with no
-background. :meth:`AIR.sample` is this story written as sampling statements. Inference is a recurrent network (an ``LSTMCell``) over the steps, fed with features of the image
+The image is x ~ Bernoulli(clamp(Σ_{i ≤ n} paste(object_i, z_where,i))) (or, with ``likelihood="gaussian"``,
+N(Σ_{i ≤ n} paste(object_i, z_where,i), pixel_var I), the thesis's and pyro's likelihood): objects are added,
+with no background. :meth:`AIR.sample` is this story written as sampling statements. Inference is a recurrent network (an ``LSTMCell``) over the steps, fed with features of the image
 and the previous step's where and what; **Difference-AIR** (``inference="difference"``, Eslami et al.'s
 variant) feeds it the features of the residual x − (canvas drawn so far) instead. q(z_pres,i = 1) = p_i
 comes from the state, so q(n) = p_1 ⋯ p_n (1 − p_{n+1}).
@@ -55,6 +56,7 @@ EPS = 1e-4  # pixel probabilities are kept in [EPS, 1 - EPS]
 MIN_SCALE = 0.3  # s is clamped here in the transformer: a window at most 1 / 0.3 times the canvas
 WHERE_DIM = 3  # z_where = (s, c_x, c_y)
 WHATS = ("gaussian", "prototypes")
+LIKELIHOODS = ("bernoulli", "gaussian")
 INFERENCES = ("air", "difference")
 
 
@@ -76,6 +78,8 @@ class AIRConfig(ImageConfig):
     baseline_hidden: int = 256  # NVIL's baseline network
     pres_prior: float = 0.01  # ρ
     pres_init_logit: float = 2.0  # bias of q(z_pres)'s logit at initialisation (its weights start at zero)
+    likelihood: str = "bernoulli"  # bernoulli: Bernoulli(clamp(Σ objects)); gaussian: N(Σ objects, pixel_var I)
+    pixel_var: float = 0.2  # the Gaussian likelihood's fixed pixel variance (the thesis: 0.2; pyro: 0.3²)
     scale_prior: float = 2.5  # s₀: canvas side / object side (50 / 20)
     scale_prior_std: float = 0.2
     where_init_logvar: float = -3.0  # log-variance of q(z_where) at initialisation
@@ -85,6 +89,7 @@ class AIRConfig(ImageConfig):
 
     def validate(self) -> None:
         for name, value, allowed in (("what", self.what, WHATS), ("inference", self.inference, INFERENCES),
+                                     ("likelihood", self.likelihood, LIKELIHOODS),
                                      ("count_estimator", self.count_estimator, ESTIMATORS),
                                      ("class_estimator", self.class_estimator, ESTIMATORS)):
             if value not in allowed:
@@ -180,6 +185,8 @@ class AIR(nn.Module):
                 obj = self._prototype_object(c, self.dvae.components(t))
             present = (i < count).float().view(n, 1, 1, 1)
             canvas = canvas + present * self.paste(obj, where)
+        if cfg.likelihood == "gaussian":  # x ~ N(Σ objects, pixel_var I)
+            return canvas + math.sqrt(cfg.pixel_var) * torch.randn_like(canvas)
         return Bernoulli(probs=canvas.clamp(EPS, 1 - EPS)).sample()  # x ~ Bernoulli(clamp(Σ objects))
 
     def what_object(self, what: torch.Tensor) -> torch.Tensor:
@@ -295,10 +302,13 @@ class AIR(nn.Module):
         """The sum of the first n objects for every count n = 0..T: [B, T + 1, 1, H, W]."""
         return torch.cat([torch.zeros_like(inf.objects[:, :1]), inf.objects.cumsum(1)], 1)
 
-    @staticmethod
-    def log_likelihood(x: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
-        """log p(x | canvas) for canvases [..., B, 1, H, W] (summed objects, clamped into [EPS, 1 − EPS];
-        broadcast over leading dimensions): [..., B]."""
+    def log_likelihood(self, x: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        """log p(x | canvas) for canvases [..., B, 1, H, W] (summed objects; broadcast over leading
+        dimensions): [..., B]. Bernoulli: the canvas clamped into [EPS, 1 − EPS]; Gaussian: the canvas is the
+        mean, not clamped, with the fixed variance ``pixel_var``."""
+        if self.cfg.likelihood == "gaussian":
+            var = self.cfg.pixel_var
+            return (-0.5 * ((x - canvas.float()) ** 2 / var + math.log(2 * math.pi * var))).flatten(-3).sum(-1)
         probs = canvas.clamp(EPS, 1 - EPS)
         return pixel_likelihood(torch.logit(probs), "bernoulli").log_prob(x.expand_as(probs))
 
@@ -401,9 +411,13 @@ class AIR(nn.Module):
 
             def f(code, comps=comps, others=others, seen=seen, weights=weights):
                 obj = torch.einsum("...bk,bkp->...bp", code, comps).unsqueeze(-2)  # [..., B, 1, w * w]
-                probs = (others + obj).clamp(EPS, 1 - EPS)
-                nll = -torch.distributions.Bernoulli(probs=probs, validate_args=False).log_prob(
-                    seen.expand_as(probs)).sum(-1)
+                mean = others + obj
+                if self.cfg.likelihood == "gaussian":
+                    nll = (0.5 * (seen - mean) ** 2 / self.cfg.pixel_var).sum(-1)  # (its constant cancels)
+                else:
+                    probs = mean.clamp(EPS, 1 - EPS)
+                    nll = -torch.distributions.Bernoulli(probs=probs, validate_args=False).log_prob(
+                        seen.expand_as(probs)).sum(-1)
                 return (weights * nll).sum(-1)
 
             est = self.dvae.estimator(inf.class_logits[:, i], f, context=inf.windows[:, i].detach().flatten(1))
@@ -423,6 +437,18 @@ class AIR(nn.Module):
         if self.cfg.what == "prototypes":
             out["classes"] = inf.class_logits.argmax(-1)
         return out
+
+    def with_steps(self, steps: int) -> "AIR":
+        """The same network (its parameters shared, not copied) run for `steps` inference steps instead of T:
+        a model trained with T steps tested on scenes that may need more (the extrapolation test)."""
+        import copy
+        from dataclasses import replace
+
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        clone = copy.copy(self)
+        clone.cfg = replace(self.cfg, max_steps=steps)
+        return clone
 
     @torch.no_grad()
     def sampled_count(self, x: torch.Tensor) -> torch.Tensor:

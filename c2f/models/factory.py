@@ -1,5 +1,6 @@
-"""The model factories of the chapters (01's VAEs, 02's progressive variants, 04's hierarchies, 06's PixelVAEs,
-08's families): each builds a family's model from the chapter's parameters (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
+"""The model factories of the chapters (01's VAEs, 02's progressive variants, 04's hierarchies, 05's D-VAEs,
+06's PixelVAEs, 07's AIRs, 08's families): each builds a family's model from the chapter's parameters
+(``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
 the chapter and the GPU sizing (``benchmarks/gpu_sizing.py``) build the same models.
 
 A family's model module is imported only when it is built (through the lazy :mod:`c2f.models`), so a chapter's
@@ -125,3 +126,24 @@ def dvae_model(kind: str, p: Mapping[str, Any], **overrides):
     cfg = dict(transform=kind == "dvae_st", arch=p["arch"], transform_prior_std=p["transform_prior_std"],
                marginal_weight=p["marginal_weight"], prototype_init=p["prototype_init"])
     return m.DVAE(m.DVAEConfig(**{**cfg, **overrides}))
+
+
+AIR_KINDS = ("air", "air_difference", "dair")
+
+
+def air_model(kind: str, p: Mapping[str, Any], **overrides):
+    """Chapter 07's models from its parameters `p`: AIR (the AIR paper's inference, the LSTM reads the image),
+    Difference-AIR (it reads the residual x − canvas) or DAIR (chapter 05's D-VAE-ST on each window), on
+    canvases of ``canvas`` px with windows of ``digit_size`` px (s₀ = canvas / digit_size). `overrides` set any
+    other ``AIRConfig`` field (an ablation's one change)."""
+    if kind not in AIR_KINDS:
+        raise ValueError(f"unknown AIR kind {kind!r}; choose one of {AIR_KINDS}")
+    cfg = dict(image_shape=(1, p["canvas"], p["canvas"]), max_steps=p["max_steps"], z_what=p["z_what"],
+               hidden=p["hidden"], features=p["features"], pres_prior=p["pres_prior"],
+               scale_prior=p["canvas"] / p["digit_size"], pres_init_logit=p["pres_init_logit"],
+               likelihood=p["likelihood"], pixel_var=p["pixel_var"], where_init_logvar=p["where_init_logvar"],
+               num_classes=p["num_classes"], class_estimator=p["dair_class_estimator"],
+               class_marginal_weight=p["dair_marginal_weight"],
+               inference="difference" if kind == "air_difference" else "air",
+               what="prototypes" if kind == "dair" else "gaussian")
+    return m.AIR(m.AIRConfig(**{**cfg, **overrides}))

@@ -197,3 +197,115 @@ def test_sampled_scenes_follow_the_count_prior(what):
     assert blank == pytest.approx(p0, abs=4 * math.sqrt(p0 * (1 - p0) / n))
     full = small(what=what, pres_prior=1 - 1e-6, max_steps=2, shift_prior_std=0.1).sample(200)
     assert (full.flatten(1).sum(-1) > 2).all()
+
+
+def test_pixel_likelihoods_match_their_formulas_written_out():
+    """Bernoulli: Σ x log p + (1 − x) log(1 − p) with p the canvas clamped into [EPS, 1 − EPS]; Gaussian: the
+    canvas is the mean, not clamped, with the fixed variance `pixel_var` (the thesis's σ² = 0.2)."""
+    from c2f.models.air import EPS
+
+    x = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
+    canvas = torch.tensor([[[[1.7, 0.0], [0.25, 0.5]]]])  # an overshoot, an empty pixel, two partial ones
+    p = [1 - EPS, EPS, 0.25, 0.5]
+    bern = math.log(p[0]) + math.log(1 - p[1]) + math.log(p[2]) + math.log(p[3])
+    assert small(image_shape=(1, 2, 2), window=2).log_likelihood(x, canvas).item() == pytest.approx(bern, rel=1e-5)
+    var = 0.2
+    sq = (1 - 1.7) ** 2 + 0 + (1 - 0.25) ** 2 + (1 - 0.5) ** 2
+    gauss = -0.5 * sq / var - 2 * math.log(2 * math.pi * var)
+    model = small(image_shape=(1, 2, 2), window=2, likelihood="gaussian", pixel_var=var)
+    assert model.log_likelihood(x, canvas).item() == pytest.approx(gauss, rel=1e-5)
+    with pytest.raises(ValueError, match="likelihood"):
+        small(likelihood="poisson")
+
+
+def test_presence_starts_at_its_configured_logit():
+    """q(z_pres) at initialisation is sigmoid(pres_init_logit) at every step, whatever the image: logit 0 gives
+    q(n) = (1/2, 1/4, 1/8, 1/8) for T = 3; the thesis's logit 2 puts q(n = 3) = sigmoid(2)³ ≈ 0.68."""
+    x = scenes_batch()
+    q0 = small(pres_init_logit=0.0).eval().count_posterior(small(pres_init_logit=0.0).eval().infer(x)).probs
+    torch.testing.assert_close(q0, torch.tensor([0.5, 0.25, 0.125, 0.125]).expand(B, 4))
+    model = small(pres_init_logit=2.0).eval()
+    q2 = model.count_posterior(model.infer(x)).probs
+    assert q2[:, 3].mean().item() == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item() ** 3, rel=1e-5)
+
+
+def test_precision_recall_and_f1_on_a_hand_computed_configuration():
+    """Two scenes. Scene 0 holds digits at (0, 0, 20, 20) and (30, 30, 50, 50) and gets three detections: the
+    first box shifted 4 px (IoU 320 / 480 = 2/3), the first box exactly (IoU 1) and a box shifted 10 px from
+    the second (IoU 100 / 700 = 1/7). The Hungarian assignment maximises the summed IoU: exact ↔ first digit
+    (1), shifted-10 ↔ second (1/7, below 0.5, so not a match); the 4-px copy is left over. Scene 1: one digit at
+    (10, 10, 30, 30), one detection shifted 5 px down (IoU 300 / 500 = 0.6). So 2 of 3 digits found (recall
+    2/3), 2 of 4 detections right (precision 1/2), F1 = 4/7, mean matched IoU 0.8, one count of two right."""
+    from dataclasses import replace
+
+    base = scenes.generate(scenes.SceneSpec(n=2, counts=(2,), seed=0), torch.zeros(3, 1, 28, 28), torch.arange(3))
+    truth = replace(base, images=replace(base.images, y=torch.tensor([2, 1])),
+                    classes=torch.tensor([[0, 1], [2, -1]]),
+                    boxes=torch.tensor([[[0, 0, 20, 20], [30, 30, 50, 50]], [[10, 10, 30, 30], [-1, -1, -1, -1]]]))
+    found = torch.tensor([[[4, 0, 24, 20], [0, 0, 20, 20], [40, 40, 60, 60]],
+                          [[10, 15, 30, 35], [0, 0, 1, 1], [0, 0, 1, 1]]], dtype=torch.float)
+    present = torch.tensor([[True, True, True], [True, False, False]])
+    r = scenes.score_detections(truth, torch.tensor([3, 1]), present, found)
+    assert r["recall"] == pytest.approx(2 / 3) and r["precision"] == pytest.approx(1 / 2)
+    assert r["f1"] == pytest.approx(4 / 7) and r["box_iou"] == pytest.approx(0.8)
+    assert r["count_accuracy"] == 0.5 and r["count_accuracy_2"] == 0 and r["count_accuracy_1"] == 1
+    nothing = scenes.score_detections(truth, torch.tensor([0, 0]), torch.zeros(2, 3, dtype=torch.bool), found)
+    assert nothing["precision"] == 0 and nothing["recall"] == 0 and nothing["f1"] == 0
+
+
+def test_more_steps_at_test_time_share_the_trained_network():
+    """with_steps(T + 1) runs the same parameters one step further: the first T steps are unchanged, q(n)
+    gains a value, and the original model keeps its T."""
+    model = small(max_steps=2).eval()
+    longer = model.with_steps(3)
+    assert model.cfg.max_steps == 2 and longer.cfg.max_steps == 3
+    assert all(a is b for a, b in zip(model.parameters(), longer.parameters()))
+    x = scenes_batch()
+    short, long = model.infer(x, mode=True), longer.infer(x, mode=True)
+    torch.testing.assert_close(long.where[:, :2], short.where)
+    assert long.where.shape[1] == 3 and longer.count_posterior(long).probs.shape == (B, 4)
+    assert longer.detect(x)["present"].shape == (B, 3)
+    with pytest.raises(ValueError, match="steps"):
+        model.with_steps(0)
+
+
+def test_over_and_under_counts_and_the_first_objects_ink():
+    """over_count / under_count are the shares of scenes given more / fewer objects than digits; a model whose
+    first object draws exactly the scene draws all of its ink, one that draws half of it draws 1/2."""
+    base = scenes.generate(scenes.SceneSpec(n=4, counts=(1,), seed=0), torch.ones(3, 1, 28, 28), torch.arange(3))
+    r = scenes.score_detections(base, torch.tensor([1, 2, 0, 3]), torch.zeros(4, 1, dtype=torch.bool),
+                                torch.zeros(4, 1, 4))
+    assert (r["count_accuracy"], r["over_count"], r["under_count"]) == (0.25, 0.5, 0.25)
+
+    class Copy(torch.nn.Module):  # the first object is `share` times the scene
+        def __init__(self, share):
+            super().__init__()
+            self.share = share
+
+        def infer(self, x, mode=True):
+            return type("Inference", (), {"objects": (self.share * x).unsqueeze(1)})
+
+    assert scenes.first_object_ink(Copy(1.0), base) == pytest.approx(1.0)
+    assert scenes.first_object_ink(Copy(0.5), base) == pytest.approx(0.5)
+
+
+def test_patch_ink_share_counts_the_ink_inside_the_central_patch(monkeypatch):
+    """A uniformly inked 28 x 28 image keeps 400 / 784 of its ink in the central 20 x 20 patch; one inked only
+    in its corner keeps none; the share is their mean."""
+    from c2f import data
+
+    x = torch.zeros(2, 1, 28, 28)
+    x[0] = 1.0
+    x[1, 0, 0, 0] = 1.0
+    monkeypatch.setattr(data, "load", lambda *a, **k: type("Set", (), {"x": x})())
+    assert scenes.patch_ink_share("test", 20) == pytest.approx((400 / 784 + 0) / 2)
+
+
+def test_head_keeps_the_first_scenes_with_their_truth():
+    full = scenes.generate(scenes.SceneSpec(n=6, counts=(0, 1, 2), seed=3), torch.ones(3, 1, 28, 28), torch.arange(3))
+    part = full.head(4)
+    assert len(part) == 4 and torch.equal(part.counts, full.counts[:4])
+    assert torch.equal(part.images.x, full.images.x[:4])
+    assert torch.equal(part.boxes, full.boxes[:4]) and torch.equal(part.classes, full.classes[:4])
+    with pytest.raises(ValueError):
+        full.head(7)

@@ -1,5 +1,5 @@
-"""The chapters' model factories: every family of chapters 01, 02, 04, 05, 06 and 08 is built from the chapter's declared
-parameters, with the sizes the parameters give, and an unknown family is named in the error."""
+"""The chapters' model factories: every family of chapters 01, 02, 04, 05, 06, 07 and 08 is built from the
+chapter's parameters, with the sizes the parameters give, and an unknown family is named in the error."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 
 from c2f.book.chapters import declared_parameters, resolve_parameters
 from c2f.models import DVAE, MSVAE, PixelVAE
-from c2f.models.factory import (HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, dvae_model,
-                                hierarchy_model, pixelvae_model, progressive_model, synthesis_model, vae_model)
+from c2f.models.factory import (AIR_KINDS, HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, air_model,
+                                dvae_model, hierarchy_model, pixelvae_model, progressive_model, synthesis_model,
+                                vae_model)
 from c2f.models.progressive import VARIANTS
 from c2f.synthesis import FAMILIES
 
@@ -115,3 +116,24 @@ def test_pixelvae_models_follow_the_chapter_parameters(profile):
     assert (pv08.cfg.latent_dim, pv08.cfg.layers, pv08.cfg.conditioning) == (p08["pixel_latent_dim"], p08["pixel_layers"], "bias")
     with pytest.raises(ValueError, match="'nope'"):
         pixelvae_model("nope", p)
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke"])
+def test_air_models_follow_the_chapter_parameters(profile):
+    """Chapter 07's three models: the same scene geometry, presence init and likelihood; only the inference
+    input (image or residual) and the what (Gaussian code or prototypes) differ."""
+
+    p = resolve_parameters("07_air", profile)
+    models = {k: air_model(k, p) for k in AIR_KINDS}
+    for model in models.values():
+        c = model.cfg
+        assert c.image_shape == (1, p["canvas"], p["canvas"]) and c.max_steps == p["max_steps"]
+        assert c.scale_prior == pytest.approx(p["canvas"] / p["digit_size"]) and c.window == p["digit_size"]
+        assert (c.pres_init_logit, c.likelihood, c.z_what, c.hidden) == (p["pres_init_logit"], p["likelihood"],
+                                                                         p["z_what"], p["hidden"])
+    assert [(m.cfg.inference, m.cfg.what) for m in models.values()] == [
+        ("air", "gaussian"), ("difference", "gaussian"), ("air", "prototypes")]
+    assert models["dair"].cfg.num_classes == p["num_classes"]
+    assert air_model("air", p, pres_init_logit=2.0).cfg.pres_init_logit == 2.0, "an override replaces a field"
+    with pytest.raises(ValueError, match="dvae"):
+        air_model("dvae", p)
