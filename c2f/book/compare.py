@@ -109,6 +109,16 @@ TOLERANCES: list[Tolerance] = [
     Tolerance(r".*/prefix_kl_nats@\d+(_std)?", 0.01, spread=0.0024, kind="KL of a prefix of a code (nats)"),
     Tolerance(r".*/prefix_recon_nats@\d+(_std|_worst)?", 0.25, spread=0.07, kind="distortion of a prefix of a code (nats)"),
     Tolerance(r".*/probe_accuracy@\d+(_std|_worst)?", 0.03, spread=0.01, kind="linear-probe class accuracy of a prefix"),
+    # chapter 08's decoded measure (images decoded from a sampled prefix, classified; by analogy with the rows
+    # above: the same test images, a few draws): accuracies, their area over log-rate, the rate reaching one,
+    # the prefix's KL and distortion, and the probe's input size with its random-projection control
+    Tolerance(r".*/(control|decoded(_class)?)_accuracy@[\d.]+(_std|_worst)?", 0.03,
+              kind="class accuracy of decoded images, of the probe's control (by analogy)"),
+    Tolerance(r".*/decoded_accuracy_area@[\d.]+(_std|_worst)?", 0.1, kind="area under accuracy over log-rate (by analogy)"),
+    Tolerance(r".*/rate_to_accuracy@[\d.]+(_std|_worst)?", 0.25, kind="rate reaching an accuracy (nats; by analogy)"),
+    Tolerance(r".*/decoded_kl_nats@[\d.]+(_std)?", 0.01, kind="KL of a decoded prefix (nats; by analogy)"),
+    Tolerance(r".*/decoded_recon_nats@[\d.]+(_std|_worst)?", 0.25, kind="distortion of a decoded prefix (nats; by analogy)"),
+    Tolerance(r".*/probe_features@[\d.]+(_std)?", 0.5, kind="size of the probed part (exact)"),
     # the rows below were set by analogy with the measured rows above (their spread was not measured)
     Tolerance(r".*/(log_px_first\d+_(learned|random)|curve_nll_gap_(last_two_k|table_k))", 0.6,
               kind="log-likelihood of a prefix, NLL-versus-K gaps (nats; by analogy)"),
