@@ -49,8 +49,11 @@ def test_descriptions():
     assert "L=0 14.00 ± 1.41" in line and "L=2 1.5" in line and line.endswith("z collapsed (no KL-active unit in any seed) at L=1")
     assert ch06.layer_line({0: [13.9]}, {0: [16]}).endswith("no depth collapses z entirely")
     lines = ch06.collapse_lines({"PixelVAE": {"kl_nats": 0.2, "active_units_kl": 0},
-                                 "conv VAE": {"kl_nats": 13.9, "active_units_kl": 16}}, 16)
+                                 "conv VAE": {"kl_nats": 13.9, "active_units_kl": 16},
+                                 "paper": {"kl_nats": 0.33, "active_units_kl": 1 / 3},  # one unit in one seed of 3
+                                 "one unit": {"kl_nats": 2.0, "active_units_kl": 1.0}}, 16)
     assert "0.0/16 KL-active units (collapsed" in lines[0] and "16.0/16 KL-active units (not collapsed)" in lines[1]
+    assert "0.3/16 KL-active units (collapsed" in lines[2] and lines[3].endswith("(not collapsed)")
 
 
 def test_two_level_tells_a_top_switch_off_from_a_total_collapse():
