@@ -46,7 +46,7 @@ estimators = ["exact", "reinforce", "nvil", "concrete", "rebar", "relax"]
 compare_train_size = 5000  # training images for the estimator comparison on digits 2, 6, 9 (0 means all)
 compare_epochs = 3
 datasets = ["mnist"]  # the ten-class data sets (FashionMNIST too in the gpu and full profiles)
-big_estimators = ["exact", "relax"]  # D-VAE-ST estimators on ten classes (all six in the gpu and full profiles)
+big_estimators = ["exact"]  # D-VAE-ST estimators on ten classes (all six in gpu and full; RELAX diverged here: see text)
 ten_seeds = 3  # seeds per ten-class setting (every ranking of the page over at least three seeds)
 train_size = 0  # training images of the ten-class data sets (0 means all 50000)
 epochs = 2  # epochs on the ten-class data sets
@@ -604,7 +604,9 @@ if ablation:
 # seeds), so the CPU budget goes to these runs, with batches of 128 (the thesis's batches of 1000 at a learning
 # rate of 5e-4 learned far less per unit of compute in the same benchmark). The estimators that
 # `big_estimators` leaves out run on ten classes only in the `gpu` and `full` profiles, as does FashionMNIST
-# (`datasets`); on {2, 6, 9} above every estimator ran. Unlike there, the prototypes start at random here
+# (`datasets`); on {2, 6, 9} above every estimator ran. RELAX was in this profile's list until its first seed
+# diverged (the loss became NaN at step 291 of 782, with random prototypes and no gradient clipping) while this
+# page was being regenerated; it is left out until that is understood, so this section compares no estimators. Unlike there, the prototypes start at random here
 # (`ten_prototype_init`; the section "Where the prototypes start" below says why and measures it).
 
 # %%
