@@ -31,8 +31,9 @@ TERM_CALLS = {"kl_divergence", "log_prob", "kl_penalty", "covariance_penalty", "
               "uniform_kl", "log_joint_over_classes", "relaxed_kl"}
 FILES = ["c2f/objectives.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "c2f/models").glob("*.py")
                                       if p.name not in ("__init__.py", "classifier.py", "factory.py"))]
-# chapter 08's prefix measure (``code_order``, its ``log_px`` and ``decode_sample``): a likelihood, but no term of an objective
-NOT_OBJECTIVE = {"code_order", "log_px", "decode_sample"}
+# chapter 08's prefix measure (``code_order`` and every function inside it, ``log_px``): a likelihood, but no term of
+# an objective
+NOT_OBJECTIVE = {"code_order", "log_px"}
 SHIFT = "0.010050335853501"  # −log 0.99: a log-variance + this is a precision × 0.99
 EXTRA = {  # file: [(what, exact text, replacement)]
     "c2f/objectives.py": [("negative_elbo: −log p(x|z)", "recon_term = -terms.log_px.mean()",
@@ -84,13 +85,15 @@ def term_sites(path: str) -> list[tuple[str, int, int, int]]:
         return starts[lineno - 1] + len(lines[lineno - 1].encode()[:col].decode())
 
     tree = ast.parse(text)
-    funcs = {}  # node -> the innermost function around it (ast.walk visits outer functions first)
+    funcs, measure = {}, set()  # node -> the innermost function around it (ast.walk visits outer functions first)
     for fn in ast.walk(tree):
         if isinstance(fn, ast.FunctionDef):
             funcs.update({id(node): fn.name for node in ast.walk(fn)})
+            if fn.name in NOT_OBJECTIVE:  # everything inside, however deeply nested (code_order's sample, ...)
+                measure.update(id(node) for node in ast.walk(fn))
     sites = []
     for node in ast.walk(tree):
-        if funcs.get(id(node)) in NOT_OBJECTIVE:
+        if id(node) in measure:
             continue
         if isinstance(node, ast.Call) and call_name(node) in TERM_CALLS:
             a, b = offset(node.lineno, node.col_offset), offset(node.end_lineno, node.end_col_offset)
