@@ -245,7 +245,8 @@ def make_score(test, classifier, p, args, device):
 # --- the run -----------------------------------------------------------------------------------------------
 
 
-def run(args):
+def setup(args):
+    """What both the ablation and the probe start from: the profile, the settings, the data and the classifier."""
     torch.set_num_threads(int(os.environ.get("C2F_THREADS", "1")))
     p = QUICK if args.quick else DEFAULT
     device = torch.device("cpu")
@@ -253,6 +254,11 @@ def run(args):
     train = data.load("binarized_mnist", "train", device=device).subset(p["train_size"], seed=None)
     test = data.load("binarized_mnist", "test", device=device).subset(p["test_size"], seed=0)
     classifier, accuracy = mnist_classifier(device, train_size=2000 if args.quick else 0, epochs=1 if args.quick else 2)
+    return p, device, table, train, test, classifier, accuracy
+
+
+def run(args):
+    p, device, table, train, test, classifier, accuracy = setup(args)
     print(f"classifier test accuracy {accuracy:.4f}")
     out_path = Path(args.out)
     done = json.loads(out_path.read_text()) if out_path.exists() else []
@@ -315,13 +321,7 @@ def probe_accuracy(model, classifier, train, test, seed: int) -> float:
 def run_probe(args):
     """Add ``probe_accuracy`` to every row of the JSON that lacks it: the model is rebuilt and loaded from the
     checkpoint cache through the same run_trials call (no training when the checkpoint is there)."""
-    torch.set_num_threads(int(os.environ.get("C2F_THREADS", "1")))
-    p = QUICK if args.quick else DEFAULT
-    device = torch.device("cpu")
-    table = settings(p, args.long_warmup, args.free_bits)
-    train = data.load("binarized_mnist", "train", device=device).subset(p["train_size"], seed=None)
-    test = data.load("binarized_mnist", "test", device=device).subset(p["test_size"], seed=0)
-    classifier, _ = mnist_classifier(device, train_size=2000 if args.quick else 0, epochs=1 if args.quick else 2)
+    p, device, table, train, test, classifier, _ = setup(args)
     out_path = Path(args.out)
     rows = json.loads(out_path.read_text())
     for row in rows:
