@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -23,11 +22,10 @@ import torch
 from c2f import codec
 from c2f.data import batches
 from c2f.experiment import splits
-from c2f.models import ConvDRAW, ConvDRAWConfig
+from c2f.models.factory import convdraw_model
 
 OUT = Path(__file__).with_suffix(".json")
-CFG = replace(ConvDRAWConfig(iterations=6, hidden=16, latent_channels=2, read_channels=16, kernel=3),
-              likelihood="discretized_logistic")
+CHAPTER_03 = dict(iterations=6, hidden=16, latent_channels=2, read_channels=16, kernel=3)  # its default profile
 
 
 def merge(key: str, value) -> None:
@@ -55,7 +53,7 @@ def ceiling(model, x) -> dict:
 def train(args) -> None:
     torch.manual_seed(args.seed)
     tr, te = grey(args.train_size, 100, args.seed)
-    model = ConvDRAW(CFG)
+    model = convdraw_model(CHAPTER_03, likelihood="discretized_logistic")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     marks, rows, step, start = set(args.marks), [], 0, time.perf_counter()
     epoch = 0
@@ -81,7 +79,7 @@ def rd(args) -> None:
     """The codec of a saved model on `--images` test images of each data set: the learned codec with the
     KL-aware quantiser and with the fixed grid (levels 1, no skipping) at each Δ, every classic codec, the
     BD-rates of the learned codec's best curve (file, payload, mosaic), its rate over its KL and its best PSNR."""
-    model = ConvDRAW(CFG)
+    model = convdraw_model(CHAPTER_03, likelihood="discretized_logistic")
     model.load_state_dict(torch.load(args.model))
     model.eval()
     tr, _ = grey(args.train_size, 1, 0)

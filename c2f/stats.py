@@ -6,7 +6,7 @@ the metric's direction (:func:`c2f.evaluate.higher_is_better`)::
 
     c = compare(results["lvae"], results["hvae"], "test_nll_nats", names=("the LVAE", "the HVAE"))
     c.verdict     # "A better", "B better", "no difference at this budget" or "cannot tell (one seed)"
-    c.sentence()  # "the LVAE is better by 4.2 nats (95 % CI 2.1 to 6.3 over 3 seeds)"
+    c.sentence()  # "the LVAE is better than the HVAE by 4.2 nats (95 % CI 2.1 to 6.3 over 3 seeds)"
 
 The interval is a t-interval. Over seeds alone, from the per-seed differences (S − 1 degrees of freedom).
 Where per-image values are given (a metric that is a mean over test images), the test images are a second
@@ -71,7 +71,7 @@ class Comparison:
         return {"A better": self.a, "B better": self.b}.get(self.verdict)
 
     def sentence(self, unit: str = "nats", digits: int = 1, scale: float = 1.0) -> str:
-        """The comparison as a phrase for prose: "A is better by 4.2 nats (95 % CI 2.1 to 6.3 over 3 seeds)",
+        """The comparison as a phrase for prose: "A is better than B by 4.2 nats (95 % CI 2.1 to 6.3 over 3 seeds)",
         "no difference between A and B at this budget (A − B: −0.4 to 1.1 nats, 95 % CI over 3 seeds)" or,
         with one seed, the difference and that it cannot tell. `scale` multiplies every number (100 for %)."""
         d, unit = self.difference, f" {unit}" if unit and unit != "%" else unit
@@ -85,7 +85,8 @@ class Comparison:
                     f"{d.over})")
         sign = 1 if d.low > 0 else -1  # the gain of the better model is |A − B|
         low, high = sorted((sign * scale * d.low, sign * scale * d.high))
-        return (f"{self.better} is better by {_number(sign * scale * d.mean, digits)}{unit} ({level} "
+        worse = self.b if self.better == self.a else self.a
+        return (f"{self.better} is better than {worse} by {_number(sign * scale * d.mean, digits)}{unit} ({level} "
                 f"{_number(low, digits)} to {_number(high, digits)} over {d.over})")
 
 

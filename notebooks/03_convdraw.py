@@ -64,8 +64,7 @@ from c2f import codec, plots
 from c2f.evaluate import describe, effect_consistency, evaluate
 from c2f.experiment import Trial, parameter_count, run_trials, seed_list, splits
 from c2f.findings import ch03 as findings
-from c2f.models import VAE, ConvDRAW, ConvDRAWConfig, ProgressiveConfig, VAEConfig
-from c2f.models.progressive import make_variant
+from c2f.models.factory import convdraw_model, progressive_model, vae_model
 from c2f.train import TrainConfig
 
 run = c2f.Run.start("03_convdraw", globals())
@@ -113,12 +112,11 @@ seeds = seed_list(seed, n_seeds)
 # The `full` and `gpu` profiles train the same code at scale. The record card lists every parameter.
 
 # %%
-cfg = ConvDRAWConfig(iterations=iterations, hidden=hidden, latent_channels=latent_channels,
-                     read_channels=read_channels, kernel=kernel)
+cfg = convdraw_model(run.params).cfg
 total_latents = cfg.total_latents
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=100.0)
 print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} latents = {total_latents} latents; "
-      f"{parameter_count(ConvDRAW(cfg)):,} parameters")
+      f"{parameter_count(convdraw_model(run.params)):,} parameters")
 
 # %% [markdown]
 # ## 1. Likelihood, against a VAE with the same number of latents
@@ -156,8 +154,8 @@ for name in likelihood_datasets:
     train, test = splits(name, device=device, train_size=train_size, test_size=test_size, parts=("train", "test"),
                          subset_seed=seed)
     vaes = {"vae_same": total_latents, "vae_conv": 32}
-    trials = [Trial("convdraw", lambda: ConvDRAW(cfg).to(device), train_cfg)] + [
-        Trial(b, lambda d=vaes[b]: VAE(VAEConfig(arch="conv", latent_dim=d)).to(device),
+    trials = [Trial("convdraw", lambda: convdraw_model(run.params).to(device), train_cfg)] + [
+        Trial(b, lambda d=vaes[b]: vae_model("conv", {"latent_dim": d}).to(device),
               replace(train_cfg, epochs=vae_epochs)) for b in baselines]
     likelihood[name] = run_trials(trials, train, seeds=seeds, score=likelihood_score(test), key=f"03-{name}",
                                   retrain=retrain)
@@ -262,8 +260,8 @@ for d, outs in likelihood.items():
 # %%
 grey_train, grey_test = splits("mnist", device=device, train_size=train_size, test_size=test_size, binarize="none",
                                parts=("train", "test"), bits=8, subset_seed=seed)  # 8-bit grey images
-grey_cfg = replace(cfg, likelihood="discretized_logistic")
-grey = run_trials([Trial("convdraw", lambda: ConvDRAW(grey_cfg).to(device), replace(train_cfg, epochs=codec_epochs))],
+grey = run_trials([Trial("convdraw", lambda: convdraw_model(run.params, likelihood="discretized_logistic").to(device),
+                         replace(train_cfg, epochs=codec_epochs))],
                   grey_train, seeds=seeds,
                   score=likelihood_score(grey_test), key="03-mnist_grey", retrain=retrain)["convdraw"]
 run.log("convdraw/mnist_grey", grey.summary)
@@ -388,7 +386,7 @@ print(f"ELBO bits per pixel of the grey-MNIST model: MNIST {in_bpd:.2f}, "
 # %%
 mnist_train, mnist_test = splits("mnist", device=device, train_size=train_size, test_size=test_size,
                                  parts=("train", "test"), subset_seed=seed)
-rnn = run_trials([Trial("rnn", lambda: make_variant("rnn", ProgressiveConfig()).to(device),
+rnn = run_trials([Trial("rnn", lambda: progressive_model("rnn", {}).to(device),
                         replace(train_cfg, epochs=rnn_epochs, batch_size=128, lr=1e-3))],
                  mnist_train, seeds=seeds[:1], score=lambda m, s: {}, key="03-mnist")["rnn"].model
 x = mnist_test.fixed_binarization(seed).x[:64]
@@ -443,8 +441,8 @@ print(f"mean cosine of the changes: Conv-DRAW {c_draw:.2f} (iterations 1–{iter
 # %%
 from IPython.display import Markdown  # noqa: E402
 
-n_draw = parameter_count(ConvDRAW(cfg))
-n_vae = parameter_count(VAE(VAEConfig(arch="conv", latent_dim=total_latents)))
+n_draw = parameter_count(convdraw_model(run.params))
+n_vae = parameter_count(vae_model("conv", {"latent_dim": total_latents}))
 lines = ["**Criticism 1: a VAE with as many latents.** " + "; ".join(findings.likelihood_gaps(
     likelihood, total_latents, iw_samples)) + f". What differs besides the architecture: the VAE has {n_vae:,} "
     f"parameters, Conv-DRAW {n_draw:,}; Conv-DRAW trained {epochs} epochs, the VAE {vae_epochs} (about the same CPU "

@@ -57,6 +57,7 @@ class Run:
         self.device = get_device()
         self.metrics: dict[str, float] = {}
         self.started = datetime.now(timezone.utc)
+        self.git_commit = git_commit()  # read once, at the start: what the page ran, not what HEAD is at the end
         self._t0 = time.perf_counter()
         self.dir = record_dir()
         self.figure_dir = self.dir / f"{chapter}_figures"
@@ -77,7 +78,7 @@ class Run:
     def provenance(self) -> dict[str, Any]:
         return {
             "chapter": self.chapter, "profile": self.profile, "params": self.params, "seed": self.seed,
-            "git_commit": git_commit(), "versions": versions(), "device": device_description(self.device),
+            "git_commit": self.git_commit, "versions": versions(), "device": device_description(self.device),
             "started": self.started.isoformat(timespec="seconds"),
         }
 

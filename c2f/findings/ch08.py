@@ -25,11 +25,14 @@ def family_line(family: str, chapter: str, order: str, at: dict[float, list[floa
         got = [r for r in rates if r is not None]
         if len(got) == len(rates):
             v = np.asarray(got)
-            reach.append(f"{acc:g} at {v.mean():.2f}" + (f" ± {v.std(ddof=1):.2f} nats" if len(v) > 1 else " nats"))
+            reach.append(f"accuracy {acc:g} reached at {v.mean():.2f}"
+                         + (f" ± {v.std(ddof=1):.2f} nats" if len(v) > 1 else " nats"))
         else:
-            reach.append(f"{acc:g} not reached in {len(rates) - len(got)} of {len(rates)} seed(s)")
+            missed = len(rates) - len(got)
+            reach.append(f"accuracy {acc:g} not reached by {missed} of {len(rates)} "
+                         + ("seed" if len(rates) == 1 else "seeds"))
     return (f"{family} (chapter {chapter}; {order}): decoded-image class accuracy {', '.join(parts)}; "
-            f"reaches {'; '.join(reach)}")
+            f"{'; '.join(reach)}")
 
 
 def differences(values: dict[str, list[float]], what: str) -> list[str]:

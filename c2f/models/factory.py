@@ -1,4 +1,4 @@
-"""The model factories of the chapters (01's VAEs, 02's progressive variants, 04's hierarchies, 05's D-VAEs,
+"""The model factories of the chapters (01's VAEs, 02's progressive variants, 03's Conv-DRAW, 04's hierarchies, 05's D-VAEs,
 06's PixelVAEs, 07's AIRs, 08's families): each builds a family's model from the chapter's parameters
 (``run.params``, or :func:`c2f.book.chapters.declared_parameters` for the declared ones), so
 the chapter and the GPU sizing (``benchmarks/gpu_sizing.py``) build the same models.
@@ -22,24 +22,22 @@ SYNTHESIS_FAMILIES = ("vae", "convdraw", "multiple", "single", "rnn", "quotient"
 
 def vae_model(arch: str, p: Mapping[str, Any], **overrides):
     """Chapter 01's VAEs from its parameters `p` (``latent_dim``; ``mlp_hidden`` for the MLP, ``conv_channels``
-    and ``conv_features`` for the convolutional one); `overrides` replace fields of the configuration (the 2-D
-    VAE: ``latent_dim=2``)."""
-    if arch == "mlp":
-        cfg = dict(arch="mlp", latent_dim=p["latent_dim"], hidden=tuple(p["mlp_hidden"]))
-    elif arch == "conv":
-        cfg = dict(arch="conv", latent_dim=p["latent_dim"], channels=tuple(p["conv_channels"]),
-                   conv_features=p["conv_features"])
-    else:
+    and ``conv_features`` for the convolutional one; sizes absent from `p` keep ``VAEConfig``'s defaults, as
+    chapter 03's baselines do); `overrides` replace fields of the configuration (the 2-D VAE: ``latent_dim=2``)."""
+    if arch not in VAE_ARCHS:
         raise ValueError(f"unknown VAE architecture {arch!r}; choose one of {VAE_ARCHS}")
-    return m.VAE(m.VAEConfig(**{**cfg, **overrides}))
+    names = {"mlp": {"mlp_hidden": "hidden"}, "conv": {"conv_channels": "channels", "conv_features": "conv_features"}}
+    sizes = {field: tuple(p[k]) if isinstance(p[k], list) else p[k] for k, field in names[arch].items() if k in p}
+    return m.VAE(m.VAEConfig(**{"arch": arch, "latent_dim": p["latent_dim"], **sizes, **overrides}))
 
 
 def progressive_model(variant: str, p: Mapping[str, Any], **overrides):
     """Chapter 02's variants (:data:`c2f.models.progressive.VARIANTS`) from its parameters `p` (``groups``,
-    ``group_size``, ``hidden``); `overrides` replace fields of the configuration (e.g. the likelihood)."""
+    ``group_size``, ``hidden``; those absent keep ``ProgressiveConfig``'s defaults, as chapter 03's recurrent
+    model does); `overrides` replace fields of the configuration (e.g. the likelihood)."""
     from c2f.models.progressive import make_variant
-    return make_variant(variant, m.ProgressiveConfig(groups=p["groups"], group_size=p["group_size"],
-                                                     hidden=tuple(p["hidden"]), **overrides))
+    sizes = {k: tuple(p[k]) if k == "hidden" else p[k] for k in ("groups", "group_size", "hidden") if k in p}
+    return make_variant(variant, m.ProgressiveConfig(**{**sizes, **overrides}))
 
 
 def hierarchy_model(kind: str, p: Mapping[str, Any], *, batch_norm: bool = True, image_shape=(1, 28, 28)):
@@ -61,6 +59,14 @@ def hierarchy_model(kind: str, p: Mapping[str, Any], *, batch_norm: bool = True,
         return m.MSVAE(m.MSVAEConfig(latent_dim=sum(dims), hidden=hidden[:2], channels=p["msvae_channels"],
                                      res_blocks=p["msvae_res_blocks"], l1_weight=p["msvae_l1_weight"], **common))
     raise ValueError(f"unknown hierarchy kind {kind!r}; choose one of {HIERARCHY_KINDS}")
+
+
+def convdraw_model(p: Mapping[str, Any], **overrides):
+    """Chapter 03's Conv-DRAW from its parameters `p` (``iterations``, ``hidden``, ``latent_channels``,
+    ``read_channels``, ``kernel``); `overrides` replace fields of the configuration (the grey-level codec's
+    ``likelihood="discretized_logistic"``)."""
+    sizes = {k: p[k] for k in ("iterations", "hidden", "latent_channels", "read_channels", "kernel")}
+    return m.ConvDRAW(m.ConvDRAWConfig(**{**sizes, **overrides}))
 
 
 PIXEL_KINDS = ("pixelcnn", "pixelvae", "pixelvae_2level")
@@ -92,11 +98,10 @@ def synthesis_model(family: str, p: Mapping[str, Any]):
     hier = dict(latent_dims=tuple(p["latent_dims"]), hidden=tuple(p["hier_hidden"]), block_layers=1,
                 activation="elu")
     if family == "vae":
-        return m.VAE(m.VAEConfig(arch="conv", latent_dim=p["latent_dim"], channels=tuple(p["conv_channels"])))
+        return vae_model("conv", p)
     if family == "convdraw":
-        return m.ConvDRAW(m.ConvDRAWConfig(
-            iterations=p["iterations"], hidden=p["convdraw_hidden"], read_channels=p["convdraw_read_channels"],
-            latent_channels=p["convdraw_latent_channels"], kernel=p["convdraw_kernel"]))
+        return convdraw_model({"iterations": p["iterations"],
+                               **{k[len("convdraw_"):]: v for k, v in p.items() if k.startswith("convdraw_")}})
     if family in ("multiple", "single", "rnn", "quotient"):
         from c2f.models.progressive import make_variant
         hidden = p["multiple_hidden"] if family == "multiple" else p["progressive_hidden"]  # G small VAEs: narrower

@@ -1,4 +1,4 @@
-"""The chapters' model factories: every family of chapters 01, 02, 04, 05, 06, 07 and 08 is built from the
+"""The chapters' model factories: every family of chapters 01 to 08 is built from the
 chapter's parameters, with the sizes the parameters give, and an unknown family is named in the error."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import pytest
 
 from c2f.book.chapters import declared_parameters, resolve_parameters
 from c2f.models import DVAE, MSVAE, PixelVAE
+from c2f.models import ProgressiveConfig, VAEConfig
 from c2f.models.factory import (AIR_KINDS, HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, air_model,
-                                dvae_model, hierarchy_model, pixelvae_model, progressive_model, synthesis_model,
-                                vae_model)
-from c2f.models.progressive import VARIANTS
+                                convdraw_model, dvae_model, hierarchy_model, pixelvae_model, progressive_model,
+                                synthesis_model, vae_model)
+from c2f.models.progressive import VARIANTS, make_variant
 from c2f.synthesis import FAMILIES
 
 
@@ -29,6 +30,27 @@ def test_vae_models_follow_the_chapter_parameters(profile):
     assert (conv.cfg.arch, conv.cfg.channels, conv.cfg.conv_features) == ("conv", tuple(p["conv_channels"]),
                                                                          p["conv_features"])
     assert vae_model("mlp", p, latent_dim=2).cfg.latent_dim == 2, "an override replaces a field"
+
+
+def test_sizes_a_chapter_does_not_declare_keep_the_configs_defaults():
+    vae = vae_model("conv", {"latent_dim": 7})  # chapter 03's baselines
+    assert (vae.cfg.latent_dim, vae.cfg.channels, vae.cfg.conv_features) == (7, VAEConfig.channels,
+                                                                            VAEConfig.conv_features)
+    assert progressive_model("rnn", {}).cfg == make_variant("rnn", ProgressiveConfig()).cfg  # chapter 03's rnn
+
+
+@pytest.mark.parametrize("profile", ["default", "gpu"])
+def test_convdraw_follows_chapter_03_and_08_parameters(profile):
+    p = resolve_parameters("03_convdraw", profile)
+    cfg = convdraw_model(p).cfg
+    assert (cfg.iterations, cfg.hidden, cfg.latent_channels, cfg.read_channels, cfg.kernel) == tuple(
+        p[k] for k in ("iterations", "hidden", "latent_channels", "read_channels", "kernel"))
+    assert convdraw_model(p, likelihood="discretized_logistic").cfg.likelihood == "discretized_logistic"
+    q = resolve_parameters("08_synthesis", profile)
+    cfg = synthesis_model("convdraw", q).cfg
+    assert (cfg.iterations, cfg.hidden, cfg.latent_channels, cfg.read_channels, cfg.kernel) == tuple(
+        q[k] for k in ("iterations", "convdraw_hidden", "convdraw_latent_channels", "convdraw_read_channels",
+                       "convdraw_kernel"))
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -21,7 +21,7 @@ def test_a_clear_difference_names_the_better_model():
     results = {"vae_mlp": outcome("vae_mlp", -100 + NOISE, 95 + NOISE), "vae_conv": outcome("vae_conv", -95 + NOISE,
                                                                                               90 - NOISE)}
     text = ch01.comparison(results, {"vae_mlp": 6, "vae_conv": 6}, 100)
-    assert text.count("the conv VAE is better by 5.0 nats") == 2 and "same budget of 6 epochs" in text
+    assert text.count("the conv VAE is better than the MLP VAE by 5.0 nats") == 2 and "same budget of 6 epochs" in text
     assert "8 test images, one seed" in text
 
 

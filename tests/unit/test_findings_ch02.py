@@ -36,7 +36,7 @@ def test_areas_rank_and_compare_the_first_two():
     assert np.allclose(area["rnn"].mean(), (-125 - 110 - 100.5) / 3)
     table, line = ch02.area_ranking(area, "MNIST")
     assert list(table.index) == ["rnn", "single", ch02.FAIR, "single_steps"]  # −111.8, −116.7, −118.3, −118.7
-    assert line.startswith("By area on MNIST, `rnn` comes first") and "`rnn` is better by 4.83 nats" in line
+    assert line.startswith("By area on MNIST, `rnn` comes first") and "`rnn` is better than `single` by 4.83 nats" in line
 
 
 def test_no_difference_between_the_first_two_is_said():
@@ -54,7 +54,7 @@ def test_same_or_different_order_under_the_nll():
     r["single_steps"] = outcome("single_steps", [-130, -116, -110], nll=[100, 100, 100])
     text = ch02.same_order(elbo, ch02.areas(r, G, "test_nll_nats"))
     assert "The two orders swap 2 pair(s)" in text and "2 of the 2 swapped pair(s) are resolved by both intervals" in text
-    assert "on the NLL's `single_steps` is better by 10.33 nats" in text
+    assert "on the NLL's `single_steps` is better than `rnn` by 10.33 nats" in text
     r["single_steps"] = outcome("single_steps", [-130, -116, -110], nll=[116.5, 114, 113], noise=NOISE[::-1] * 30)
     text = ch02.same_order(elbo, ch02.areas(r, G, "test_nll_nats"))
     assert "swap 1 pair(s)" in text and "No swapped pair is resolved" in text
@@ -70,7 +70,7 @@ def test_first_is_not_said_without_an_interval_excluding_zero():
 def test_fair_control_best_first_group_targets_and_steps():
     r = results()
     text = ch02.fair_control(r, -200.0, G)
-    assert "-140.00 nats at g = 1" in text and "the fair control is better by 10.00 nats" in text
+    assert "-140.00 nats at g = 1" in text and "the fair control is better than the prefix decoding by 10.00 nats" in text
     assert "above the no-latent line at 3 of 3" in text
     assert ch02.best_first_group(r).startswith("With one group, `rnn` has the highest ELBO (-125.00 nats)")
     text = ch02.target("rnn", r, G, [5.0, 1.0, 0.05])
@@ -81,9 +81,9 @@ def test_fair_control_best_first_group_targets_and_steps():
     r["single"] = outcome("single", [-125, -105, -100.5], noise=NOISE[::-1])  # better at g = 2
     assert ch02.target("rnn", r, G, [5.0, 1.0, 0.05]).startswith("`rnn` misses the targets: above single at 0 of 3")
     text = ch02.steps_against_single(r, G, nll=True)
-    assert "ELBO at g = 3: `single` is better by 9.50 nats" in text and text.count("NLL at g =") == 2
-    assert "the ELBO's improvement from g = 1 to g = 3: `single` is better by 4.50 nats" in text
-    assert "the NLL's improvement from g = 1 to g = 3: `single` is better by 4.50 nats" in text
+    assert "ELBO at g = 3: `single` is better than `single_steps` by 9.50 nats" in text and text.count("NLL at g =") == 2
+    assert "the ELBO's improvement from g = 1 to g = 3: `single` is better than `single_steps` by 4.50 nats" in text
+    assert "the NLL's improvement from g = 1 to g = 3: `single` is better than `single_steps` by 4.50 nats" in text
     assert "neither is what one group explains alone" in ch02.fair_control(r, -200.0, G)
 
 

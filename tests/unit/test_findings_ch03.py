@@ -23,7 +23,7 @@ def test_likelihood_gaps_rank_only_outside_the_interval():
     clear = {"mnist": {"convdraw": outcome("convdraw", 90 + NOISE), "vae_same": outcome("vae_same", 93 - NOISE)}}
     assert ch03.likelihood_gaps(clear, 588, 20) == [
         # A − B = −3 + 2·noise: sd 0.454, t(7) = 2.365, half-width 0.38
-        "mnist: Conv-DRAW is better by 3.0 nats (95 % CI 2.6 to 3.4 over 8 test images, one seed) (test NLL, K = 20)"]
+        "mnist: Conv-DRAW is better than the VAE with 588 latents by 3.0 nats (95 % CI 2.6 to 3.4 over 8 test images, one seed) (test NLL, K = 20)"]
     same = {"mnist": {"convdraw": outcome("convdraw", 90 + NOISE), "vae_same": outcome("vae_same", 90 + NOISE[::-1])}}
     assert "no difference between Conv-DRAW and the VAE with 588 latents" in ch03.likelihood_gaps(same, 588, 20)[0]
     assert ch03.likelihood_gaps({"mnist": {"convdraw": outcome("convdraw", 90 + NOISE)}}, 588, 20) == []

@@ -24,7 +24,7 @@ def test_against_the_flat_vae_ranks_or_says_no_difference():
     outcomes = {"vae": outcome("vae", 110 + NOISE), "lvae": outcome("lvae", 106 + NOISE[::-1]),
                 "hvae": outcome("hvae", 110 + NOISE[::-1])}
     lines = ch04.against(outcomes, "vae", ["vae", "lvae", "hvae"])
-    assert len(lines) == 2 and lines[0].startswith("lvae is better by 4.00 nats")
+    assert len(lines) == 2 and lines[0].startswith("lvae is better than vae by 4.00 nats")
     assert lines[1].startswith("no difference between hvae and vae at this budget")
 
 
@@ -39,7 +39,7 @@ def test_ablation_lines():
                 "lvae_neither": outcome("lvae_neither", 130 + NOISE[::-1], kl_active_units=5)}
     reports = {k: o.summary for k, o in outcomes.items()}
     (line,) = ch04.ablation_lines(outcomes, reports, ["neither"], 1)
-    assert "NLL: lvae is better by 30.00 nats" in line and "train ELBO: lvae is better" in line
+    assert "NLL: lvae is better than lvae_neither by 30.00 nats" in line and "train ELBO: lvae is better" in line
     assert "train–test gap 1.00 against 1.00 nats" in line and "units with KL > 0.1 nats 5 against 40" in line
 
 

@@ -28,7 +28,7 @@ def test_toy_lines_compare_the_variance_with_reinforce_under_an_interval():
     lines = ch05.toy_lines(toy, NAMES, optimum=0.2178, uniform=0.2222, steps=100)
     assert lines[0] == "Exact      gap to the optimum left after 100 steps:   0.0 %"
     assert "REINFORCE  gap to the optimum left after 100 steps:  99.2 %" == lines[1]
-    assert "NVIL is better by 5.03" in lines[2] and lines[2].endswith("a variance 153× below REINFORCE's")
+    assert "NVIL is better than REINFORCE by 5.03" in lines[2] and lines[2].endswith("a variance 153× below REINFORCE's")
     toy["nvil"] = toy_run([0.2200] * 3, [-3.0, -3.2, -2.8])
     assert "no difference between NVIL and REINFORCE at this budget" in ch05.toy_lines(toy, NAMES, 0.2178, 0.2222,
                                                                                       100)[2]
@@ -37,7 +37,7 @@ def test_toy_lines_compare_the_variance_with_reinforce_under_an_interval():
 def test_against_a_reference():
     lines = ch05.against({"both": outcome([0.96, 0.95, 0.97]), "no marginal KL": outcome([0.60, 0.50, 0.55]),
                           "random prototypes": outcome([0.96, 0.96, 0.95])}, "both")
-    assert lines[0].startswith("both is better by 41.0 percentage points")
+    assert lines[0].startswith("both is better than no marginal KL by 41.0 percentage points")
     assert "no difference between random prototypes and both at this budget" in lines[1]
     one = ch05.against({"a": outcome([0.9]), "b": outcome([0.5])}, "b")
     assert one == ["a − b = 40.0 percentage points on one seed, which cannot tell them apart"]
@@ -49,7 +49,7 @@ def test_sweep_lines_compare_every_weight_with_the_one_used():
              100.0: outcome([0.56, 0.57], [-146.0, -147.0], clusters=10.0)}
     lines = ch05.sweep_lines(sweep, 30.0)
     assert len(lines) == 2 and lines[0].startswith("λ = 0 uses 7.0 clusters, λ = 30 10.0; test accuracy: λ = 30 is "
-                                                   "better by 14.5 percentage points")
+                                                   "better than λ = 0 by 14.5 percentage points")
     assert "test ELBO: no difference between λ = 0 and λ = 30 at this budget" in lines[0]
     assert "test accuracy: no difference between λ = 100 and λ = 30" in lines[1]
 
@@ -72,7 +72,7 @@ def test_ranking_line_says_when_the_intervals_rank_nothing():
 
 def test_budget_line_compares_the_two_budgets():
     line = ch05.budget_line(outcome([0.80, 0.78, 0.84]), outcome([0.57, 0.55, 0.60]), (50000, 3), (5000, 3))
-    assert line.startswith("training budget: 3 epochs on 50,000 images is better by 23.3 percentage points")
+    assert line.startswith("training budget: 3 epochs on 50,000 images is better than 3 epochs on 5,000 images by 23.3 percentage points")
     same = ch05.budget_line(outcome([0.60, 0.50]), outcome([0.55, 0.56]), (50000, 1), (5000, 3))
     assert "no difference between 1 epoch on 50,000 images and 3 epochs on 5,000 images" in same
 

@@ -23,8 +23,8 @@ def test_likelihoods_rank_only_under_an_interval_that_excludes_zero():
                                   LABELS)
     assert len(lines) == 3
     assert "no difference between PixelVAE and PixelCNN at this budget" in lines[0]
-    assert "PixelVAE is better by 30.00 nats" in lines[1]
-    assert "PixelVAE up is better by 9.97 nats" in lines[2]
+    assert "PixelVAE is better than conv VAE by 30.00 nats" in lines[1]
+    assert "PixelVAE up is better than PixelVAE by 9.97 nats" in lines[2]
 
 
 def test_one_seed_describes_and_does_not_rank():
@@ -74,7 +74,7 @@ def test_one_seed_with_per_image_values_compares_over_the_test_images():
     for name, o in out.items():
         o.runs[0]["test_nll_nats_per_image"] = per_image[name]
     lines = ch06.likelihood_lines(out, LABELS)
-    assert lines[0].startswith("likelihoods: PixelVAE is better by 4.62 nats")
+    assert lines[0].startswith("likelihoods: PixelVAE is better than PixelCNN by 4.62 nats")
     assert "over 4 test images, one seed" in lines[0]
     assert "no difference between PixelVAE and conv VAE at this budget" in lines[1]
 
@@ -136,8 +136,8 @@ def test_dynamic_lines_compare_the_same_test_images_paired():
     dyn = outcomes({"vae_conv": [120.0, 122.0, 121.0], "pixelvae": [90.0, 91.0, 92.0]})
     stat = outcomes({"vae_conv": [118.0, 120.1, 119.0], "pixelvae": [90.2, 91.1, 91.6]})
     lines = ch06.dynamic_lines(dyn, stat, LABELS, 10)
-    assert lines[0].startswith("dynamic MNIST (K=10): PixelVAE is better by 30.00 nats")
-    assert lines[1] == ("same training and test images, conv VAE: static binarization is better by 1.97 nats "
+    assert lines[0].startswith("dynamic MNIST (K=10): PixelVAE is better than conv VAE by 30.00 nats")
+    assert lines[1] == ("same training and test images, conv VAE: static binarization is better than dynamic by 1.97 nats "
                         "(95 % CI 1.82 to 2.11 over 3 seeds)")  # t(2) interval of 2.0, 1.9, 2.0
     assert "no difference between dynamic and static binarization" in lines[2]
 

@@ -22,7 +22,7 @@ def test_variants_are_compared_with_air_on_the_seeds_they_share():
                               "air_nvil": outcome("air_nvil", [0], [0.3])}, LABELS, 0.9, PAIRS)
     assert lines[0].endswith("no run below 85 %: missed, and a run is below 85 % (35.0 %)")
     assert "0/3 runs learned" in lines[0]
-    assert "3/3 runs learned to count" in lines[1] and "Difference-AIR is better by 56.3 percentage points" in lines[1]
+    assert "3/3 runs learned to count" in lines[1] and "Difference-AIR is better than AIR by 56.3 percentage points" in lines[1]
     assert "cannot tell them apart" in lines[2]
     assert "AIR, NVIL count − AIR = −10.0 percentage points on one seed" in lines[2]
     assert lines[3] == "how many: every run of Difference-AIR learned to count"
@@ -63,7 +63,7 @@ def test_pairs_compare_the_ablations_they_name_and_skip_absent_ones():
     pairs = [("air", "air_thesis_pres_init"), ("air_gaussian", "air_thesis_pres_init"), ("air_nvil", "air")]
     lines = ch07.count_lines(runs, LABELS, 0.9, pairs)
     assert len(lines) == 4  # AIR, two pairs (NVIL did not run), how many
-    assert lines[1].startswith("AIR: 98.7") and "against AIR, logit 2 on the same seeds: AIR is better by" in lines[1]
+    assert lines[1].startswith("AIR: 98.7") and "against AIR, logit 2 on the same seeds: AIR is better than AIR, logit 2 by" in lines[1]
     assert "over 2 seeds" in lines[2], "only seeds 1 and 2 are shared"
     assert lines[3] == "how many: every run of AIR, AIR, Gaussian, logit 2 learned to count"
     assert ch07.paired(runs["air_gaussian"], runs["air_thesis_pres_init"]) == ([0.99, 0.995], [0.33, 0.58])

@@ -47,6 +47,16 @@ def test_record_has_exactly_the_documented_fields(run, isolated_records):
     assert on_disk["code_sha256"] == code_hashes()
 
 
+def test_the_commit_is_the_one_the_run_started_from(isolated_records, monkeypatch, capsys):
+    """A commit made (or a file edited) while a chapter runs must not change what its record says it ran."""
+    import c2f.book.records as records
+    monkeypatch.setattr(records, "git_commit", lambda: "aaaaaaa")
+    started = Run.start("01_vae", declared_parameters("01_vae"))
+    monkeypatch.setattr(records, "git_commit", lambda: "bbbbbbb-dirty")
+    assert started.finish()["git_commit"] == "aaaaaaa"
+    assert "`aaaaaaa`" in started.card()
+
+
 def test_code_hashes_cover_the_imported_c2f_modules_only():
     """Every imported c2f module, by path relative to the package's parent, with its file's sha256; the
     model families are imported lazily, so `from c2f.models import VAE` adds c2f/models/vae.py only."""

@@ -24,7 +24,7 @@ def test_interval_over_seeds_is_scipys_t_interval():
     assert c.difference.mean == pytest.approx(np.mean(np.subtract(a, b)))
     assert c.differences == pytest.approx(tuple(np.subtract(a, b)))
     assert c.verdict == "A better" and c.better == "the LVAE", "a lower NLL is better"
-    assert c.sentence() == (f"the LVAE is better by {-c.difference.mean:.1f} nats (95 % CI {-high:.1f} to "
+    assert c.sentence() == (f"the LVAE is better than the HVAE by {-c.difference.mean:.1f} nats (95 % CI {-high:.1f} to "
                             f"{-low:.1f} over 4 seeds)")
 
 
