@@ -90,7 +90,7 @@ TOLERANCES: list[Tolerance] = [
     Tolerance(r"codec/rate_over_kl/\w+", 0.0, rel=0.05, kind="learned codec: real rate over its KL (by analogy)"),
     Tolerance(r"codec/bd_rate_vs_\w+/\w+", 2.0, kind="BD-rate against a standard codec (percent; by analogy)"),
     Tolerance(r"meaning/.*/cosine@\d+", 1e-4, spread=6.2e-6, kind="consistency of a latent's effect (cosine)"),
-    Tolerance(r".*/parameters", 0.5, kind="parameter counts (exact)"),
+    Tolerance(r".*/parameters(_std)?", 0.5, kind="parameter counts (exact)"),
     # chapter 06: shares of samples (groups of 5; 40 samples per seed in the smoke profile, so one sample is
     # 0.025) that keep their group's class under the MNIST classifier (by analogy with the accuracies)
     Tolerance(r".*/class_(kept_fixed_z|kept_fixed_noise|chance)(_std|_worst)?", 0.05,
@@ -100,7 +100,7 @@ TOLERANCES: list[Tolerance] = [
               kind="pixels changed by a redraw (mean count)"),
     Tolerance(r".*/(kl_layer_\d+|kl_group_\d+|kl_iter_\d+|kl_part_\d+)(_std)?", 0.01, spread=0.0032,
               kind="KL of one layer, group, iteration or part of latents (nats)"),
-    Tolerance(r".*/(test_)?kl_nats(_std)?", 0.15, spread=0.05, kind="KL of a model (nats)"),
+    Tolerance(r".*/(test_)?kl_nats(_std|_worst)?", 0.15, spread=0.05, kind="KL of a model (nats)"),
     Tolerance(r".*/(test_|train_|completed_)?(elbo|nll|recon|log_likelihood)_nats(@\d+)?(_std|_worst)?", 0.6,
               spread=0.19, kind="ELBO, NLL, reconstruction (nats)"),
     # chapter 08's coarse-to-fine measure: the rate and distortion of each prefix of a code, and the class
