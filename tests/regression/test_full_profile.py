@@ -19,8 +19,9 @@ from c2f.book.runner import REFERENCE_ENV, run_task
 
 CHAPTERS = chapter_paths()
 # the parameters a shrink mapping may set: sizes of data, training length, seeds, samples, shown images
+# (chapter 06's class_groups: how many groups of samples the class-kept measure draws; chapter 08's decode_draws)
 SHRINKABLE = re.compile(r"n_seeds|\w+_seeds|(\w+_)?epochs(_\w+)?|(\w+_)?(train|test)_size|iw_samples|\w+_steps"
-                        r"|\w+_samples|\w+_images|\w+_scenes|\w+_every|n_show")
+                        r"|\w+_samples|\w+_images|\w+_scenes|\w+_every|\w+_draws|n_show|class_groups")
 
 
 def _shrink(path) -> dict:
