@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from c2f.book.chapters import declared_parameters, resolve_parameters
-from c2f.models import DVAE, MSVAE, PixelVAE
-from c2f.models import ProgressiveConfig, VAEConfig
+from c2f.models import DVAE, MSVAE, PixelVAE, ProgressiveConfig, VAEConfig
 from c2f.models.factory import (AIR_KINDS, HIERARCHY_KINDS, PIXEL_KINDS, SYNTHESIS_FAMILIES, VAE_ARCHS, air_model,
                                 convdraw_model, dvae_model, hierarchy_model, pixelvae_model, progressive_model,
                                 synthesis_model, vae_model)
