@@ -340,9 +340,9 @@ display(summary_table.style.set_caption(f"decoded-image class accuracy, mean ± 
 #
 # The lines below are computed from this page's numbers, whatever its profile: each family on the common
 # axes, then every pair of families compared on the area up to the middle rate and at the largest rate through
-# `c2f.stats.compare` (paired over seeds, 95 % interval): only the differences whose interval excludes 0 are
-# listed, the rest are "no difference at this budget". Last, whether the progressive models' one-unit groups
-# and the flat VAE's units, taken by KL, lie on one curve.
+# `c2f.stats.compare` (paired over seeds, 95 % interval): the differences whose interval excludes 0 one by
+# one, then the pairs whose interval contains 0, named as "no difference at this budget". Last, whether the
+# progressive models' one-unit groups and the flat VAE's units, taken by KL, lie on one curve.
 
 # %%
 mid, last = summary_rates[len(summary_rates) // 2], summary_rates[-1]

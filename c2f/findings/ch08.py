@@ -38,7 +38,7 @@ def family_line(family: str, chapter: str, order: str, at: dict[float, list[floa
 def differences(values: dict[str, list[float]], what: str) -> list[str]:
     """Every pair of families compared on `what` (an accuracy, a value per seed, the same seeds for all)
     through :func:`c2f.stats.compare`: the differences whose 95 % interval excludes 0, one line each, then
-    how many pairs show no difference at this budget (or cannot be told apart with one seed)."""
+    the pairs that show no difference at this budget, named (or how many cannot be told apart with one seed)."""
     lines, none, cannot = [], [], []
     for a, b in combinations(values, 2):
         c = compare(values[a], values[b], "accuracy", names=(a, b))
@@ -47,7 +47,7 @@ def differences(values: dict[str, list[float]], what: str) -> list[str]:
         else:
             (cannot if c.verdict == CANNOT_TELL else none).append(f"{a}–{b}")
     if none:
-        lines.append(f"{what}: {NO_DIFFERENCE} for the other {len(none)} pair(s)")
+        lines.append(f"{what}: {NO_DIFFERENCE} for the other {len(none)} pair(s): {', '.join(none)}")
     if cannot:
         lines.append(f"{what}: {len(cannot)} pair(s) {CANNOT_TELL}")
     return lines

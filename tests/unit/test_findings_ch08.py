@@ -18,7 +18,7 @@ def test_differences_keep_only_those_that_survive_their_interval():
                               "lvae": [0.81, 0.78, 0.82]}, "area to 10 nats")
     assert lines[0].startswith("area to 10 nats, vae against convdraw: convdraw is better than vae by 0.110")
     assert lines[1].startswith("area to 10 nats, convdraw against lvae: convdraw is better than lvae by 0.107")
-    assert lines[2] == "area to 10 nats: no difference at this budget for the other 1 pair(s)"
+    assert lines[2] == "area to 10 nats: no difference at this budget for the other 1 pair(s): vae–lvae"
     assert ch08.differences({"a": [0.1], "b": [0.2]}, "x") == ["x: 1 pair(s) cannot tell (one seed)"]
 
 
