@@ -25,7 +25,7 @@ book: setup
 ## Unit tests (and the test of the benchmarks' ensemble), the nbval regression run of the smoke notebooks, the smoke-record metrics, the book build.
 test: setup
 	$(PYTEST) tests/unit benchmarks/test_ensemble.py tests/notebooks tests/regression --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider --durations=15
 
 ## The quick path while you work: unit tests not marked slow (a couple of minutes).
 test-fast: setup
