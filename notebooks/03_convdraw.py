@@ -112,11 +112,11 @@ seeds = seed_list(seed, n_seeds)
 # The `full` and `gpu` profiles train the same code at scale. The record card lists every parameter.
 
 # %%
-cfg = convdraw_model(run.params).cfg
-total_latents = cfg.total_latents
+untrained = convdraw_model(run.params)  # for its configuration and size; each trial builds its own
+cfg, n_draw, total_latents = untrained.cfg, parameter_count(untrained), untrained.cfg.total_latents
 train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=100.0)
 print(f"Conv-DRAW: T = {iterations} iterations × {cfg.latents_per_iteration} latents = {total_latents} latents; "
-      f"{parameter_count(convdraw_model(run.params)):,} parameters")
+      f"{n_draw:,} parameters")
 
 # %% [markdown]
 # ## 1. Likelihood, against a VAE with the same number of latents
@@ -441,7 +441,6 @@ print(f"mean cosine of the changes: Conv-DRAW {c_draw:.2f} (iterations 1–{iter
 # %%
 from IPython.display import Markdown  # noqa: E402
 
-n_draw = parameter_count(convdraw_model(run.params))
 n_vae = parameter_count(vae_model("conv", {"latent_dim": total_latents}))
 lines = ["**Criticism 1: a VAE with as many latents.** " + "; ".join(findings.likelihood_gaps(
     likelihood, total_latents, iw_samples)) + f". What differs besides the architecture: the VAE has {n_vae:,} "
